@@ -1,0 +1,83 @@
+"""nox sessions: per-backend tests, lint, fuzz, nightly Keras, oldest Keras, registry docs.
+
+`nox -l` lists them. Each backend session installs only that backend's extra and selects only
+that backend, so a CI job proves the suite runs where only one backend is installed.
+"""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.reuse_existing_virtualenvs = True
+nox.options.sessions = ["lint", "tests"]
+
+PYTHONS = ["3.10", "3.11", "3.12"]
+BACKENDS = ["tensorflow", "torch", "jax", "numpy", "openvino"]
+#: The oldest Keras 3 release the suite claims to run on, with what it needs to import.
+OLDEST_KERAS = ["keras==3.1.0", "numpy<2"]
+# The pip extra that brings each backend's library (the Keras NumPy backend convolves with jax).
+EXTRA = {"tensorflow": "tensorflow", "torch": "torch", "jax": "jax", "numpy": "jax",
+         "openvino": "openvino"}
+
+
+def _install(session: nox.Session, backend: str, *keras: str) -> None:
+    if backend == "torch":
+        # Pinned first: an unpinned torch pulls a multi-GB CUDA build (see README).
+        session.install("torch==2.13.0")
+    session.install("-e", f".[{EXTRA[backend]},dev]")
+    if keras:
+        session.install(*keras)
+
+
+def _suite(session: nox.Session, backend: str, profile: str) -> None:
+    report = f"conv-parity-report/{session.name}"
+    session.run("pytest", f"--conv-backends={backend}", f"--conv-profile={profile}",
+                f"--conv-report={report}", *session.posargs)
+
+
+@nox.session(python=PYTHONS)
+@nox.parametrize("backend", BACKENDS)
+def tests(session: nox.Session, backend: str) -> None:
+    """The repo's tests and the suite (default profile) with only `backend` installed."""
+    _install(session, backend)
+    _suite(session, backend, "default")
+
+
+@nox.session(python=PYTHONS)
+@nox.parametrize("backend", BACKENDS)
+def nightly(session: nox.Session, backend: str) -> None:
+    """The suite against keras-nightly (full profile)."""
+    _install(session, backend)
+    session.run("pip", "uninstall", "-y", "keras")
+    session.install("--pre", "keras-nightly")
+    _suite(session, backend, "full")
+
+
+@nox.session(python=PYTHONS)
+@nox.parametrize("backend", BACKENDS)
+def oldest(session: nox.Session, backend: str) -> None:
+    """The suite against the oldest Keras 3 release we claim to support."""
+    _install(session, backend, *OLDEST_KERAS)
+    _suite(session, backend, "default")
+
+
+@nox.session(python=False)
+def lint(session: nox.Session) -> None:
+    """ruff over the whole tree (run from the dev environment)."""
+    session.run("ruff", "check", ".")
+
+
+@nox.session(python=PYTHONS[-1])
+def fuzz(session: nox.Session) -> None:
+    """A long hypothesis campaign over every backend (nightly profile, persisted database)."""
+    session.install("torch==2.13.0")
+    session.install("-e", ".[all,dev]")
+    budget = session.posargs[0] if session.posargs else "1800"
+    session.run("conv-parity", "fuzz", "--time-budget", budget, "--report",
+                "conv-parity-report/fuzz")
+
+
+@nox.session(python=False)
+def registry(session: nox.Session) -> None:
+    """Regenerate docs/known-discrepancies.md from the registry."""
+    session.run("python", "-m", "conv_parity.registry", "--write", "docs/known-discrepancies.md")

@@ -1,0 +1,196 @@
+"""`ConvCase`: one configuration under test, as a frozen, hashable, JSON-serialisable value.
+
+A case names the layer or op, its canonical keyword arguments, the input shape, dtype, seed and
+mode. Inputs and weights are *derived* from it (:meth:`ConvCase.arrays`) in the parent process,
+so every backend sees identical bits and a case can be reproduced from its JSON alone.
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from conv_parity import kinds
+from conv_parity.errors import UsageError
+
+DTYPES = ("float16", "float32", "float64")
+MODES = ("eager",)
+
+_ABBREV = {
+    "filters": "f",
+    "kernel_size": "k",
+    "pool_size": "p",
+    "strides": "s",
+    "dilation_rate": "d",
+    "groups": "g",
+    "depth_multiplier": "m",
+    "output_padding": "op",
+}
+
+
+def _freeze(value: Any) -> Any:
+    if isinstance(value, list):
+        return tuple(_freeze(v) for v in value)
+    return value
+
+
+@dataclass(frozen=True)
+class ConvCase:
+    """A configuration under test. Build it with :meth:`make`, which canonicalises kwargs."""
+
+    layer: str
+    kwargs_items: tuple[tuple[str, Any], ...]
+    input_shape: tuple[int, ...]
+    dtype: str = "float32"
+    seed: int = 0
+    mode: str = "eager"
+
+    @classmethod
+    def make(
+        cls,
+        layer: str,
+        kwargs: Mapping[str, Any],
+        input_shape: Sequence[int],
+        dtype: str = "float32",
+        seed: int | None = None,
+        mode: str = "eager",
+    ) -> ConvCase:
+        """A case with canonical kwargs; UsageError naming the bad value otherwise.
+
+        ``seed=None`` derives the seed from the configuration itself, so a case's data is a
+        function of its id and ids need not carry a seed.
+        """
+        if not isinstance(input_shape, (list, tuple)) or not all(
+            isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in input_shape
+        ):
+            raise UsageError(f"input_shape must be a sequence of ints >= 0, got {input_shape!r}")
+        kind = kinds.get_kind(layer)
+        expected = None if kind.rank is None else kind.rank + 2
+        if expected is not None and len(input_shape) != expected:
+            raise UsageError(
+                f"{layer} takes inputs of rank {expected} (batch, {kind.rank} spatial, channels), "
+                f"got input_shape={tuple(input_shape)!r}"
+            )
+        if dtype not in DTYPES:
+            raise UsageError(f"dtype must be one of {DTYPES}, got {dtype!r}")
+        if mode not in MODES:
+            raise UsageError(f"mode must be one of {MODES}, got {mode!r}")
+        canon = kinds.canonicalize(layer, kwargs, input_shape)
+        case = cls(layer, tuple(canon.items()), tuple(input_shape), dtype, 0, mode)
+        if seed is None:
+            seed = case.default_seed
+        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
+            raise UsageError(f"seed must be an int in [0, 2**32), got {seed!r}")
+        return cls(layer, tuple(canon.items()), tuple(input_shape), dtype, seed, mode)
+
+    @property
+    def default_seed(self) -> int:
+        """The seed derived from the configuration (the id without a seed part)."""
+        return zlib.crc32(self._base_id().encode()) % (2**31)
+
+    @property
+    def kind(self) -> kinds.Kind:
+        return kinds.get_kind(self.layer)
+
+    @property
+    def kwargs(self) -> dict[str, Any]:
+        """Canonical keyword arguments, geometry included for ops."""
+        return dict(self.kwargs_items)
+
+    @property
+    def call_kwargs(self) -> dict[str, Any]:
+        """What the layer constructor / op receives (op geometry removed)."""
+        return kinds.call_kwargs(self.layer, self.kwargs)
+
+    def weight_shapes(self) -> list[tuple[int, ...]]:
+        return kinds.weight_shapes(self.layer, self.kwargs, self.input_shape)
+
+    def arrays(self) -> tuple[np.ndarray, list[np.ndarray]]:
+        """The input and weights, made from the seed (standard normal, never all-ones/arange).
+
+        Weights are scaled by 1/sqrt(fan-in) so outputs stay O(1) and float16 does not overflow.
+        Generated in float64 then cast, so the reference sees exactly the bits the backend sees.
+        """
+        rng = np.random.default_rng(self.seed)
+        x = rng.standard_normal(self.input_shape).astype(self.dtype)
+        weights = []
+        for shape in self.weight_shapes():
+            fan_in = max(1, int(np.prod(shape[:-1])))
+            w = rng.standard_normal(shape) / np.sqrt(fan_in)
+            weights.append(w.astype(self.dtype))
+        return x, weights
+
+    @property
+    def id(self) -> str:
+        """A short readable id, stable across runs: used as the pytest id and file names.
+
+        The seed appears (as ``-r<seed>``) only when it is not the configuration's default.
+        """
+        base = self._base_id()
+        if self.seed != self.default_seed:
+            base += f"-r{self.seed}"
+        return base
+
+    def _base_id(self) -> str:
+        kw = self.kwargs
+        parts = [self.layer]
+        for key in ("filters", "kernel_size", "pool_size", "strides", "padding", "data_format",
+                    "dilation_rate", "groups", "depth_multiplier", "output_padding"):
+            if key not in kw:
+                continue
+            value = kw[key]
+            if key == "padding":
+                parts.append(value)
+            elif key == "data_format":
+                parts.append("first" if value == "channels_first" else "last")
+            elif key == "output_padding" and value is None:
+                continue
+            elif value is None:
+                parts.append(f"{_ABBREV[key]}-")
+            elif isinstance(value, tuple):
+                parts.append(_ABBREV[key] + "x".join(map(str, value)))
+            else:
+                parts.append(f"{_ABBREV[key]}{value}")
+        if kw.get("use_bias") is False:
+            parts.append("nobias")
+        if kw.get("activation"):
+            parts.append(kw["activation"])
+        parts.append("in" + "x".join(map(str, self.input_shape)))
+        parts.append(self.dtype)
+        if self.mode != "eager":
+            parts.append(self.mode)
+        return "-".join(parts)
+
+    def to_json(self) -> dict[str, Any]:
+        kw = {k: list(v) if isinstance(v, tuple) else v for k, v in self.kwargs_items}
+        return {
+            "layer": self.layer,
+            "kwargs": kw,
+            "input_shape": list(self.input_shape),
+            "dtype": self.dtype,
+            "seed": self.seed,
+            "mode": self.mode,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ConvCase:
+        try:
+            kwargs = {k: _freeze(v) for k, v in data["kwargs"].items()}
+            return cls.make(
+                data["layer"],
+                kwargs,
+                tuple(data["input_shape"]),
+                data.get("dtype", "float32"),
+                data.get("seed"),
+                data.get("mode", "eager"),
+            )
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise UsageError(f"malformed case JSON ({exc}): {json.dumps(data)[:200]}") from None
+
+    def __str__(self) -> str:
+        return self.id

@@ -1,0 +1,121 @@
+"""Comparison of one backend's output with the reference: shape, then dtype, then values.
+
+The value check uses an accumulation-scaled tolerance (see :func:`tolerance`), and NaN/inf are
+compared, never masked. This module knows nothing about processes or pytest: it takes arrays and
+returns a :class:`ValueCheck`, so the engine, the CLI and the fuzzer share one definition.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+#: rtol = RTOL_EPS_FACTOR * eps(dtype), applied to the accumulated magnitude B (see tolerance()).
+RTOL_EPS_FACTOR = 64.0
+
+
+@dataclass(frozen=True)
+class ValueCheck:
+    """The result of comparing values of equal shape."""
+
+    ok: bool
+    mismatches: int
+    max_abs_err: float
+    worst_index: tuple[int, ...] | None
+    worst_value: float | None
+    worst_reference: float | None
+    worst_tolerance: float | None
+    max_tolerance: float
+
+
+def rtol_for(dtype: str | np.dtype) -> float:
+    return RTOL_EPS_FACTOR * float(np.finfo(np.dtype(dtype)).eps)
+
+
+def tolerance(reference: np.ndarray, magnitude: np.ndarray, dtype: str | np.dtype) -> np.ndarray:
+    """Per-element tolerance ``atol + rtol * B + 2 * eps * |y_ref|``.
+
+    Why these terms:
+
+    * ``B`` (the same convolution on ``|x|`` and ``|w|``, plus ``|bias|``) bounds the size of
+      every partial sum, so it is the natural scale of rounding error in a sum of products; a
+      relative test on ``|y_ref|`` alone would fail wherever large terms cancel.
+    * ``rtol = 64 * eps(dtype)``: inputs and weights are exactly representable (they are made in
+      the case's dtype), so the error comes from products and accumulation only. Blocked or
+      pairwise summation of K terms errs by about ``log2(K) * eps * B`` and plain recursive
+      summation typically by ``sqrt(K) * eps * B``; 64 covers K up to ~4096 with margin, and
+      also the few-eps extra error of Winograd/FFT algorithms oneDNN and XLA pick. Real bugs
+      (a shifted pixel, a wrong pad, a dropped bias) err by O(B), thousands of times more.
+    * ``2 * eps * |y_ref|``: rounding of the result itself and of a 1-Lipschitz activation.
+    * ``atol``: the smallest normal number times 100, so exact zeros compare equal to denormals
+      a backend produces when it flushes or does not flush them.
+    """
+    info = np.finfo(np.dtype(dtype))
+    eps = float(info.eps)
+    atol = 100.0 * float(info.tiny)
+    return atol + rtol_for(dtype) * np.abs(magnitude) + 2.0 * eps * np.abs(reference)
+
+
+def reference_error_bound(magnitude: np.ndarray, reduction_size: int) -> float:
+    """The float64 reference's own worst-case rounding error, ``K * eps64 * max(B)``.
+
+    Checked before a value discrepancy is declared (PyTorch's tie-break idea): if the reference
+    itself could be this wrong, the harness, not the backend, is at fault.
+    """
+    if magnitude.size == 0:
+        return 0.0
+    return float(reduction_size * np.finfo(np.float64).eps * np.nanmax(np.abs(magnitude)))
+
+
+def compare_values(
+    output: np.ndarray,
+    reference: np.ndarray,
+    magnitude: np.ndarray,
+    dtype: str | np.dtype,
+    reference_error: float = 0.0,
+) -> ValueCheck:
+    """Element-wise comparison; NaN must meet NaN, inf must meet the same inf.
+
+    `reference_error` (from :func:`reference_error_bound`) widens the tolerance by what the
+    reference itself may have got wrong, so a discrepancy is declared only when the reference
+    cannot explain it: negligible for float32/float16, decisive for float64 cases.
+    """
+    out = np.asarray(output, dtype=np.float64)
+    ref = np.asarray(reference, dtype=np.float64)
+    tol = tolerance(ref, magnitude, dtype) + reference_error
+    if out.size == 0:
+        return ValueCheck(True, 0, 0.0, None, None, None, None, 0.0)
+    with np.errstate(invalid="ignore", over="ignore"):
+        err = np.abs(out - ref)
+        ref_nan, out_nan = np.isnan(ref), np.isnan(out)
+        ref_inf, out_inf = np.isinf(ref), np.isinf(out)
+        finite = ~(ref_nan | ref_inf)
+        bad = np.zeros(out.shape, dtype=bool)
+        bad |= ref_nan != out_nan
+        bad |= ref_inf & (out != ref)
+        bad |= finite & ~out_nan & ~out_inf & (err > tol)
+        bad |= finite & (out_nan | out_inf)
+        # The error to report: inf where one side is non-finite and they disagree.
+        shown = np.where(bad & ~(finite & np.isfinite(out)), np.inf, np.where(finite, err, 0.0))
+        shown = np.where(np.isnan(shown), np.inf, shown)
+    mismatches = int(bad.sum())
+    max_abs_err = float(shown.max())
+    # Worst element: the largest error relative to its tolerance among the mismatches.
+    if mismatches:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.where(bad, shown / np.maximum(tol, np.finfo(np.float64).tiny), -1.0)
+        flat = int(np.nanargmax(ratio))
+    else:
+        flat = int(np.argmax(shown))
+    idx = tuple(int(i) for i in np.unravel_index(flat, out.shape))
+    return ValueCheck(
+        ok=mismatches == 0,
+        mismatches=mismatches,
+        max_abs_err=max_abs_err,
+        worst_index=idx,
+        worst_value=float(out[idx]),
+        worst_reference=float(ref[idx]),
+        worst_tolerance=float(tol[idx]),
+        max_tolerance=float(tol.max()),
+    )

@@ -1,0 +1,267 @@
+"""The conformance engine: cases in, one verdict per case x backend out.
+
+One engine serves both front doors (the pytest plugin and the CLI). For a batch of cases it
+makes the inputs in the parent, computes the reference, sends the whole batch to every backend
+worker at once (one round trip per backend, backends concurrently), then classifies each result
+(:mod:`conv_parity.verdict`), applies the known-discrepancy registry, and for failures adds the
+diagnosis, a heatmap of the error and a standalone repro script.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import platform
+import sys
+import tempfile
+import threading
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from conv_parity import BACKENDS, __version__, reference
+from conv_parity.case import ConvCase
+from conv_parity.errors import InvalidConfig, UsageError
+from conv_parity.registry import Registry, installed_keras_version
+from conv_parity.verdict import Outcome, Reference, classify
+from conv_parity.workers import BackendInfo, WorkerPool, WorkItem
+
+#: The Python module each backend needs; the Keras NumPy backend computes conv with jax.lax.
+_BACKEND_MODULES = {
+    "tensorflow": ("tensorflow",),
+    "torch": ("torch",),
+    "jax": ("jax",),
+    "numpy": ("jax",),
+    "openvino": ("openvino",),
+}
+DEFAULT_TIMEOUT = 120.0
+DEFAULT_CHUNK = 16
+
+
+def installed_backends() -> list[str]:
+    """Backends whose libraries are installed (found without importing them: cheap)."""
+    return [
+        b for b in BACKENDS
+        if all(importlib.util.find_spec(m) is not None for m in _BACKEND_MODULES[b])
+    ]
+
+
+def parse_backends(spec: str | Sequence[str] | None) -> tuple[list[str], bool]:
+    """(backends, explicit): None/"all"/"" means every installed backend (not explicit)."""
+    if spec is None or spec in ("", "all") or (not isinstance(spec, str) and not spec):
+        return installed_backends(), False
+    names = [s.strip() for s in spec.split(",")] if isinstance(spec, str) else list(spec)
+    names = [n for n in names if n]
+    unknown = [n for n in names if n not in BACKENDS]
+    if unknown:
+        raise UsageError(
+            f"unknown backend {', '.join(map(repr, unknown))}; choose from {', '.join(BACKENDS)}"
+        )
+    missing = [n for n in names if n not in installed_backends()]
+    if missing:
+        need = ", ".join(f"{n} (needs {'/'.join(_BACKEND_MODULES[n])})" for n in missing)
+        raise UsageError(f"backend not installed here: {need}; see `conv-parity backends`")
+    return list(dict.fromkeys(names)), True
+
+
+def _reduction_size(case: ConvCase) -> int:
+    kw = case.kwargs
+    window = kw.get("kernel_size") or kw.get("pool_size") or (1,)
+    channels = max(case.input_shape) if case.input_shape else 1
+    return int(np.prod(window)) * max(1, channels) * max(1, kw.get("filters", 1) or 1)
+
+
+def compute_reference(case: ConvCase, x: np.ndarray, weights: list[np.ndarray]) -> Reference:
+    """The spec's answer for a case: its output and magnitude, or its rejection.
+
+    The reference gets the full canonical kwargs: for ops, the geometry (kernel_size, filters)
+    is what its shape rule needs, and forward() ignores it in favour of the kernel arrays.
+    """
+    kwargs = case.kwargs
+    try:
+        shape = reference.output_shape(case.layer, case.input_shape, **kwargs)
+        out = reference.forward(case.layer, x, weights, **kwargs)
+        mag = reference.magnitude(case.layer, x, weights, **kwargs)
+    except InvalidConfig as exc:
+        return Reference(invalid=str(exc))
+    return Reference(tuple(shape), out, mag, reduction_size=_reduction_size(case))
+
+
+class Engine:
+    """Runs cases on backend workers and judges them. Use as a context manager or close()."""
+
+    def __init__(
+        self,
+        backends: Sequence[str] | str | None = None,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        report_dir: Path | str | None = None,
+        extra_env: dict[str, str] | None = None,
+        registry: Registry | None = None,
+        diagnose: bool = True,
+    ) -> None:
+        self.backends, self.explicit = parse_backends(backends)
+        if timeout is None or not timeout > 0:
+            raise UsageError(f"timeout must be a positive number of seconds, got {timeout!r}")
+        self.report_dir = Path(report_dir) if report_dir is not None else None
+        self.registry = registry if registry is not None else Registry.load()
+        self.keras_version = installed_keras_version()
+        self.diagnose = diagnose
+        log_dir = self.report_dir / "logs" if self.report_dir else None
+        if log_dir:
+            log_dir.mkdir(parents=True, exist_ok=True)
+        self.pool = WorkerPool(timeout=timeout, log_dir=log_dir, extra_env=extra_env)
+        self._started = False
+        self._lock = threading.Lock()
+        self._cache: dict[tuple[ConvCase, str], Outcome] = {}
+        self._chunk_of: dict[ConvCase, list[ConvCase]] = {}
+
+    # -- life cycle -------------------------------------------------------------------------
+    def start(self) -> None:
+        """Start every backend worker concurrently (idempotent, non-blocking)."""
+        if not self._started:
+            self.pool.start(self.backends)
+            self._started = True
+
+    def close(self) -> None:
+        self.pool.close()
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def info(self, backend: str) -> BackendInfo:
+        self.start()
+        return self.pool.info(backend)
+
+    def environment(self) -> dict[str, Any]:
+        """Versions of everything under test, as report.json's `environment`."""
+        self.start()
+        return {
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "conv_parity": __version__,
+            "keras": self.keras_version,
+            "numpy": np.__version__,
+            "backends": {b: self.pool.info(b).to_json() for b in self.backends},
+        }
+
+    # -- running ----------------------------------------------------------------------------
+    def plan(self, cases: Iterable[ConvCase], chunk: int = DEFAULT_CHUNK) -> None:
+        """Declare the cases this process will ask for, in order, so they run in batches."""
+        ordered = list(dict.fromkeys(cases))
+        for i in range(0, len(ordered), chunk):
+            group = ordered[i : i + chunk]
+            for case in group:
+                self._chunk_of[case] = group
+
+    def outcome(self, case: ConvCase, backend: str) -> Outcome:
+        """The verdict for one case on one backend, running its whole planned batch if needed."""
+        if backend not in self.backends:
+            raise UsageError(f"backend {backend!r} is not selected (selected: {self.backends})")
+        with self._lock:
+            if (case, backend) not in self._cache:
+                group = self._chunk_of.get(case, [case])
+                todo = [c for c in group if (c, backend) not in self._cache] or [case]
+                if case not in todo:
+                    todo.append(case)
+                self._run(todo)
+            return self._cache[(case, backend)]
+
+    def check(self, cases: Iterable[ConvCase], mutation: str | None = None) -> list[Outcome]:
+        """Every case on every selected backend; outcomes ordered by case, then backend."""
+        case_list = list(cases)
+        with self._lock:
+            if mutation is None:
+                todo = [c for c in dict.fromkeys(case_list)
+                        if any((c, b) not in self._cache for b in self.backends)]
+                self._run(todo)
+                return [self._cache[(c, b)] for c in case_list for b in self.backends]
+            return self._evaluate(case_list, mutation)
+
+    def _run(self, cases: list[ConvCase]) -> None:
+        for outcome in self._evaluate(cases, None):
+            self._cache[(outcome.case, outcome.backend)] = outcome
+
+    def _evaluate(self, cases: list[ConvCase], mutation: str | None) -> list[Outcome]:
+        if not cases:
+            return []
+        self.start()
+        prepared = []
+        for case in cases:
+            x, weights = case.arrays()
+            prepared.append((case, x, weights, compute_reference(case, x, weights)))
+        items = [WorkItem(case=c, x=x, weights=w, mutation=mutation) for c, x, w, _ in prepared]
+        results = self.pool.run_many({b: items for b in self.backends})
+        outcomes: list[Outcome] = []
+        for i, (case, x, weights, ref) in enumerate(prepared):
+            per_backend = {b: results[b][i] for b in self.backends}
+            available = [r for r in per_backend.values() if r.status != "unavailable"]
+            all_raised = bool(available) and all(r.status == "error" for r in available)
+            for b, res in per_backend.items():
+                out = classify(
+                    case, ref, res,
+                    every_available_backend_raised=all_raised,
+                    available_backends=len(available),
+                )
+                if res.status == "unavailable" and self.explicit:
+                    out.verdict = "crash"
+                    out.message = f"{b} was requested explicitly but cannot start: " + out.message
+                self._apply_registry(out)
+                if out.verdict in ("fail-values", "fail-shape") or (
+                    out.verdict == "xfail" and out.observed_verdict in ("fail-values", "fail-shape")
+                ):
+                    self._explain(out, x, weights, ref, res.output)
+                outcomes.append(out)
+        return outcomes
+
+    def _apply_registry(self, out: Outcome) -> None:
+        entry = self.registry.match(out.case, out.backend, self.keras_version)
+        if entry is None:
+            return
+        out.known = entry.to_json()
+        if out.verdict == entry.verdict:
+            out.observed_verdict = out.verdict
+            out.verdict = "xfail"
+            out.message = f"known discrepancy {entry.id} ({entry.link}): {out.message}"
+        elif out.verdict == "pass":
+            out.known["stale"] = True
+            out.message = (
+                f"known discrepancy {entry.id} no longer reproduces on Keras "
+                f"{self.keras_version}: delete it from known_discrepancies.toml ({entry.link})"
+            )
+        else:
+            out.message += f" (known discrepancy {entry.id} expects {entry.verdict} instead)"
+
+    def _explain(self, out: Outcome, x: np.ndarray, weights: list[np.ndarray],
+                 ref: Reference, output: np.ndarray | None) -> None:
+        """Diagnosis in words, error heatmap and repro script: best effort, never fatal."""
+        notes = []
+        if self.diagnose and output is not None:
+            try:
+                from conv_parity.diagnosis import diagnose
+
+                found = diagnose(out.case, x, weights, output, out.backend)
+                if found is not None:
+                    out.diagnosis, out.diagnosis_code = found.text, found.code
+            except Exception as exc:  # a diagnosis bug must not hide the verdict
+                notes.append(f"diagnosis failed: {type(exc).__name__}: {exc}")
+        if output is not None and ref.output is not None and output.shape == ref.output.shape:
+            try:
+                from conv_parity.report import error_map
+
+                out.error_map = error_map(output, ref.output, out.case.kwargs["data_format"])
+            except Exception as exc:
+                notes.append(f"error map failed: {type(exc).__name__}: {exc}")
+        try:
+            from conv_parity.repro import write_repro
+
+            folder = self.report_dir or Path(tempfile.gettempdir()) / "conv-parity"
+            out.repro = str(write_repro(out.case, out.backend, folder))
+        except Exception as exc:
+            notes.append(f"repro script failed: {type(exc).__name__}: {exc}")
+        if notes:
+            print("conv-parity: " + "; ".join(notes), file=sys.stderr)

@@ -1,0 +1,290 @@
+"""The parameter grid: seeded samples of the cartesian product of every kind's arguments.
+
+A profile is a fixed number of draws per kind from one seeded random generator, then *coverage
+filling*: for every feature that hides bugs in other suites (H != W, stride > kernel, groups > 1,
+batch 0, sizes that coincide, sizes that are all distinct, ...) a profile that lacks it gets
+targeted draws until it has it. Then a few configurations the spec rejects, which every backend
+must reject too. The same seed gives the same cases on every machine, so shards and CI runs agree.
+"""
+
+from __future__ import annotations
+
+import random
+import zlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from conv_parity import kinds
+from conv_parity.case import ConvCase
+from conv_parity.errors import InvalidConfig, UsageError
+
+PROFILES = ("smoke", "default", "full")
+GRID_SEED = 20261126
+
+
+@dataclass(frozen=True)
+class Profile:
+    per_kind: int  # random draws per kind before coverage filling
+    invalid: int  # configurations the spec rejects
+    dtypes: tuple[str, ...]
+    max_spatial: int  # largest spatial size for 1D/2D inputs (3D uses about half)
+
+
+_PROFILES = {
+    "smoke": Profile(per_kind=1, invalid=4, dtypes=("float32",), max_spatial=9),
+    "default": Profile(per_kind=8, invalid=16, dtypes=("float32",), max_spatial=12),
+    "full": Profile(per_kind=40, invalid=60, dtypes=("float32", "float32", "float16", "float64"),
+                    max_spatial=16),
+}
+
+
+def _spatial(case: ConvCase) -> tuple[int, ...]:
+    shape = case.input_shape
+    if case.kwargs.get("data_format") == "channels_first":
+        return tuple(shape[2:])
+    return tuple(shape[1:-1])
+
+
+def _kernel(case: ConvCase) -> tuple[int, ...]:
+    kw = case.kwargs
+    return tuple(kw.get("kernel_size") or kw.get("pool_size") or ())
+
+
+def _strides(case: ConvCase) -> tuple[int, ...]:
+    s = case.kwargs.get("strides")
+    return tuple(s) if s is not None else _kernel(case)
+
+
+def _sizes_for_distinctness(case: ConvCase) -> list[int]:
+    kw = case.kwargs
+    sizes = [case.input_shape[0], kinds.channels(kw, case.input_shape), *_spatial(case)]
+    if "filters" in kw:
+        sizes.append(kw["filters"])
+    return sizes
+
+
+#: Features a profile must contain (name -> predicate on a valid case). Each one has hidden a
+#: real bug in some backend or suite: see DESIGN.md ("Layout bugs hide behind ambiguous shapes").
+FEATURES: dict[str, Callable[[ConvCase], bool]] = {
+    "non-square input (H != W)": lambda c: len(_spatial(c)) >= 2 and _spatial(c)[0] != _spatial(c)[1],
+    "square input (H == W)": lambda c: len(_spatial(c)) >= 2 and _spatial(c)[0] == _spatial(c)[1],
+    "asymmetric kernel": lambda c: len(set(_kernel(c))) > 1,
+    "stride > 1": lambda c: max(_strides(c), default=1) > 1,
+    "dilation > 1": lambda c: max(c.kwargs.get("dilation_rate", (1,))) > 1,
+    "stride > kernel": lambda c: any(s > k for s, k in zip(_strides(c), _kernel(c))),
+    "stride not dividing the input": lambda c: any(
+        s > 1 and n % s for s, n in zip(_strides(c), _spatial(c))
+    ),
+    "even kernel": lambda c: any(k % 2 == 0 for k in _kernel(c)),
+    "odd kernel > 1": lambda c: any(k % 2 == 1 and k > 1 for k in _kernel(c)),
+    "padding same": lambda c: c.kwargs["padding"] == "same",
+    "padding valid": lambda c: c.kwargs["padding"] == "valid",
+    "padding causal": lambda c: c.kwargs["padding"] == "causal",
+    "channels_first": lambda c: c.kwargs["data_format"] == "channels_first",
+    "channels_last": lambda c: c.kwargs["data_format"] == "channels_last",
+    "groups > 1": lambda c: c.kwargs.get("groups", 1) > 1,
+    "output_padding": lambda c: c.kwargs.get("output_padding") is not None,
+    "depth_multiplier > 1": lambda c: c.kwargs.get("depth_multiplier", 1) > 1,
+    "use_bias off": lambda c: c.kwargs.get("use_bias") is False,
+    "use_bias on": lambda c: c.kwargs.get("use_bias") is True,
+    "activation": lambda c: bool(c.kwargs.get("activation")),
+    "batch 0": lambda c: c.input_shape[0] == 0,
+    "batch 1": lambda c: c.input_shape[0] == 1,
+    "batch > 1": lambda c: c.input_shape[0] > 1,
+    "channels 1": lambda c: kinds.channels(c.kwargs, c.input_shape) == 1,
+    "channels > 1": lambda c: kinds.channels(c.kwargs, c.input_shape) > 1,
+    "kernel larger than the input": lambda c: any(
+        k > n for k, n in zip(_kernel(c), _spatial(c))
+    ),
+    "filters equal to a spatial size": lambda c: c.kwargs.get("filters") in _spatial(c),
+    "channels equal to a spatial size": lambda c: kinds.channels(c.kwargs, c.input_shape)
+    in _spatial(c),
+    "every size distinct": lambda c: len(set(_sizes_for_distinctness(c)))
+    == len(_sizes_for_distinctness(c)),
+    "pool strides None": lambda c: c.kind.is_pool and c.kwargs.get("strides") is None,
+    "3D input": lambda c: len(_spatial(c)) == 3,
+}
+
+
+def _tuple(rng: random.Random, rank: int, choices: list[int], symmetric_p: float = 0.5):
+    if rng.random() < symmetric_p:
+        return (rng.choice(choices),) * rank
+    return tuple(rng.choice(choices) for _ in range(rank))
+
+
+def draw_kwargs(kind: kinds.Kind, rng: random.Random, max_spatial: int) -> tuple[dict, tuple]:
+    """One random configuration of `kind`: (raw kwargs, input shape). May be invalid."""
+    rank = kind.rank or rng.choice([1, 2, 2, 3])
+    fmt = rng.choice(kinds.DATA_FORMATS)
+    hi = max_spatial if rank < 3 else max(3, max_spatial // 2)
+    if rank >= 2 and rng.random() < 0.3:
+        spatial = (rng.randint(1, hi),) * rank
+    else:
+        spatial = tuple(rng.randint(1, hi) for _ in range(rank))
+    batch = rng.choices([0, 1, 2, 3], weights=[0.05, 0.45, 0.35, 0.15])[0]
+    c_in = rng.choice([1, 2, 3, 4, 6, 8])
+    kw: dict[str, Any] = {"data_format": fmt}
+    kmax = 5 if rank < 3 else 3
+    if kind.is_pool:
+        kw["pool_size"] = _tuple(rng, rank, list(range(1, kmax)))
+        kw["strides"] = None if rng.random() < 0.4 else _tuple(rng, rank, [1, 2, 3])
+        kw["padding"] = rng.choice(["valid", "same"])
+    else:
+        kw["kernel_size"] = _tuple(rng, rank, list(range(1, kmax + 1)))
+        kw["strides"] = _tuple(rng, rank, [1, 1, 2, 3])
+        dilate = rng.random() < 0.3
+        kw["dilation_rate"] = _tuple(rng, rank, [1, 2]) if dilate else (1,) * rank
+        paddings = ["valid", "same"]
+        if kind.name == "Conv1D":
+            paddings.append("causal")
+        kw["padding"] = rng.choice(paddings)
+        fam = kind.family
+        if fam in ("conv", "conv_transpose", "separable"):
+            kw["filters"] = rng.choice([1, 2, 3, 4, 5, 8])
+        if fam == "conv" and rng.random() < 0.3:
+            g = rng.choice([d for d in (2, 3, 4) if c_in % d == 0] or [1])
+            kw["groups"] = g
+            kw["filters"] = g * rng.choice([1, 2])
+        if fam in ("depthwise", "separable"):
+            kw["depth_multiplier"] = rng.choice([1, 1, 2, 3])
+        if fam == "conv_transpose" and rng.random() < 0.35:
+            kw["output_padding"] = tuple(rng.randrange(0, s) for s in kw["strides"])
+        if not kind.is_op:
+            kw["use_bias"] = rng.random() < 0.7
+            if rng.random() < 0.15:
+                kw["activation"] = rng.choice(["relu", "tanh", "sigmoid"])
+    shape = (batch, *spatial, c_in) if fmt == "channels_last" else (batch, c_in, *spatial)
+    return kw, shape
+
+
+def _try_case(kind: kinds.Kind, rng: random.Random, prof: Profile, dtype: str) -> ConvCase | None:
+    from conv_parity import reference
+
+    kw, shape = draw_kwargs(kind, rng, prof.max_spatial)
+    try:
+        case = ConvCase.make(kind.name, kw, shape, dtype=dtype)
+        reference.output_shape(kind.name, shape, **case.kwargs)
+    except (InvalidConfig, UsageError):
+        return None
+    return case
+
+
+def _valid_case(kind: kinds.Kind, rng: random.Random, prof: Profile,
+                want: Callable[[ConvCase], bool] | None = None,
+                tries: int = 400) -> ConvCase | None:
+    dtype = rng.choice(prof.dtypes)
+    for _ in range(tries):
+        case = _try_case(kind, rng, prof, dtype)
+        if case is not None and (want is None or want(case)):
+            return case
+    return None
+
+
+_INVALID_MAKERS: list[tuple[str, Callable[[random.Random], tuple[str, dict, tuple]]]] = [
+    ("kernel larger than the input with valid padding",
+     lambda r: ("Conv2D", {"filters": 2, "kernel_size": (5, 3), "padding": "valid"},
+                (1, r.randint(1, 4), 6, 2))),
+    ("groups not dividing the channels",
+     lambda r: ("Conv2D", {"filters": 4, "kernel_size": 3, "groups": 2, "padding": "same"},
+                (1, 6, 5, r.choice([3, 5])))),
+    ("filters not divisible by groups",
+     lambda r: ("Conv1D", {"filters": 3, "kernel_size": 2, "groups": 2}, (2, 7, 4))),
+    ("output_padding >= strides",
+     lambda r: ("Conv2DTranspose", {"filters": 2, "kernel_size": 3, "strides": 2,
+                                    "output_padding": (2, r.choice([0, 2]))}, (1, 5, 4, 3))),
+    ("pool larger than the input with valid padding",
+     lambda r: (r.choice(["MaxPooling2D", "AveragePooling2D"]),
+                {"pool_size": (4, 4), "padding": "valid"}, (1, 3, 6, 2))),
+    ("zero stride",
+     lambda r: ("Conv1D", {"filters": 2, "kernel_size": 2, "strides": 0}, (1, 8, 2))),
+    ("dilated kernel larger than the input",
+     lambda r: ("Conv1D", {"filters": 2, "kernel_size": 3, "dilation_rate": 4}, (1, 8, 2))),
+    ("causal padding on a 2D conv",
+     lambda r: ("Conv2D", {"filters": 2, "kernel_size": 2, "padding": "causal"}, (1, 5, 5, 1))),
+]
+
+
+def _invalid_cases(rng: random.Random, count: int) -> list[ConvCase]:
+    from conv_parity import reference
+
+    out: list[ConvCase] = []
+    for i in range(count):
+        _, maker = _INVALID_MAKERS[i % len(_INVALID_MAKERS)]
+        layer, kw, shape = maker(rng)
+        try:
+            case = ConvCase.make(layer, kw, shape)
+        except UsageError:
+            continue
+        try:
+            reference.output_shape(layer, shape, **case.kwargs)
+        except InvalidConfig:
+            out.append(case)
+    return out
+
+
+def cases(profile: str = "default", seed: int = GRID_SEED,
+          layers: Iterable[str] | None = None) -> list[ConvCase]:
+    """The cases of a profile, deterministic for a given seed; duplicates removed, order stable."""
+    if profile not in _PROFILES:
+        raise UsageError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
+    prof = _PROFILES[profile]
+    selected = list(kinds.KINDS) if layers is None else list(layers)
+    for name in selected:
+        kinds.get_kind(name)
+    rng = random.Random(seed)
+    out: dict[ConvCase, None] = {}
+    for name in selected:
+        kind = kinds.KINDS[name]
+        for _ in range(prof.per_kind):
+            case = _valid_case(kind, rng, prof)
+            if case is not None:
+                out.setdefault(case)
+    # Coverage filling: targeted draws for every feature the random draws missed.
+    for predicate in FEATURES.values():
+        if any(predicate(c) for c in out):
+            continue
+        for name in rng.sample(selected, len(selected)):
+            case = _valid_case(kinds.KINDS[name], rng, prof, want=predicate, tries=300)
+            if case is not None:
+                out.setdefault(case)
+                break
+    if layers is None:
+        for case in _invalid_cases(rng, prof.invalid):
+            out.setdefault(case)
+    return list(out)
+
+
+def missing_features(case_list: Iterable[ConvCase]) -> list[str]:
+    """Features of FEATURES no valid case in `case_list` has (used by tests and `--conv-profile`)."""
+    from conv_parity import reference
+
+    valid = []
+    for c in case_list:
+        try:
+            reference.output_shape(c.layer, c.input_shape, **c.kwargs)
+            valid.append(c)
+        except InvalidConfig:
+            pass
+    return [f for f, pred in FEATURES.items() if not any(pred(c) for c in valid)]
+
+
+def shard(case_list: list[ConvCase], spec: str) -> list[ConvCase]:
+    """The I-th of N deterministic, disjoint, covering slices ("I/N", 1-based) of `case_list`.
+
+    Cases are assigned by a hash of their id, so a shard's content does not depend on which
+    other cases exist (adding a case to the grid moves no other case between machines).
+    """
+    index, total = parse_shard(spec)
+    return [c for c in case_list if zlib.crc32(c.id.encode()) % total == index - 1]
+
+
+def parse_shard(spec: str) -> tuple[int, int]:
+    try:
+        i_str, n_str = str(spec).split("/")
+        index, total = int(i_str), int(n_str)
+    except ValueError:
+        raise UsageError(f"shard must look like I/N (e.g. 1/4), got {spec!r}") from None
+    if total < 1 or not 1 <= index <= total:
+        raise UsageError(f"shard {spec!r}: need 1 <= I <= N")
+    return index, total

@@ -1,0 +1,341 @@
+"""The pytest plugin (entry point ``conv_parity``; disable with ``-p no:conv_parity``).
+
+It parametrizes any test that asks for the ``conv_case`` and ``conv_backend`` fixtures with the
+grid of the selected profile x the selected backends, marks known discrepancies as strict xfails
+in one collection pass, hands the planned cases to one session-wide :class:`Engine` (so they run
+in batches, all backends together), records every outcome in ``report.json`` (also under xdist:
+outcomes travel to the controller as user properties) and prints a conformance matrix.
+
+Under pytest-xdist, use ``--dist loadgroup``: cases are grouped in chunks and every chunk runs
+all backends in one process, because error-parity verdicts compare backends with each other.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import warnings
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conv_parity import grid
+from conv_parity.case import ConvCase
+from conv_parity.errors import ConvParityError
+from conv_parity.registry import Registry, installed_keras_version
+
+_OPTIONS: list[tuple[str, str, str | None]] = [
+    ("backends", "comma-separated Keras backends (default: every installed one)", None),
+    ("profile", "grid profile: smoke, default or full", "default"),
+    ("report", "folder for report.json (and report.md / report.html)", None),
+    ("timeout", "per-case timeout in seconds for a backend worker", "120"),
+    ("shard", "run only shard I of N (e.g. 2/4) of the case list", None),
+    ("layers", "comma-separated layer/op names to test (default: all)", None),
+    ("registry", "path of a known-discrepancies TOML (default: the packaged one)", None),
+]
+_OUTCOME_KEY = "conv_parity_outcome"
+_ENV_KEY = "conv_parity_environment"
+_STATE = pytest.StashKey["_State"]()
+
+
+class ConformanceFailure(AssertionError):
+    """A backend does not conform on a case (the message says how)."""
+
+
+class KnownDiscrepancy(AssertionError):
+    """A registered discrepancy reproduced as expected (turned into xfail by its marker)."""
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("conv-parity", "Keras convolution conformance (conv-parity)")
+    for name, help_text, default in _OPTIONS:
+        group.addoption(f"--conv-{name}", dest=f"conv_{name}", default=None,
+                        help=f"{help_text} [ini: conv_{name}]")
+        parser.addini(f"conv_{name}", help_text, default=default)
+
+
+def _option(config: pytest.Config, name: str) -> str | None:
+    value = config.getoption(f"conv_{name}")
+    if value is None:
+        value = config.getini(f"conv_{name}") or None
+    return value
+
+
+class _State:
+    """Per-process plugin state: options, lazily built engine, collected outcomes."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        from conv_parity.engine import parse_backends
+
+        self.config = config
+        self.profile = _option(config, "profile") or "default"
+        if self.profile not in grid.PROFILES:
+            raise pytest.UsageError(
+                f"--conv-profile {self.profile!r}: choose one of {', '.join(grid.PROFILES)}"
+            )
+        self.backends, self.explicit = parse_backends(_option(config, "backends"))
+        timeout = _option(config, "timeout") or "120"
+        try:
+            self.timeout = float(timeout)
+        except ValueError:
+            self.timeout = -1.0
+        if not self.timeout > 0:
+            raise pytest.UsageError(f"--conv-timeout must be a positive number, got {timeout!r}")
+        self.shard = _option(config, "shard")
+        if self.shard:
+            grid.parse_shard(self.shard)
+        layers = _option(config, "layers")
+        self.layers = [s.strip() for s in layers.split(",") if s.strip()] if layers else None
+        report = _option(config, "report")
+        self.report_dir = Path(report) if report else None
+        self.registry = Registry.load(_option(config, "registry"))
+        self.keras_version = installed_keras_version()
+        self._cases: list[ConvCase] | None = None
+        self._engine: Any = None
+        self.outcomes: list[dict[str, Any]] = []
+        self.environment: dict[str, Any] = {}
+        self.writer: Any = None
+        self.env_sent: set[str] = set()
+
+    def cases(self) -> list[ConvCase]:
+        if self._cases is None:
+            cases = grid.cases(self.profile, layers=self.layers)
+            self._cases = grid.shard(cases, self.shard) if self.shard else cases
+        return self._cases
+
+    def engine(self) -> Any:
+        if self._engine is None:
+            from conv_parity.engine import Engine
+
+            self._engine = Engine(self.backends, timeout=self.timeout, report_dir=self.report_dir,
+                                  registry=self.registry)
+        return self._engine
+
+    def run_info(self) -> dict[str, Any]:
+        return {"profile": self.profile, "backends": self.backends, "shard": self.shard or "1/1",
+                "layers": self.layers, "argv": sys.argv, "front_door": "pytest"}
+
+
+def _is_xdist_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "conv_parity: a conv-parity conformance case x backend")
+    from conv_parity.fuzzing import register_hypothesis_profiles
+
+    register_hypothesis_profiles(config)
+    try:
+        state = _State(config)
+    except ConvParityError as exc:
+        raise pytest.UsageError(f"conv-parity: {exc}") from None
+    config.stash[_STATE] = state
+    if _is_xdist_worker(config):
+        return
+    if state.report_dir is not None:
+        from conv_parity.report import ReportWriter
+
+        state.report_dir.mkdir(parents=True, exist_ok=True)
+        state.writer = ReportWriter(state.report_dir, state.run_info())
+    config.pluginmanager.register(_Recorder(state), "conv_parity_recorder")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    names = metafunc.fixturenames
+    if "conv_case" not in names or "conv_backend" not in names:
+        return
+    state: _State = metafunc.config.stash[_STATE]
+    params = []
+    for i, case in enumerate(state.cases()):
+        group = pytest.mark.xdist_group(f"conv-parity-{i // 16}")
+        for backend in state.backends:
+            params.append(pytest.param(case, backend, id=f"{case.id}-{backend}",
+                                       marks=[group, pytest.mark.conv_parity]))
+    metafunc.parametrize(("conv_case", "conv_backend"), params)
+
+
+def _case_of(item: pytest.Item) -> tuple[ConvCase, str] | None:
+    callspec = getattr(item, "callspec", None)
+    if callspec is None or "conv_case" not in callspec.params:
+        return None
+    return callspec.params["conv_case"], callspec.params["conv_backend"]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """One pass: strict xfail markers for known discrepancies; warn about unused entries."""
+    state: _State = config.stash[_STATE]
+    any_case = False
+    for item in items:
+        found = _case_of(item)
+        if found is None:
+            continue
+        any_case = True
+        entry = state.registry.match(found[0], found[1], state.keras_version)
+        if entry is not None:
+            item.add_marker(pytest.mark.xfail(
+                strict=True, raises=KnownDiscrepancy,
+                reason=(f"known discrepancy {entry.id} ({entry.link}); if this passes, the bug is "
+                        f"fixed: delete the entry from known_discrepancies.toml"),
+            ))
+    if any_case and state.layers is None and not state.shard:
+        for entry in state.registry.unused():
+            warnings.warn(pytest.PytestWarning(
+                f"conv-parity: known discrepancy {entry.id!r} matches no collected case "
+                f"(Keras {state.keras_version}, profile {state.profile}): narrow or delete it"
+            ), stacklevel=1)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    state: _State = session.config.stash[_STATE]
+    planned = [found[0] for item in session.items if (found := _case_of(item))]
+    if planned:
+        state.engine().plan(planned)
+
+
+@pytest.fixture(scope="session")
+def conv_engine(request: pytest.FixtureRequest) -> Any:
+    """The session's Engine (backend workers start on first use, all concurrently)."""
+    state: _State = request.config.stash[_STATE]
+    engine = state.engine()
+    engine.start()
+    return engine
+
+
+@pytest.fixture
+def conv_assert(request: pytest.FixtureRequest, conv_engine: Any) -> Callable[[ConvCase, str], None]:
+    """A function that checks one case on one backend and turns the verdict into an outcome."""
+    state: _State = request.config.stash[_STATE]
+
+    def check(case: ConvCase, backend: str) -> None:
+        outcome = conv_engine.outcome(case, backend)
+        if backend not in state.env_sent:
+            state.env_sent.add(backend)
+            request.node.user_properties.append((_ENV_KEY, conv_engine.environment()))
+        request.node.user_properties.append((_OUTCOME_KEY, outcome.to_json()))
+        enforce(outcome)
+
+    return check
+
+
+def enforce(outcome: Any) -> None:
+    """Map a verdict to a pytest outcome: pass/unsupported pass, skip skips, xfail raises the
+    exception its strict marker expects, everything else fails with the full description."""
+    verdict = outcome.verdict
+    if verdict == "skip":
+        pytest.skip(outcome.message)
+    if verdict == "xfail":
+        raise KnownDiscrepancy(f"{outcome.observed_verdict}: {outcome.message}")
+    if outcome.known and outcome.known.get("stale"):
+        return  # the strict xfail marker turns this pass into an XPASS(strict) failure
+    if verdict in ("pass", "unsupported"):
+        return
+    raise ConformanceFailure(describe(outcome))
+
+
+def describe(outcome: Any) -> str:
+    """The failure text: verdict, message, diagnosis and repro (same words as the reports)."""
+    lines = [f"{outcome.case.id} on {outcome.backend}: {outcome.verdict}", outcome.message]
+    if outcome.diagnosis:
+        lines.append(f"diagnosis: {outcome.diagnosis}")
+    if outcome.repro:
+        lines.append(f"repro: python {outcome.repro}")
+    return "\n".join(lines)
+
+
+class _Recorder:
+    """Collects outcomes where the report is written (the controller under xdist), writes the
+    report and prints the matrix. A registered object, so its hooks see the plugin state."""
+
+    def __init__(self, state: _State) -> None:
+        self.state = state
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        state = self.state
+        for key, value in report.user_properties:
+            if key == _ENV_KEY:
+                backends = {**state.environment.get("backends", {}), **value.get("backends", {})}
+                state.environment.update(value)
+                state.environment["backends"] = backends
+                if state.writer is not None:
+                    state.writer.set_environment(state.environment)
+            elif key == _OUTCOME_KEY and report.when == "call":
+                state.outcomes.append(value)
+                if state.writer is not None:
+                    state.writer.add(value)
+
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        state = self.state
+        if state.writer is not None:
+            state.writer.close(complete=exitstatus != pytest.ExitCode.INTERRUPTED)
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        _terminal_summary(self.state, terminalreporter)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    state: _State | None = session.config.stash.get(_STATE, None)
+    if state is not None and state._engine is not None:
+        state._engine.close()
+
+
+def matrix_lines(outcomes: list[dict[str, Any]]) -> list[str]:
+    """The conformance matrix as text: one row per layer/op, one column per backend."""
+    if not outcomes:
+        return []
+    backends = list(dict.fromkeys(o["backend"] for o in outcomes))
+    cells: dict[tuple[str, str], Counter] = defaultdict(Counter)
+    for o in outcomes:
+        cells[(o["layer"], o["backend"])][o["verdict"]] += 1
+    layers = sorted({o["layer"] for o in outcomes})
+
+    def cell(counter: Counter) -> str:
+        ok = counter["pass"] + counter["unsupported"]
+        bad = sum(v for k, v in counter.items() if k not in ("pass", "unsupported", "xfail",
+                                                               "skip"))
+        parts = [f"{ok} ok"]
+        if bad:
+            parts.append(f"{bad} FAIL")
+        if counter["xfail"]:
+            parts.append(f"{counter['xfail']} xfail")
+        if counter["skip"]:
+            parts.append(f"{counter['skip']} skip")
+        return " ".join(parts)
+
+    width = max(len(x) for x in [*layers, "layer / op"])
+    colw = {b: max(len(b), *(len(cell(cells[(lay, b)])) for lay in layers)) for b in backends}
+    head = "layer / op".ljust(width) + " | " + " | ".join(b.ljust(colw[b]) for b in backends)
+    lines = [head, "-" * len(head)]
+    for lay in layers:
+        lines.append(lay.ljust(width) + " | " + " | ".join(
+            cell(cells[(lay, b)]).ljust(colw[b]) for b in backends))
+    return lines
+
+
+def _terminal_summary(state: _State, tr: Any) -> None:
+    if not state.outcomes:
+        return
+    tr.section("conv-parity conformance matrix")
+    totals = Counter(o["verdict"] for o in state.outcomes)
+    tr.write_line(f"Keras {state.keras_version}, profile {state.profile}, backends "
+                  f"{', '.join(state.backends)}: " +
+                  ", ".join(f"{n} {v}" for v, n in sorted(totals.items())))
+    for line in matrix_lines(state.outcomes):
+        tr.write_line(line)
+    failures = [o for o in state.outcomes
+                if o["verdict"] not in ("pass", "unsupported", "xfail", "skip")]
+    if failures:
+        tr.write_line("")
+        tr.write_line(f"{len(failures)} discrepancies:")
+        for o in failures[:50]:
+            tr.write_line(f"  {o['case_id']} on {o['backend']}: {o['verdict']}")
+            if o.get("diagnosis"):
+                tr.write_line(f"    diagnosis: {o['diagnosis']}")
+            if o.get("repro"):
+                tr.write_line(f"    repro: python {o['repro']}")
+        if len(failures) > 50:
+            tr.write_line(f"  ... and {len(failures) - 50} more (see the report)")
+    if state.report_dir is not None:
+        tr.write_line(f"report: {os.fspath(state.report_dir / 'report.json')}")

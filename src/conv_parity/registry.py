@@ -1,0 +1,220 @@
+"""Known upstream discrepancies, as data (``known_discrepancies.toml`` beside this module).
+
+Each entry scopes one confirmed Keras/backend bug: a Keras version specifier, the backends, the
+layers, a predicate on the case, dtype/mode scope, the verdict it produces, and an upstream link.
+The engine turns a matching outcome into ``xfail``; a matching case that now *passes* fails the
+run (strict: delete the entry), and an entry that matches no collected case is warned about.
+``python -m conv_parity.registry --write docs/known-discrepancies.md`` regenerates the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.version import Version
+
+from conv_parity import BACKENDS, kinds
+from conv_parity.case import ConvCase
+from conv_parity.errors import UsageError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib
+
+DEFAULT_PATH = Path(__file__).with_name("known_discrepancies.toml")
+VERDICTS = (
+    "pass", "fail-shape", "fail-values", "fail-symbolic-shape", "fail-error-parity",
+    "crash", "timeout", "unsupported", "skip", "xfail",
+)
+FAILING_VERDICTS = (
+    "fail-shape", "fail-values", "fail-symbolic-shape", "fail-error-parity", "crash", "timeout",
+)
+
+
+def _derived(case: ConvCase) -> dict[str, Any]:
+    """Case attributes a predicate may name besides the kwargs themselves."""
+    kw = case.kwargs
+    strides = kw.get("strides") or kw.get("pool_size") or (1,)
+    return {
+        "batch": case.input_shape[0],
+        "channels": kinds.channels(kw, case.input_shape),
+        "rank": len(case.input_shape) - 2,
+        "any_stride_gt_1": max(strides) > 1,
+        "any_dilation_gt_1": max(kw.get("dilation_rate") or (1,)) > 1,
+        "has_output_padding": kw.get("output_padding") is not None,
+    }
+
+
+def _matches_condition(actual: Any, expected: Any) -> bool:
+    if isinstance(actual, tuple):
+        actual = list(actual)
+    if isinstance(expected, dict):  # {"gt": n} / {"lt": n} / {"ne": v}
+        ops = {"gt": lambda a, b: a > b, "lt": lambda a, b: a < b, "ne": lambda a, b: a != b,
+               "ge": lambda a, b: a >= b, "le": lambda a, b: a <= b}
+        return all(ops[op](actual, v) for op, v in expected.items())
+    if isinstance(expected, list) and not isinstance(actual, list):
+        return actual in expected
+    return actual == expected
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One known discrepancy."""
+
+    id: str
+    keras: SpecifierSet
+    backends: tuple[str, ...]
+    layers: tuple[str, ...]
+    verdict: str
+    link: str
+    note: str
+    where: Mapping[str, Any] = field(default_factory=dict)
+    dtypes: tuple[str, ...] = ()
+    modes: tuple[str, ...] = ()
+    repro: str = ""
+
+    def applies(self, case: ConvCase, backend: str, keras_version: str | None) -> bool:
+        if backend not in self.backends or case.layer not in self.layers:
+            return False
+        if self.dtypes and case.dtype not in self.dtypes:
+            return False
+        if self.modes and case.mode not in self.modes:
+            return False
+        if keras_version is not None and Version(keras_version) not in self.keras:
+            return False
+        attrs = {**case.kwargs, **_derived(case)}
+        return all(
+            key in attrs and _matches_condition(attrs[key], value)
+            for key, value in self.where.items()
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id, "link": self.link, "note": self.note, "verdict": self.verdict,
+                "keras": str(self.keras)}
+
+
+def _parse_entry(raw: Mapping[str, Any], source: str) -> Entry:
+    def need(key: str) -> Any:
+        if key not in raw:
+            raise UsageError(f"{source}: entry {raw.get('id', '?')!r} lacks {key!r}")
+        return raw[key]
+
+    eid = need("id")
+    try:
+        spec = SpecifierSet(need("keras"))
+    except InvalidSpecifier:
+        raise UsageError(f"{source}: entry {eid!r}: bad keras specifier {raw['keras']!r}") from None
+    backends = tuple(need("backends"))
+    for b in backends:
+        if b not in BACKENDS:
+            raise UsageError(f"{source}: entry {eid!r}: unknown backend {b!r}")
+    layers = tuple(need("layers"))
+    for name in layers:
+        kinds.get_kind(name)
+    verdict = need("verdict")
+    if verdict not in FAILING_VERDICTS:
+        raise UsageError(f"{source}: entry {eid!r}: verdict must be one of {FAILING_VERDICTS}")
+    return Entry(
+        id=eid, keras=spec, backends=backends, layers=layers, verdict=verdict,
+        link=need("link"), note=need("note"), where=dict(raw.get("where", {})),
+        dtypes=tuple(raw.get("dtypes", ())), modes=tuple(raw.get("modes", ())),
+        repro=raw.get("repro", ""),
+    )
+
+
+class Registry:
+    """The loaded entries, and which ones matched a collected case (for the stale warning)."""
+
+    def __init__(self, entries: Iterable[Entry]) -> None:
+        self.entries = list(entries)
+        ids = [e.id for e in self.entries]
+        dupes = sorted({i for i in ids if ids.count(i) > 1})
+        if dupes:
+            raise UsageError(f"known discrepancies: duplicate ids {dupes}")
+        self.used: set[str] = set()
+
+    @classmethod
+    def load(cls, path: Path | str | None = None) -> Registry:
+        path = Path(path) if path is not None else DEFAULT_PATH
+        try:
+            data = tomllib.loads(path.read_text())
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise UsageError(f"cannot read known discrepancies {path}: {exc}") from None
+        return cls(_parse_entry(raw, str(path)) for raw in data.get("discrepancy", []))
+
+    def match(self, case: ConvCase, backend: str, keras_version: str | None) -> Entry | None:
+        for entry in self.entries:
+            if entry.applies(case, backend, keras_version):
+                self.used.add(entry.id)
+                return entry
+        return None
+
+    def unused(self) -> list[Entry]:
+        return [e for e in self.entries if e.id not in self.used]
+
+    def to_markdown(self) -> str:
+        lines = [
+            "# Known discrepancies",
+            "",
+            "Generated from `src/conv_parity/known_discrepancies.toml` by "
+            "`python -m conv_parity.registry --write docs/known-discrepancies.md`; do not edit.",
+            "",
+        ]
+        if not self.entries:
+            lines.append("No known discrepancies are registered.")
+            return "\n".join(lines) + "\n"
+        lines += [
+            "| id | Keras | backends | layers | when | verdict | upstream | note |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        ]
+        for e in self.entries:
+            when = ", ".join(f"{k}={v}" for k, v in e.where.items()) or "always"
+            if e.dtypes:
+                when += f"; dtype in {list(e.dtypes)}"
+            cells = [e.id, f"`{e.keras}`", ", ".join(e.backends), ", ".join(e.layers), when,
+                     e.verdict, e.link, e.note.replace("\n", " ").replace("|", "\\|")]
+            lines.append("| " + " | ".join(cells) + " |")
+        return "\n".join(lines) + "\n"
+
+
+def installed_keras_version() -> str | None:
+    """The installed Keras version without importing Keras (keras or keras-nightly)."""
+    from importlib import metadata
+
+    for dist in ("keras", "keras-nightly"):
+        try:
+            return metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            continue
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m conv_parity.registry", description=__doc__)
+    parser.add_argument("--write", metavar="PATH", help="write the Markdown table to PATH")
+    parser.add_argument("--check", metavar="PATH", help="exit 1 if PATH is not up to date")
+    args = parser.parse_args(argv)
+    text = Registry.load().to_markdown()
+    if args.check:
+        current = Path(args.check).read_text() if Path(args.check).exists() else ""
+        if current != text:
+            print(f"{args.check} is stale: run python -m conv_parity.registry --write {args.check}",
+                  file=sys.stderr)
+            return 1
+        return 0
+    if args.write:
+        Path(args.write).write_text(text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,265 @@
+"""From a backend's result and the reference to a verdict and a message a person can act on.
+
+Pure functions over data (no processes, no pytest), so every rule here is unit-testable with
+synthetic results. The order of checks is the DESIGN's: shape, symbolic shape, dtype, values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from conv_parity.case import ConvCase
+from conv_parity.compare import compare_values, reference_error_bound
+from conv_parity.workers.results import BackendResult
+
+PASSING = ("pass", "unsupported", "xfail", "skip")
+
+
+@dataclass
+class Reference:
+    """What the spec says about a case: an output (with its magnitude) or a rejection."""
+
+    shape: tuple[int, ...] | None = None
+    output: np.ndarray | None = None
+    magnitude: np.ndarray | None = None
+    invalid: str | None = None  # InvalidConfig message when the spec rejects the case
+    reduction_size: int = 1
+
+
+@dataclass
+class Outcome:
+    """The verdict on one case x backend, with everything a report needs (no big arrays)."""
+
+    case: ConvCase
+    backend: str
+    verdict: str
+    message: str
+    reference_shape: tuple[int, ...] | None = None
+    shape: tuple | None = None
+    symbolic_shape: tuple | None = None
+    functional_shape: tuple | None = None
+    dtype: str | None = None
+    max_abs_err: float | None = None
+    tolerance: float | None = None
+    mismatches: int | None = None
+    worst: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+    diagnosis: str | None = None
+    diagnosis_code: str | None = None
+    repro: str | None = None
+    known: dict[str, Any] | None = None
+    observed_verdict: str | None = None
+    error_map: dict[str, Any] | None = None
+    stderr_tail: str | None = None
+    seconds: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def failed(self) -> bool:
+        return self.verdict not in PASSING or bool(self.known and self.known.get("stale"))
+
+    def to_json(self) -> dict[str, Any]:
+        """One entry of report.json's `results` (the DESIGN contract's names)."""
+
+        def lst(v: tuple | None) -> list | None:
+            return None if v is None else list(v)
+
+        return {
+            "case_id": self.case.id,
+            "case": self.case.to_json(),
+            "layer": self.case.layer,
+            "backend": self.backend,
+            "verdict": self.verdict,
+            "message": self.message,
+            "shape": lst(self.shape),
+            "symbolic_shape": lst(self.symbolic_shape),
+            "functional_shape": lst(self.functional_shape),
+            "reference_shape": lst(self.reference_shape),
+            "dtype": self.dtype,
+            "max_abs_err": self.max_abs_err,
+            "tolerance": self.tolerance,
+            "mismatches": self.mismatches,
+            "worst": self.worst,
+            "error": self.error,
+            "diagnosis": self.diagnosis,
+            "diagnosis_code": self.diagnosis_code,
+            "repro": self.repro,
+            "known": self.known,
+            "observed_verdict": self.observed_verdict,
+            "error_map": self.error_map,
+            "stderr_tail": self.stderr_tail,
+            "seconds": self.seconds,
+        }
+
+
+def _fmt_shape(shape: tuple | list | None) -> str:
+    return "None" if shape is None else "(" + ", ".join(map(str, shape)) + ")"
+
+
+def _err_text(err: dict[str, Any] | None) -> str:
+    if not err:
+        return "an unknown error"
+    msg = str(err.get("message", "")).strip().splitlines()
+    first = msg[0] if msg else ""
+    if len(first) > 300:
+        first = first[:300] + "..."
+    phase = err.get("phase")
+    where = f" during {phase}" if phase else ""
+    return f"{err.get('type', 'Error')}{where}: {first}"
+
+
+def _missing_feature(err: dict[str, Any] | None) -> bool:
+    """An old Keras that lacks the layer/op or the keyword: a skip, not a discrepancy."""
+    if not err or err.get("phase") not in ("construct", "call"):
+        return False
+    text = str(err.get("message", ""))
+    if err.get("type") == "TypeError" and "unexpected keyword argument" in text:
+        return True
+    return err.get("type") == "AttributeError" and (
+        "keras.layers" in text or "keras.ops" in text or "has no attribute" in text
+    )
+
+
+def _shapes_agree(symbolic: tuple | None, eager: tuple | None) -> bool:
+    """A symbolic shape may leave a dimension unknown (None); known dimensions must agree."""
+    if symbolic is None or eager is None:
+        return True
+    if len(symbolic) != len(eager):
+        return False
+    return all(s is None or s == e for s, e in zip(symbolic, eager))
+
+
+def classify(
+    case: ConvCase,
+    ref: Reference,
+    result: BackendResult,
+    *,
+    every_available_backend_raised: bool = False,
+    available_backends: int = 1,
+) -> Outcome:
+    """The verdict for one backend. The two keyword facts come from the other backends' results.
+
+    Error parity: when the spec accepts a case and a backend raises, that is
+    ``fail-error-parity`` unless the limitation is Keras-wide, i.e. either Keras's own
+    constructor rejected it (phase ``construct``: shared code, identical on every backend), or
+    at least two backends were asked and every one of them raised (``unsupported``).
+    When the spec rejects a case, a backend that raises agrees with it (``unsupported``); one
+    that returns a tensor is a discrepancy (``fail-error-parity``).
+    """
+    b = result.backend
+    out = Outcome(
+        case=case,
+        backend=b,
+        verdict="pass",
+        message="",
+        reference_shape=ref.shape,
+        shape=result.shape,
+        symbolic_shape=result.symbolic_shape,
+        functional_shape=result.functional_shape,
+        dtype=result.dtype,
+        error=result.error,
+        stderr_tail=result.stderr_tail,
+        seconds=result.seconds,
+    )
+    if result.status == "unavailable":
+        out.verdict = "skip"
+        out.message = f"{b} is not available here: {_err_text(result.error)}"
+        return out
+    if result.status in ("crash", "timeout"):
+        out.verdict = result.status
+        what = "crashed" if result.status == "crash" else "did not answer in time and was killed"
+        out.message = f"the {b} worker {what} on this case: {_err_text(result.error)}"
+        if result.stderr_tail:
+            tail = result.stderr_tail.strip().splitlines()[-5:]
+            out.message += "\nlast worker stderr lines:\n  " + "\n  ".join(tail)
+        return out
+    if ref.invalid is not None:
+        if result.status == "error":
+            out.verdict = "unsupported"
+            out.message = (
+                f"the spec rejects this configuration ({ref.invalid}) and {b} rejects it too "
+                f"({_err_text(result.error)})"
+            )
+        else:
+            out.verdict = "fail-error-parity"
+            out.message = (
+                f"the spec rejects this configuration ({ref.invalid}), but {b} returned a "
+                f"tensor of shape {_fmt_shape(result.shape)} instead of raising"
+            )
+        return out
+    if result.status == "error":
+        if _missing_feature(result.error):
+            out.verdict = "skip"
+            out.message = f"this Keras lacks the layer, op or argument: {_err_text(result.error)}"
+        elif (result.error or {}).get("phase") == "construct" or (
+            every_available_backend_raised and available_backends >= 2
+        ):
+            out.verdict = "unsupported"
+            out.message = (
+                f"a Keras-wide limitation (every backend raises): {_err_text(result.error)}; "
+                f"the spec gives shape {_fmt_shape(ref.shape)}"
+            )
+        else:
+            out.verdict = "fail-error-parity"
+            out.message = (
+                f"the spec accepts this configuration (output shape {_fmt_shape(ref.shape)}), "
+                f"but {b} raised {_err_text(result.error)}"
+            )
+        return out
+    # The backend returned a tensor for a valid case: shape, symbolic shape, dtype, values.
+    if tuple(result.shape or ()) != tuple(ref.shape or ()):
+        out.verdict = "fail-shape"
+        out.message = (
+            f"{b} output shape {_fmt_shape(result.shape)} != reference shape "
+            f"{_fmt_shape(ref.shape)}"
+        )
+        return out
+    if result.symbolic_error:
+        out.verdict = "fail-symbolic-shape"
+        out.message = (
+            f"the eager call works, but symbolic shape inference raised "
+            f"{_err_text(result.symbolic_error)}"
+        )
+        return out
+    for label, sym in (("compute_output_shape", result.symbolic_shape),
+                       ("the functional API", result.functional_shape)):
+        if not _shapes_agree(sym, result.shape):
+            out.verdict = "fail-symbolic-shape"
+            out.message = (
+                f"{label} says {_fmt_shape(sym)} but the eager output is "
+                f"{_fmt_shape(result.shape)} on {b}"
+            )
+            return out
+    if result.dtype != case.dtype:
+        out.verdict = "fail-values"
+        out.message = f"{b} returned dtype {result.dtype}, expected {case.dtype}"
+        return out
+    assert ref.output is not None and ref.magnitude is not None and result.output is not None
+    bound = reference_error_bound(ref.magnitude, ref.reduction_size)
+    check = compare_values(result.output, ref.output, ref.magnitude, case.dtype, bound)
+    out.max_abs_err = check.max_abs_err
+    out.tolerance = check.worst_tolerance if not check.ok else check.max_tolerance
+    out.mismatches = check.mismatches
+    if check.worst_index is not None:
+        out.worst = {
+            "index": list(check.worst_index),
+            "value": check.worst_value,
+            "reference": check.worst_reference,
+            "tolerance": check.worst_tolerance,
+        }
+    if check.ok:
+        out.message = f"max |err| {check.max_abs_err:.3g} within tolerance"
+        return out
+    out.verdict = "fail-values"
+    size = int(np.prod(ref.shape)) if ref.shape else 0
+    idx = _fmt_shape(check.worst_index)
+    out.message = (
+        f"{check.mismatches} of {size} elements differ; worst at {idx}: {b} "
+        f"{check.worst_value:.7g} vs reference {check.worst_reference:.7g} "
+        f"(|err| {abs((check.worst_value or 0) - (check.worst_reference or 0)):.3g} > "
+        f"tolerance {check.worst_tolerance:.3g}); max |err| {check.max_abs_err:.3g}"
+    )
+    return out
