@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from conv_parity import grid
+from conv_parity import grid, kinds
 from conv_parity.case import ConvCase
 from conv_parity.errors import ConvParityError
 from conv_parity.registry import Registry, installed_keras_version
@@ -35,6 +35,8 @@ _OPTIONS: list[tuple[str, str, str | None]] = [
     ("shard", "run only shard I of N (e.g. 2/4) of the case list", None),
     ("layers", "comma-separated layer/op names to test (default: all)", None),
     ("registry", "path of a known-discrepancies TOML (default: the packaged one)", None),
+    ("cases", "JSON file of cases to run instead of the grid: a list of case objects, or a "
+              "report.json (reruns the cases it holds)", None),
 ]
 _OUTCOME_KEY = "conv_parity_outcome"
 _ENV_KEY = "conv_parity_environment"
@@ -89,6 +91,8 @@ class _State:
             grid.parse_shard(self.shard)
         layers = _option(config, "layers")
         self.layers = [s.strip() for s in layers.split(",") if s.strip()] if layers else None
+        for name in self.layers or ():
+            kinds.get_kind(name)
         report = _option(config, "report")
         self.report_dir = Path(report) if report else None
         self.registry = Registry.load(_option(config, "registry"))
@@ -102,7 +106,13 @@ class _State:
 
     def cases(self) -> list[ConvCase]:
         if self._cases is None:
-            cases = grid.cases(self.profile, layers=self.layers)
+            path = _option(self.config, "cases")
+            if path:
+                cases = load_cases(Path(path))
+                if self.layers:
+                    cases = [c for c in cases if c.layer in self.layers]
+            else:
+                cases = grid.cases(self.profile, layers=self.layers)
             self._cases = grid.shard(cases, self.shard) if self.shard else cases
         return self._cases
 
@@ -119,12 +129,31 @@ class _State:
                 "layers": self.layers, "argv": sys.argv, "front_door": "pytest"}
 
 
+def load_cases(path: Path) -> list[ConvCase]:
+    """Cases from a JSON list of case objects or from a report.json (its results' cases)."""
+    import json
+
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise pytest.UsageError(f"--conv-cases {path}: cannot read JSON ({exc})") from None
+    if isinstance(data, dict):
+        data = [r["case"] for r in data.get("results", []) if "case" in r]
+    if not isinstance(data, list):
+        raise pytest.UsageError(f"--conv-cases {path}: expected a list of cases or a report")
+    try:
+        return list(dict.fromkeys(ConvCase.from_json(item) for item in data))
+    except ConvParityError as exc:
+        raise pytest.UsageError(f"--conv-cases {path}: {exc}") from None
+
+
 def _is_xdist_worker(config: pytest.Config) -> bool:
     return hasattr(config, "workerinput")
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "conv_parity: a conv-parity conformance case x backend")
+    config.addinivalue_line("markers", "conv_fuzz: a conv-parity hypothesis fuzz test")
     from conv_parity.fuzzing import register_hypothesis_profiles
 
     register_hypothesis_profiles(config)
@@ -166,9 +195,13 @@ def _case_of(item: pytest.Item) -> tuple[ConvCase, str] | None:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """One pass: strict xfail markers for known discrepancies; warn about unused entries."""
+    from conv_parity import fuzzing
+
     state: _State = config.stash[_STATE]
     any_case = False
     for item in items:
+        if item.get_closest_marker("conv_fuzz") is not None:
+            fuzzing.seed_for_shard(item, state.shard)
         found = _case_of(item)
         if found is None:
             continue

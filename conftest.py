@@ -1,0 +1,14 @@
+"""Repo-level pytest configuration: fast hypothesis settings unless a profile is chosen."""
+
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.hookimpl(trylast=True)  # after the plugin registered the profiles
+def pytest_configure(config: pytest.Config) -> None:
+    # The plugin registers dev / ci / nightly; the repo's own run defaults to the fast one.
+    if not config.getoption("hypothesis_profile", None):
+        from hypothesis import settings
+
+        settings.load_profile("dev")

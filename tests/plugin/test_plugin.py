@@ -1,0 +1,149 @@
+"""The pytest plugin, driven through pytester on a real backend (jax: the fastest import)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from conv_parity.case import ConvCase
+from conv_parity.engine import installed_backends
+
+pytest_plugins = ["pytester"]
+pytestmark = pytest.mark.skipif("jax" not in installed_backends(),
+                                reason="the plugin tests drive the jax backend, not installed")
+
+SUITE = "from conv_parity.suite.test_conformance import test_conformance\n"
+# A real upstream bug on the installed Keras (jax backend): ops.max_pool with strides=None
+# converts pool_size to a full operand and then converts it again.
+MAXPOOL_NONE = ConvCase.make("ops.max_pool", {"pool_size": 2, "strides": None}, (1, 6, 5, 2))
+CONV = ConvCase.make("Conv2D", {"filters": 3, "kernel_size": (3, 2), "strides": 2,
+                                "padding": "same"}, (2, 7, 6, 3))
+
+
+def _cases_file(pytester: pytest.Pytester, *cases: ConvCase) -> Path:
+    path = pytester.path / "cases.json"
+    path.write_text(json.dumps([c.to_json() for c in cases]))
+    return path
+
+
+def _registry(pytester: pytest.Pytester, body: str) -> Path:
+    path = pytester.path / "known.toml"
+    path.write_text(body)
+    return path
+
+
+ENTRY = """
+[[discrepancy]]
+id = "{id}"
+keras = ">=3"
+backends = ["jax"]
+layers = ["{layer}"]
+{where}
+verdict = "{verdict}"
+link = "unreported"
+note = "test entry"
+"""
+
+
+def test_runs_cases_and_writes_a_report(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_suite=SUITE)
+    report = pytester.path / "rep"
+    result = pytester.runpytest("--conv-backends=jax", f"--conv-cases={_cases_file(pytester, CONV)}",
+                                f"--conv-report={report}", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*conv-parity conformance matrix*", "*Conv2D*1 ok*"])
+    doc = json.loads((report / "report.json").read_text())
+    assert doc["schema_version"] >= 1 and doc["complete"] is True
+    (entry,) = doc["results"]
+    assert entry["backend"] == "jax" and entry["verdict"] == "pass"
+    assert entry["case"]["layer"] == "Conv2D" and entry["reference_shape"] == [2, 4, 3, 3]
+    assert doc["environment"]["backends"]["jax"]["keras_version"]
+    assert (report / "report.md").exists() and (report / "report.html").exists()
+
+
+def test_real_discrepancy_fails_with_a_description(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_suite=SUITE)
+    result = pytester.runpytest("--conv-backends=jax",
+                                f"--conv-cases={_cases_file(pytester, MAXPOOL_NONE)}",
+                                f"--conv-registry={_registry(pytester, '')}")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*ops.max_pool*on jax: fail-error-parity*",
+                                 "*the spec accepts this configuration*"])
+
+
+def test_known_discrepancy_is_a_strict_xfail(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_suite=SUITE)
+    reg = _registry(pytester, ENTRY.format(id="maxpool-none", layer="ops.max_pool", where="",
+                                           verdict="fail-error-parity"))
+    result = pytester.runpytest("--conv-backends=jax",
+                                f"--conv-cases={_cases_file(pytester, MAXPOOL_NONE)}",
+                                f"--conv-registry={reg}")
+    result.assert_outcomes(xfailed=1)
+
+
+def test_known_discrepancy_that_no_longer_reproduces_fails(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_suite=SUITE)
+    reg = _registry(pytester, ENTRY.format(id="stale-one", layer="Conv2D",
+                                           where='where = { padding = "same" }', verdict="fail-values"))
+    result = pytester.runpytest("--conv-backends=jax", f"--conv-cases={_cases_file(pytester, CONV)}",
+                                f"--conv-registry={reg}")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*XPASS(strict)*stale-one*delete the entry*"])
+
+
+def test_entry_matching_no_case_is_warned_about(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_suite=SUITE)
+    reg = _registry(pytester, ENTRY.format(id="never", layer="Conv3DTranspose",
+                                           where="where = { batch = 99 }", verdict="fail-values"))
+    result = pytester.runpytest("--conv-backends=jax", "--conv-profile=smoke",
+                                f"--conv-registry={reg}", "--collect-only", "-q")
+    result.stdout.fnmatch_lines(["*known discrepancy 'never' matches no collected case*"])
+
+
+def test_shards_cover_every_case_exactly_once(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_suite=SUITE)
+
+    def ids(*args: str) -> set[str]:
+        res = pytester.runpytest("--conv-backends=jax", "--conv-profile=default",
+                                 "--collect-only", "-q", *args)
+        return {line for line in res.stdout.lines if "::test_conformance[" in line}
+
+    full = ids()
+    parts = [ids(f"--conv-shard={i}/3") for i in (1, 2, 3)]
+    assert len(full) > 150
+    assert set().union(*parts) == full
+    assert sum(len(p) for p in parts) == len(full)
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--conv-profile=huge"], "*--conv-profile 'huge'*"),
+        (["--conv-backends=mxnet"], "*unknown backend 'mxnet'*"),
+        (["--conv-shard=5/2"], "*shard*"),
+        (["--conv-timeout=-3"], "*--conv-timeout must be a positive number*"),
+        (["--conv-layers=Dense"], "*unknown layer or op 'Dense'*"),
+    ],
+)
+def test_bad_options_are_usage_errors(pytester: pytest.Pytester, args: list[str],
+                                      needle: str) -> None:
+    pytester.makepyfile(test_suite=SUITE)
+    result = pytester.runpytest(*args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([needle])
+
+
+def test_ini_options_are_read(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_suite=SUITE)
+    pytester.makeini("[pytest]\nconv_backends = jax\nconv_profile = smoke\nconv_layers = Conv2D\n")
+    result = pytester.runpytest("--collect-only", "-q")
+    lines = [line for line in result.stdout.lines if "::test_conformance[" in line]
+    assert lines and all(line.endswith("-jax]") and "[Conv2D-" in line for line in lines)
+
+
+def test_plugin_can_be_disabled(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_suite=SUITE)
+    result = pytester.runpytest("-p", "no:conv_parity")
+    result.stdout.fnmatch_lines(["*fixture 'conv_case' not found*"])
