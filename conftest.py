@@ -11,4 +11,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if not config.getoption("hypothesis_profile", None):
         from hypothesis import settings
 
+        from conv_parity.fuzzing import register_hypothesis_profiles
+
+        register_hypothesis_profiles(config)  # also when run with -p no:conv_parity
         settings.load_profile("dev")

@@ -38,17 +38,60 @@ FAILING_VERDICTS = (
 )
 
 
+def _spatial(case: ConvCase) -> tuple[int, ...]:
+    shape = case.input_shape
+    if case.kwargs.get("data_format") == "channels_first":
+        return tuple(shape[2:])
+    return tuple(shape[1:-1])
+
+
+def _same_pads(n: int, k: int, s: int) -> tuple[int, int]:
+    """TF-style "same" padding of one axis: (before, after), the extra one after."""
+    out = -(-n // s)
+    total = max((out - 1) * s + k - n, 0)
+    return total // 2, total - total // 2
+
+
+def _edge_replication_visible(case: ConvCase) -> bool:
+    """A same-padded pooling whose padding is asymmetric on some axis, and where copying edge
+    values into the padding (instead of leaving it out) changes an average: a border window
+    holds padding and at least two real elements. Symmetric padding needs no explicit pad."""
+    kw = case.kwargs
+    if kw.get("padding") != "same" or "pool_size" not in kw:
+        return False
+    window = kw["pool_size"]
+    strides = kw.get("strides") or window
+    pads = [_same_pads(n, k, s) for n, k, s in zip(_spatial(case), window, strides)]
+    if all(before == after for before, after in pads):
+        return False
+    return any(
+        (pad > 0 and min(k - pad, n) >= 2)
+        for (before, after), k, n in zip(pads, window, _spatial(case))
+        for pad in (before, after)
+    )
+
+
 def _derived(case: ConvCase) -> dict[str, Any]:
     """Case attributes a predicate may name besides the kwargs themselves."""
     kw = case.kwargs
-    strides = kw.get("strides") or kw.get("pool_size") or (1,)
+    window = kw.get("kernel_size") or kw.get("pool_size") or (1,)
+    strides = kw.get("strides") or window
+    spatial = _spatial(case)
+    op = kw.get("output_padding")
     return {
         "batch": case.input_shape[0],
         "channels": kinds.channels(kw, case.input_shape),
         "rank": len(case.input_shape) - 2,
         "any_stride_gt_1": max(strides) > 1,
+        "unequal_strides": len(set(strides)) > 1,
+        "strides_none": kw.get("strides", 0) is None,
         "any_dilation_gt_1": max(kw.get("dilation_rate") or (1,)) > 1,
-        "has_output_padding": kw.get("output_padding") is not None,
+        "has_output_padding": op is not None,
+        "even_kernel_zero_output_padding": op is not None
+        and any(k % 2 == 0 and p == 0 for k, p in zip(window, op)),
+        "window_larger_than_input": any(k > n for k, n in zip(window, spatial)),
+        "last_spatial_equals_filters": bool(spatial) and kw.get("filters") == spatial[-1],
+        "edge_replication_visible": _edge_replication_visible(case),
     }
 
 
