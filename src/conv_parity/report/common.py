@@ -1,0 +1,112 @@
+"""What the Markdown and HTML renderers share: ordering, the matrix, number formatting."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from conv_parity.report.schema import FAILURE_VERDICTS, OK_VERDICTS, VERDICTS
+
+
+def is_failure(verdict: str) -> bool:
+    return verdict not in OK_VERDICTS
+
+
+def backend_order(doc: Mapping[str, Any]) -> list[str]:
+    """Backends in Keras's usual order first, then any others alphabetically."""
+    from conv_parity import BACKENDS
+
+    names = {r["backend"] for r in doc["results"]}
+    names |= set((doc.get("run") or {}).get("backends") or [])
+    known = [b for b in BACKENDS if b in names]
+    return known + sorted(names - set(known))
+
+
+def layer_order(doc: Mapping[str, Any]) -> list[str]:
+    """Layers first, then ``ops.*``; alphabetical within each."""
+    layers = {r["layer"] for r in doc["results"]}
+    return sorted(layers, key=lambda name: (name.startswith("ops."), name))
+
+
+def matrix(doc: Mapping[str, Any]) -> dict[str, dict[str, dict[str, int]]]:
+    """layer -> backend -> verdict -> count, recomputed from the results."""
+    out: dict[str, dict[str, dict[str, int]]] = {}
+    for r in doc["results"]:
+        cell = out.setdefault(r["layer"], {}).setdefault(r["backend"], {})
+        cell[r["verdict"]] = cell.get(r["verdict"], 0) + 1
+    return out
+
+
+def failures(doc: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Failing results grouped by layer, then case, then backend (one case's backends adjacent)."""
+    order = {name: i for i, name in enumerate(layer_order(doc))}
+    fails = [r for r in doc["results"] if is_failure(r["verdict"])]
+    return sorted(fails, key=lambda r: (order[r["layer"]], r["case_id"], r["backend"]))
+
+
+def stale_known(doc: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Results whose known-discrepancy entry no longer reproduces (``known.stale``): the
+    registry is strict, so these turn the run red and the entry must be deleted."""
+    return [r for r in doc["results"] if isinstance(r.get("known"), Mapping)
+            and r["known"].get("stale")]
+
+
+def verdict_counts(cell: Mapping[str, int]) -> dict[str, int]:
+    """Collapse a cell's verdict counts into pass / fail / xfail / unsupported / skip."""
+    return {
+        "pass": cell.get("pass", 0),
+        "fail": sum(cell.get(v, 0) for v in FAILURE_VERDICTS),
+        "xfail": cell.get("xfail", 0),
+        "unsupported": cell.get("unsupported", 0),
+        "skip": cell.get("skip", 0),
+    }
+
+
+def fmt_float(x: Any, digits: int = 4) -> str:
+    """A float for people: 4 significant digits, NaN/inf spelled out, None as an em dash."""
+    if x is None:
+        return "—"
+    if isinstance(x, str):
+        return x
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return str(x)
+    if math.isnan(v):
+        return "nan"
+    if math.isinf(v):
+        return "inf" if v > 0 else "-inf"
+    return f"{v:.{digits}g}"
+
+
+def fmt_shape(shape: Any) -> str:
+    if shape is None:
+        return "—"
+    return "(" + ", ".join("None" if d is None else str(d) for d in shape) + ")"
+
+
+def run_line(doc: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(label, value) pairs that describe the run, for both renderers."""
+    run = doc.get("run") or {}
+    env = doc.get("environment") or {}
+    items: list[tuple[str, str]] = []
+    if run.get("profile") is not None:
+        prof = run["profile"]
+        items.append(("profile", ", ".join(map(str, prof)) if isinstance(prof, list) else str(prof)))
+    if run.get("backends"):
+        items.append(("backends", ", ".join(map(str, run["backends"]))))
+    if run.get("shard"):
+        items.append(("shard", str(run["shard"])))
+    if run.get("merged"):
+        items.append(("merged from", f"{len(run.get('sources') or [])} reports"))
+    if env.get("keras"):
+        items.append(("keras", str(env["keras"])))
+    tool = doc.get("tool") or {}
+    items.append(("conv-parity", str(tool.get("version", "?"))))
+    items.append(("generated", str(doc.get("generated_at", "?"))))
+    return items
+
+
+__all__ = ["VERDICTS", "backend_order", "failures", "fmt_float", "fmt_shape", "is_failure",
+           "layer_order", "matrix", "run_line", "stale_known", "verdict_counts"]

@@ -1,0 +1,203 @@
+"""report.md: the conformance matrix and the failures, sized for a PR comment.
+
+GitHub caps a PR comment at 65536 characters and ``$GITHUB_STEP_SUMMARY`` at 1 MiB, so the
+failure list stops at `max_failures` entries or `max_chars` characters, whichever comes first,
+and says how many it left out (report.html and report.json have them all).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from conv_parity.report import common
+
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]|#~])")
+MAX_MESSAGE = 1500
+
+
+def md_text(text: Any) -> str:
+    """Inline text that Markdown and GitHub's HTML sanitizer show literally, on one line."""
+    s = str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    s = _MD_SPECIAL.sub(r"\\\1", s)
+    return " ".join(s.split())
+
+
+def md_code(text: Any) -> str:
+    """An inline code span that survives backticks inside `text`."""
+    s = " ".join(str(text).split())
+    runs = [len(m) for m in re.findall(r"`+", s)]
+    fence = "`" * (max(runs, default=0) + 1)
+    pad = " " if s.startswith("`") or s.endswith("`") else ""
+    return f"{fence}{pad}{s}{pad}{fence}"
+
+
+def md_block(text: str) -> str:
+    """A fenced block whose fence is longer than any backtick run in `text`."""
+    runs = [len(m) for m in re.findall(r"`{3,}", text)]
+    fence = "`" * max(3, max(runs, default=0) + 1)
+    return f"{fence}text\n{text.rstrip()}\n{fence}"
+
+
+def _truncate(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    return text[:limit] + f"\n… ({len(text) - limit} more characters in report.json)"
+
+
+def format_cell(cell: Mapping[str, int]) -> str:
+    """``12 ✓ · 1 ✗ · 2 xfail · 1 unsupported · 3 skip``; zero counts left out."""
+    c = common.verdict_counts(cell)
+    parts = []
+    if c["pass"]:
+        parts.append(f"{c['pass']} ✓")
+    if c["fail"]:
+        parts.append(f"**{c['fail']} ✗**")
+    for key in ("xfail", "unsupported", "skip"):
+        if c[key]:
+            parts.append(f"{c[key]} {key}")
+    return " · ".join(parts) if parts else "—"
+
+
+def _matrix_lines(doc: Mapping[str, Any]) -> list[str]:
+    backends = common.backend_order(doc)
+    mat = common.matrix(doc)
+    lines = [
+        "| layer / op | " + " | ".join(backends) + " |",
+        "|---|" + "---|" * len(backends),
+    ]
+    totals: dict[str, dict[str, int]] = {b: {} for b in backends}
+    for layer in common.layer_order(doc):
+        row = mat.get(layer, {})
+        cells = [format_cell(row.get(b, {})) for b in backends]
+        lines.append(f"| {md_text(layer)} | " + " | ".join(cells) + " |")
+        for b, cell in row.items():
+            for verdict, n in cell.items():
+                totals[b][verdict] = totals[b].get(verdict, 0) + n
+    if len(mat) > 1:
+        lines.append("| **total** | " + " | ".join(format_cell(totals[b]) for b in backends)
+                     + " |")
+    return lines
+
+
+def _failure_entry(i: int, r: Mapping[str, Any]) -> str:
+    head = (f"#### {i}. {md_code(r['case_id'])} · {md_text(r['backend'])} · "
+            f"**{md_text(r['verdict'])}**")
+    lines = [head, ""]
+    if r.get("diagnosis"):
+        lines.append(f"- **Diagnosis:** {md_text(r['diagnosis'])}")
+    shape, ref_shape = r.get("shape"), r.get("reference_shape")
+    if shape is not None or ref_shape is not None:
+        lines.append(f"- **Shape:** {common.fmt_shape(shape)}, reference "
+                     f"{common.fmt_shape(ref_shape)}")
+    if r.get("max_abs_err") is not None:
+        extra = ""
+        if r.get("tolerance") is not None:
+            extra += f" (tolerance {common.fmt_float(r['tolerance'])})"
+        if r.get("mismatches") is not None:
+            extra += f", {r['mismatches']} elements differ"
+        lines.append(f"- **Max abs error:** {common.fmt_float(r['max_abs_err'])}{extra}")
+    err = r.get("error")
+    if err:
+        phase = f" during {md_text(err['phase'])}" if err.get("phase") else ""
+        lines.append(f"- **Error{phase}:** {md_code(err['type'])}: "
+                     f"{md_text(_truncate(str(err['message']), 300))}")
+    if r.get("repro"):
+        lines.append(f"- **Repro:** {md_code(r['repro'])}")
+    lines.append("")
+    if r.get("message"):
+        lines.append(md_block(_truncate(str(r["message"]), MAX_MESSAGE)))
+        lines.append("")
+    return "\n".join(lines)
+
+
+def render_markdown(
+    doc: Mapping[str, Any], max_failures: int = 100, max_chars: int = 60_000
+) -> str:
+    """The Markdown report of a (decoded) report document; fits in `max_chars` characters
+    unless the matrix alone is larger."""
+    out: list[str] = ["# conv-parity conformance report", ""]
+    if not doc.get("complete", False):
+        out += ["> **⚠ Partial run:** this report was written before the run finished "
+                "(interrupted, crashed or still going); counts cover only the cases run so far.",
+                ""]
+    out.append(" · ".join(f"**{k}:** {md_text(v)}" for k, v in common.run_line(doc)))
+    out.append("")
+    env = doc.get("environment") or {}
+    conflicts = env.get("conflicts") or {}
+    if conflicts:
+        desc = "; ".join(f"{k}: {', '.join(map(str, v))}" for k, v in conflicts.items())
+        out += [f"> **⚠ Merged reports disagree on the environment:** {md_text(desc)}", ""]
+    summary = doc.get("summary") or {}
+    by_verdict = summary.get("by_verdict") or {}
+    n_fail = sum(n for v, n in by_verdict.items() if common.is_failure(v))
+    counts = ", ".join(f"{n} {v}" for v, n in by_verdict.items() if n)
+    verdict_word = f"✗ **{n_fail} failing**" if n_fail else "✓ **all conform**"
+    out += [f"{verdict_word} — {summary.get('total', len(doc['results']))} results"
+            + (f" ({counts})" if counts else ""), ""]
+
+    out += ["## Conformance matrix", ""]
+    if doc["results"]:
+        out += _matrix_lines(doc)
+        out += ["", "✓ pass · ✗ failure (shape, values, symbolic shape, error parity, crash, "
+                "timeout) · xfail known discrepancy · unsupported: every backend rejects it · "
+                "skip: backend not available", ""]
+    else:
+        out += ["_No results._", ""]
+
+    backends = env.get("backends") or {}
+    if backends:
+        out += ["<details><summary>Environment</summary>", "",
+                "| backend | available | keras | backend version | device |",
+                "|---|---|---|---|---|"]
+        for name, info in backends.items():
+            avail = "yes" if info.get("available") else (
+                "no: " + md_text(_truncate(str(info.get("import_error") or ""), 120)))
+            out.append(f"| {md_text(name)} | {avail} | {md_text(info.get('keras_version') or '—')}"
+                       f" | {md_text(info.get('backend_version') or '—')}"
+                       f" | {md_text(info.get('device') or '—')} |")
+        out += ["", f"python {md_text(env.get('python') or '?')} · numpy "
+                f"{md_text(env.get('numpy') or '?')} · {md_text(env.get('platform') or '?')}",
+                "", "</details>", ""]
+
+    known: dict[str, dict[str, Any]] = {}
+    for r in doc["results"]:
+        if r.get("known") and r["verdict"] == "xfail":
+            entry = known.setdefault(r["known"]["id"], {"n": 0, "link": r["known"].get("link")})
+            entry["n"] += 1
+    if known:
+        out += [f"<details><summary>Known discrepancies hit ({len(known)})</summary>", ""]
+        for kid, entry in sorted(known.items()):
+            link = f" — {md_text(entry['link'])}" if entry["link"] else ""
+            plural = "" if entry["n"] == 1 else "s"
+            out.append(f"- {md_code(kid)}: {entry['n']} result{plural}{link}")
+        out += ["", "</details>", ""]
+
+    stale = common.stale_known(doc)
+    if stale:
+        out += [f"## Stale known discrepancies ({len(stale)})", "",
+                "These registered discrepancies no longer reproduce: delete their entries.", ""]
+        for r in stale[:50]:
+            out.append(f"- {md_code(r['known']['id'])}: {md_code(r['case_id'])} on "
+                       f"{md_text(r['backend'])} ({md_text(r['verdict'])})")
+        if len(stale) > 50:
+            out.append(f"- …and {len(stale) - 50} more")
+        out.append("")
+
+    fails = common.failures(doc)
+    if fails:
+        out += [f"## Failures ({len(fails)})", ""]
+        text = "\n".join(out)
+        shown = 0
+        for i, r in enumerate(fails, 1):
+            entry = _failure_entry(i, r)
+            if shown >= max_failures or len(text) + len(entry) + 200 > max_chars:
+                break
+            text += "\n" + entry
+            shown += 1
+        if shown < len(fails):
+            text += (f"\n_…and {len(fails) - shown} more failures: see report.html or "
+                     "report.json._\n")
+        return text.rstrip() + "\n"
+    return "\n".join(out).rstrip() + "\n"
