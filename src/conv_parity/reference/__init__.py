@@ -1,0 +1,146 @@
+"""The NumPy reference: ground truth for every Keras convolution and pooling kind, in float64.
+
+Pure NumPy on purpose: Keras's NumPy backend computes conv with ``jax.lax``, so agreeing with it
+would prove nothing. The shape rules and the decisions taken where Keras's docs are silent are
+documented in :mod:`conv_parity.reference._geometry` (and pooling's in ``_pool``).
+
+Public API (other parts call it exactly so):
+
+* :func:`forward` -- the layer's or op's output, bias and activation included.
+* :func:`output_shape` -- the spec's shape rule; :class:`~conv_parity.errors.InvalidConfig` for
+  configurations it rejects, with the offending argument named.
+* :func:`magnitude` -- the same computation on ``|x|`` and ``|w|`` (bias ``|b|``, no
+  activation): the per-element scale of the tolerance model.
+* :mod:`conv_parity.reference.ops` -- ``conv``, ``conv_transpose``, ... with ``keras.ops``
+  signatures.
+
+Every array function takes ``scratch_bytes`` (default :data:`DEFAULT_SCRATCH_BYTES`, 64 MiB):
+the bound on the im2col/tap scratch of one call, whatever the input size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from conv_parity import kinds
+from conv_parity.errors import UsageError
+from conv_parity.reference import _conv, _geometry, _pool
+from conv_parity.reference._geometry import Geometry
+from conv_parity.reference._windows import DEFAULT_SCRATCH_BYTES
+
+__all__ = ["DEFAULT_SCRATCH_BYTES", "forward", "magnitude", "ops", "output_shape"]
+
+_PLANS: dict[Any, Geometry] = {}
+_PLAN_CACHE_MAX = 4096
+
+
+def _freeze(value: Any) -> Any:
+    if isinstance(value, list):
+        return tuple(_freeze(v) for v in value)
+    return value
+
+
+def _plan(
+    layer: str, kwargs: Mapping[str, Any], input_shape: tuple[int, ...],
+    weight_shapes: tuple[tuple[int, ...], ...],
+) -> Geometry:
+    """Validated geometry for one call, memoised: tiny calls must not re-validate each time."""
+    key: Any = (layer, tuple(kwargs.items()), input_shape, weight_shapes)
+    try:
+        hit = _PLANS.get(key)
+    except TypeError:  # lists among the values: freeze them (or give up caching)
+        try:
+            key = (layer, tuple((k, _freeze(v)) for k, v in kwargs.items()), input_shape,
+                   weight_shapes)
+            hit = _PLANS.get(key)
+        except TypeError:
+            key, hit = None, None
+    if hit is not None:
+        return hit
+    kind = kinds.get_kind(layer)
+    if kind.is_op:
+        full = _geometry.op_geometry_kwargs(layer, kwargs, input_shape, weight_shapes)
+        canon = kinds.canonicalize(layer, full, input_shape)
+        geom = _geometry.build(layer, canon, input_shape)
+    else:
+        canon = kinds.canonicalize(layer, kwargs, input_shape)
+        geom = _geometry.build(layer, canon, input_shape)
+        _geometry.check_layer_weights(layer, canon, input_shape, weight_shapes)
+    if key is not None:
+        if len(_PLANS) >= _PLAN_CACHE_MAX:
+            _PLANS.clear()
+        _PLANS[key] = geom
+    return geom
+
+
+def output_shape(layer: str, input_shape: Sequence[int], **kwargs: Any) -> tuple[int, ...]:
+    """The output shape the spec gives; InvalidConfig (argument named) if it rejects the config.
+
+    For ops the geometry keywords (``kernel_size``, ``filters``, ``groups``,
+    ``depth_multiplier``) must be present, since there are no kernel arrays to read them from.
+    """
+    shape = tuple(int(v) for v in input_shape)
+    canon = kinds.canonicalize(layer, kwargs, shape)
+    return _geometry.build(layer, canon, shape).output_shape
+
+
+def _compute(
+    layer: str, x: Any, weights: Sequence[Any], kwargs: Mapping[str, Any],
+    absolute: bool, scratch_bytes: int | None,
+) -> np.ndarray:
+    x = np.asarray(x)
+    weights = [np.asarray(w) for w in weights]
+    g = _plan(layer, kwargs, x.shape, tuple(w.shape for w in weights))
+    budget = DEFAULT_SCRATCH_BYTES if scratch_bytes is None else int(scratch_bytes)
+    if budget <= 0:
+        raise UsageError(f"scratch_bytes must be positive, got {scratch_bytes!r}")
+    fam = g.family
+    if fam in ("max_pool", "average_pool"):
+        y = _pool.pool(x, g, absolute)
+        return _conv.finish(y, g, None, absolute)
+    bias = weights[-1] if g.use_bias and not layer.startswith("ops.") else None
+    if fam == "conv":
+        wmat = _conv.conv_kernel_matrix(weights[0], g, absolute)
+        y = _conv.grouped_conv(x, wmat, g, g.groups, g.c_out, budget, absolute)
+    elif fam == "depthwise":
+        wmat = _conv.depthwise_kernel_matrix(weights[0], g, absolute)
+        y = _conv.grouped_conv(x, wmat, g, g.c_in, g.c_out, budget, absolute)
+    elif fam == "separable":
+        wmat = _conv.depthwise_kernel_matrix(weights[0], g, absolute)
+        mid = g.c_in * g.depth_multiplier
+        y = _conv.grouped_conv(x, wmat, g, g.c_in, mid, budget, absolute)
+        y = _conv.pointwise(y, weights[1], absolute)
+    else:  # conv_transpose
+        y = _conv.conv_transpose(x, weights[0], g, budget, absolute)
+    return _conv.finish(y, g, bias, absolute)
+
+
+def forward(
+    layer: str, x: Any, weights: Sequence[Any], *, scratch_bytes: int | None = None,
+    **kwargs: Any,
+) -> np.ndarray:
+    """The float64 output of ``layer`` (a :data:`conv_parity.kinds.KINDS` name) on ``x``.
+
+    ``weights`` as ``keras_layer.get_weights()`` returns them, or for ops the kernel arrays in
+    argument order. ``kwargs``: the layer's constructor arguments (raw or canonical) or the op's
+    call arguments (geometry keys, if present, are ignored: the kernels are the truth).
+    """
+    return _compute(layer, x, weights, kwargs, False, scratch_bytes)
+
+
+def magnitude(
+    layer: str, x: Any, weights: Sequence[Any], *, scratch_bytes: int | None = None,
+    **kwargs: Any,
+) -> np.ndarray:
+    """The same computation on ``|x|``, ``|w|`` and ``|b|`` without the activation.
+
+    It bounds the sum of absolute products behind each output element, which is what the
+    rounding error of an accumulation scales with (pooling: the average/max of ``|x|``).
+    """
+    return _compute(layer, x, weights, kwargs, True, scratch_bytes)
+
+
+from conv_parity.reference import ops  # noqa: E402  (ops calls back into this module)

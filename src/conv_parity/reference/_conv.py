@@ -1,0 +1,177 @@
+"""Convolution kernels: chunked im2col + one matmul per chunk, and transposed conv by tap scatter.
+
+All arithmetic is float64. Groups (and depthwise, which is groups == channels) are a batch axis
+of one ``np.matmul``, never a Python loop. Scratch memory per call is bounded by a budget: the
+im2col matrix is built for a block of batch items (or of output rows of one item) at a time, in
+one reused buffer.
+"""
+
+from __future__ import annotations
+
+from math import prod
+
+import numpy as np
+
+from conv_parity.reference._geometry import Geometry
+from conv_parity.reference._windows import chunks, padded_input, window_view
+
+_F8 = 8  # bytes per float64
+
+
+def conv_kernel_matrix(kernel: np.ndarray, g: Geometry, absolute: bool) -> np.ndarray:
+    """(*k, C/G, F) kernel as (K*C/G, F) when G == 1, else (G, K*C/G, F/G), float64."""
+    k = np.asarray(kernel, dtype=np.float64)
+    if absolute:
+        k = np.abs(k)
+    kk = g.taps
+    cg = g.c_in // g.groups
+    if g.groups == 1:
+        return k.reshape(kk * cg, g.c_out)
+    fg = g.c_out // g.groups
+    return np.ascontiguousarray(
+        k.reshape(kk, cg, g.groups, fg).transpose(2, 0, 1, 3)
+    ).reshape(g.groups, kk * cg, fg)
+
+
+def depthwise_kernel_matrix(kernel: np.ndarray, g: Geometry, absolute: bool) -> np.ndarray:
+    """(*k, C, dm) depthwise kernel as (C, K, dm): C groups of one channel each."""
+    k = np.asarray(kernel, dtype=np.float64)
+    if absolute:
+        k = np.abs(k)
+    kk = g.taps
+    return np.ascontiguousarray(k.reshape(kk, g.c_in, g.depth_multiplier).transpose(1, 0, 2))
+
+
+def grouped_conv(
+    x: np.ndarray, wmat: np.ndarray, g: Geometry, groups: int, c_out: int,
+    budget: int, absolute: bool,
+) -> np.ndarray:
+    """Channels-last (N, *O, c_out) result of the (grouped) correlation of ``x`` with ``wmat``.
+
+    ``wmat`` is (K*C, F) for one group or (G, K*C/G, F/G) for G groups; output channel
+    ``gi * F/G + f`` belongs to group ``gi``, whose input channels are ``gi*C/G ...``
+    (Keras/TF's grouped-conv channel order).
+    """
+    xp = padded_input(x, g, 0.0, absolute)
+    n = xp.shape[0]
+    osp = g.out_spatial
+    out = np.empty((n, *osp, c_out), np.float64)
+    if out.size == 0:
+        return out
+    win = window_view(xp, osp, g.window, g.strides, g.dilation)
+    kk = g.taps
+    c = g.c_in
+    row = prod(osp[1:])  # output positions per first-axis row
+    kc = kk * c
+    blocks = chunks(n, osp[0], row * kc * _F8, budget)
+    scratch = np.empty(max((n1 - n0) * (r1 - r0) for n0, n1, r0, r1 in blocks) * row * kc)
+    if groups == 1:
+        for n0, n1, r0, r1 in blocks:
+            m = (n1 - n0) * (r1 - r0) * row
+            src = win[n0:n1, r0:r1]
+            cols = scratch[: m * kc].reshape(src.shape)
+            np.copyto(cols, src)
+            dst = out[n0:n1, r0:r1].reshape(m, c_out)
+            np.matmul(cols.reshape(m, kc), wmat, out=dst)
+        return out
+    cg = c // groups
+    fg = c_out // groups
+    for n0, n1, r0, r1 in blocks:
+        m = (n1 - n0) * (r1 - r0) * row
+        src = win[n0:n1, r0:r1]
+        # (nb, O..., k..., G, Cg) -> (G, nb, O..., k..., Cg): the group becomes the matmul batch.
+        src = np.moveaxis(src.reshape((*src.shape[:-1], groups, cg)), -2, 0)
+        cols = scratch[: m * kc].reshape(src.shape)
+        np.copyto(cols, src)
+        res = np.matmul(cols.reshape(groups, m, kk * cg), wmat)  # (G, m, Fg)
+        dst = out[n0:n1, r0:r1].reshape(m, groups, fg)
+        np.copyto(dst, res.transpose(1, 0, 2))
+    return out
+
+
+def conv_transpose(
+    x: np.ndarray, kernel: np.ndarray, g: Geometry, budget: int, absolute: bool
+) -> np.ndarray:
+    """Channels-last (N, *O, F) transposed convolution, by scatter-add per kernel tap.
+
+    One matmul gives every (input position, tap) contribution ``x[i] @ w[j]``; each tap's
+    block is then added into the output at ``i * s + j * d`` with a strided slice. No
+    zero-stuffed input is built, so no multiplications by inserted zeros happen.
+    """
+    xc = x if not g.channels_first else np.moveaxis(x, 1, -1)
+    if absolute:
+        xc = np.abs(xc)
+    xc = np.ascontiguousarray(xc, dtype=np.float64)
+    w = np.asarray(kernel, dtype=np.float64)
+    if absolute:
+        w = np.abs(w)
+    kk = g.taps
+    c, f = g.c_in, g.c_out
+    # (*k, F, C) -> (C, K*F)
+    wmat = np.ascontiguousarray(w.reshape(kk, f, c).transpose(2, 0, 1)).reshape(c, kk * f)
+    n = xc.shape[0]
+    isp = g.in_spatial
+    full = tuple((i - 1) * s + (k - 1) * d + 1 for i, s, k, d in zip(isp, g.strides, g.window, g.dilation))
+    starts = tuple(p[0] for p in g.pads)
+    ext = tuple(max(fl, st + o) for fl, st, o in zip(full, starts, g.out_spatial))
+    buf = np.zeros((n, *ext, f), np.float64)
+    if n and kk:
+        taps = list(np.ndindex(*g.window))
+        row = prod(isp[1:])
+        blocks = chunks(n, isp[0], row * kk * f * _F8, budget)
+        scratch = np.empty(max((n1 - n0) * (r1 - r0) for n0, n1, r0, r1 in blocks) * row * kk * f)
+        for n0, n1, r0, r1 in blocks:
+            src = xc[n0:n1, r0:r1]
+            m = src.size // c
+            y = scratch[: m * kk * f].reshape(m, kk * f)
+            np.matmul(src.reshape(m, c), wmat, out=y)
+            y = y.reshape((*src.shape[:-1], *g.window, f))
+            cnt = src.shape[1 : 1 + g.rank]
+            lead = (*((slice(None),) * (1 + g.rank)),)
+            for j in taps:
+                idx = [slice(n0, n1)]
+                for ax in range(g.rank):
+                    s = g.strides[ax]
+                    begin = (r0 if ax == 0 else 0) * s + j[ax] * g.dilation[ax]
+                    idx.append(slice(begin, begin + (cnt[ax] - 1) * s + 1, s))
+                idx.append(slice(None))
+                target = buf[tuple(idx)]
+                target += y[(*lead, *j, slice(None))]
+    sel = (slice(None), *(slice(st, st + o) for st, o in zip(starts, g.out_spatial)), slice(None))
+    return buf[sel]
+
+
+def pointwise(y: np.ndarray, kernel: np.ndarray, absolute: bool) -> np.ndarray:
+    """Channels-last 1x1 conv: (N, *O, C) @ (C, F)."""
+    w = np.asarray(kernel, dtype=np.float64)
+    if absolute:
+        w = np.abs(w)
+    w = w.reshape(w.shape[-2], w.shape[-1])
+    return y @ w
+
+
+def finish(
+    y: np.ndarray, g: Geometry, bias: np.ndarray | None, absolute: bool
+) -> np.ndarray:
+    """Add bias, apply the activation (not for magnitudes), restore data_format, contiguous.
+
+    ``y`` is always an array this package allocated (or a view of one), so it is updated in
+    place.
+    """
+    if bias is not None:
+        b = np.asarray(bias, dtype=np.float64)
+        y += np.abs(b) if absolute else b
+    act = None if absolute else g.activation
+    if act is not None:
+        if act == "relu":
+            np.maximum(y, 0.0, out=y)
+        elif act == "tanh":
+            np.tanh(y, out=y)
+        elif act == "sigmoid":  # 1/(1+exp(-y)) written overflow-free
+            y *= 0.5
+            np.tanh(y, out=y)
+            y += 1.0
+            y *= 0.5
+    if g.channels_first:
+        y = np.moveaxis(y, -1, 1)
+    return np.ascontiguousarray(y)
