@@ -116,6 +116,8 @@ class Engine:
         self._lock = threading.Lock()
         self._cache: dict[tuple[ConvCase, str], Outcome] = {}
         self._chunk_of: dict[ConvCase, list[ConvCase]] = {}
+        #: The failing outcomes of the last fuzz example (set by the suite's fuzz tests).
+        self.last_failures: list[Outcome] = []
 
     # -- life cycle -------------------------------------------------------------------------
     def start(self) -> None:
@@ -211,9 +213,7 @@ class Engine:
                     out.verdict = "crash"
                     out.message = f"{b} was requested explicitly but cannot start: " + out.message
                 self._apply_registry(out)
-                if out.verdict in ("fail-values", "fail-shape") or (
-                    out.verdict == "xfail" and out.observed_verdict in ("fail-values", "fail-shape")
-                ):
+                if out.failed or out.verdict == "xfail":
                     self._explain(out, x, weights, ref, res.output)
                 outcomes.append(out)
         return outcomes
@@ -240,7 +240,8 @@ class Engine:
                  ref: Reference, output: np.ndarray | None) -> None:
         """Diagnosis in words, error heatmap and repro script: best effort, never fatal."""
         notes = []
-        if self.diagnose and output is not None:
+        judged = out.observed_verdict or out.verdict
+        if self.diagnose and output is not None and judged in ("fail-values", "fail-shape"):
             try:
                 from conv_parity.diagnosis import diagnose
 
@@ -260,7 +261,8 @@ class Engine:
             from conv_parity.repro import write_repro
 
             folder = self.report_dir or Path(tempfile.gettempdir()) / "conv-parity"
-            out.repro = str(write_repro(out.case, out.backend, folder))
+            out.repro = str(write_repro(out.case, out.backend, folder,
+                                        note=out.diagnosis or out.message.splitlines()[0]))
         except Exception as exc:
             notes.append(f"repro script failed: {type(exc).__name__}: {exc}")
         if notes:

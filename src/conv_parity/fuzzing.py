@@ -1,22 +1,45 @@
-"""Hypothesis profiles for conv-parity's fuzz tests (registered by the plugin).
+"""Hypothesis profiles, the fuzz tests' settings, CI shard seeds, and fuzz campaigns.
 
-``dev``: few examples, fast. ``ci``: derandomized, ``print_blob``, no database, a fixed budget;
-shard-aware (the plugin seeds each shard differently so CI machines do not repeat each other).
-``nightly``: randomized, with an example database under the report folder, so CI can cache and
-replay what earlier nights found. Every profile has ``deadline=None``: each example crosses
-process boundaries, so its time says nothing about the code under test.
+Profiles (registered by the plugin in ``pytest_configure``; select with
+``--hypothesis-profile``): ``dev``: few examples, fast. ``ci``: derandomized, ``print_blob``,
+no database, a fixed budget; shard-aware (:func:`seed_for_shard` gives each ``--conv-shard I/N``
+its own fixed seed, so CI machines do not repeat each other). ``nightly``: randomized, with an
+example database under the report folder, so CI can cache and replay what earlier nights found.
+Every profile has ``deadline=None`` (each example crosses process boundaries, so its time says
+nothing about the code under test) and no ``explain`` phase (it re-runs a failure dozens of
+times, each a round trip to every backend; the engine's diagnosis explains failures better).
+
+:func:`run_campaign` is what ``conv-parity fuzz`` runs: a time- and example-bounded search that
+collects *distinct* discrepancies (one per root cause: layer, backend, verdict, diagnosis) and
+shrinks each to a minimal configuration.
 """
 
 from __future__ import annotations
 
+import contextlib
+import random
+import sys
+import time
+import zlib
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hypothesis import HealthCheck, settings
-from hypothesis.database import DirectoryBasedExampleDatabase
+from hypothesis import HealthCheck, Phase, Verbosity, given, settings
+from hypothesis import seed as hypothesis_seed
+from hypothesis import strategies as st
+from hypothesis.database import DirectoryBasedExampleDatabase, ExampleDatabase
+from hypothesis.errors import Unsatisfiable
 
 PROFILES = ("dev", "ci", "nightly")
 _SUPPRESS = [HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large]
+#: Every phase but ``explain``: see the module docstring.
+PHASES = (Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink)
+#: Budget of the shipped fuzz tests when no conv-parity profile is loaded (the repo's own run).
+DEFAULT_RUN_EXAMPLES = 10
+#: Default campaign budget when neither max_examples nor time_budget is given.
+DEFAULT_CAMPAIGN_EXAMPLES = 100
 
 
 def register_hypothesis_profiles(config: Any = None) -> None:
@@ -25,14 +48,421 @@ def register_hypothesis_profiles(config: Any = None) -> None:
     if config is not None:
         report = config.getoption("conv_report", None) or config.getini("conv_report") or None
     db_dir = Path(report or "conv-parity-report") / "hypothesis-db"
-    settings.register_profile("dev", max_examples=10, deadline=None,
-                              suppress_health_check=_SUPPRESS)
-    settings.register_profile("ci", max_examples=40, deadline=None, derandomize=True,
-                              print_blob=True, database=None, suppress_health_check=_SUPPRESS)
-    settings.register_profile("nightly", max_examples=400, deadline=None, derandomize=False,
+    common: dict[str, Any] = {"deadline": None, "suppress_health_check": _SUPPRESS,
+                              "phases": PHASES}
+    # dev is derandomized too: the repo's own `pytest` run must give the same verdicts twice.
+    settings.register_profile("dev", max_examples=DEFAULT_RUN_EXAMPLES, derandomize=True,
+                              database=None, **common)
+    settings.register_profile("ci", max_examples=40, derandomize=True, print_blob=True,
+                              database=None, **common)
+    settings.register_profile("nightly", max_examples=400, derandomize=False,
                               database=DirectoryBasedExampleDatabase(str(db_dir)),
-                              print_blob=True, suppress_health_check=_SUPPRESS)
+                              print_blob=True, **common)
+
+
+def active_profile(config: Any = None) -> str | None:
+    """The hypothesis profile in force: ``--hypothesis-profile`` if given, else the loaded one."""
+    name = None
+    if config is not None:
+        with contextlib.suppress(ValueError, AttributeError):
+            name = config.getoption("hypothesis_profile", None)
+    if name is None:
+        getter = getattr(settings, "get_current_profile_name", None)
+        name = getter() if getter is not None else getattr(settings, "_current_profile", None)
+    return name
+
+
+def suite_settings(fraction: float = 1.0) -> settings:
+    """Settings for a shipped fuzz test, evaluated at its decoration (after profiles load).
+
+    Under a conv-parity profile (or any profile a user loaded) its budget applies, scaled by
+    ``fraction``; under hypothesis's own ``default`` profile (a plain ``pytest`` run, which must
+    stay cheap) the ``dev`` budget applies. Always ``deadline=None``.
+    """
+    if "dev" not in getattr(settings, "_profiles", {"dev": None}):
+        register_hypothesis_profiles()
+    name = active_profile()
+    base = settings.get_profile("dev") if name in (None, "default") else settings.default
+    n = max(1, round(base.max_examples * fraction))
+    suppress = sorted(set(base.suppress_health_check) | set(_SUPPRESS), key=lambda h: h.value)
+    return settings(base, max_examples=n, deadline=None, suppress_health_check=suppress)
+
+
+def shard_seed(test_name: str, shard: str) -> int:
+    """The fixed seed of one test on one CI shard: distinct per shard, stable across runs."""
+    return zlib.crc32(f"conv-parity|{test_name}|shard {shard}".encode())
 
 
 def seed_for_shard(item: Any, shard: str | None) -> None:
-    """Give each CI shard its own fixed hypothesis seed (placeholder until strategies land)."""
+    """Give a ``conv_fuzz`` item its shard's fixed seed under the ``ci`` profile.
+
+    ``ci`` is derandomized: without this every shard would draw the same examples. An explicit
+    ``@seed`` takes precedence over ``derandomize`` in hypothesis (``get_random_for_wrapped_test``
+    checks the seed first), so each shard stays deterministic but explores different inputs.
+    Other profiles are randomized already; an item that is not a hypothesis test is left alone.
+    """
+    if not shard:
+        return
+    if active_profile(getattr(item, "config", None)) != "ci":
+        return
+    fn = getattr(item, "obj", None)
+    if fn is None or not getattr(fn, "is_hypothesis_test", False):
+        return
+    from conv_parity import grid
+
+    grid.parse_shard(shard)
+    hypothesis_seed(shard_seed(getattr(fn, "__qualname__", repr(fn)), shard))(fn)
+
+
+# --------------------------------------------------------------------------- campaigns
+
+
+def root_cause(outcome: Any) -> tuple[str, str, str, str | None]:
+    """The dedup key of a failing outcome: (layer, backend, verdict, diagnosis).
+
+    Errors have no diagnosis; their exception type stands in for it, so a backend that raises
+    two different errors on one layer counts as two root causes.
+    """
+    verdict = outcome.verdict
+    if outcome.known and outcome.known.get("stale"):
+        verdict = "stale-known"
+    cause = outcome.diagnosis_code
+    if cause is None and outcome.error:
+        cause = str(outcome.error.get("type") or "") or None
+    return (outcome.case.layer, outcome.backend, verdict, cause)
+
+
+def _complexity(case: Any) -> tuple[int, int, str]:
+    """A simplicity order for representatives that hypothesis has not shrunk (smaller first)."""
+    ints = [v for val in case.kwargs.values() if isinstance(val, tuple) for v in val]
+    size = 1
+    for d in case.input_shape:
+        size *= max(1, d)
+    return (size, sum(ints), case.id)
+
+
+@dataclass
+class CampaignEvent:
+    """A progress report: ``kind`` is example, found, minimised or done. str() is one line."""
+
+    kind: str
+    examples: int
+    seconds: float
+    discrepancies: int
+    case_id: str | None = None
+    key: tuple[Any, ...] | None = None
+
+    def __str__(self) -> str:
+        head = f"[{self.seconds:7.1f}s] {self.examples} examples, {self.discrepancies} distinct"
+        if self.kind == "found" and self.key:
+            return f"{head}: new discrepancy {'/'.join(map(str, self.key))} on {self.case_id}"
+        if self.kind == "minimised" and self.key:
+            return f"{head}: minimised {'/'.join(map(str, self.key))} to {self.case_id}"
+        if self.kind == "done":
+            return f"{head}: done"
+        return head
+
+
+@dataclass
+class CampaignResult:
+    """What a campaign found: one result dict per distinct discrepancy, and the statistics.
+
+    Each discrepancy is a report.json result (DESIGN contract) for its minimal case, plus
+    ``root_cause`` (layer, backend, verdict, diagnosis), ``minimised`` (False when the budget
+    ran out before hypothesis finished shrinking it) and ``first_case_id`` (as first found).
+    """
+
+    discrepancies: list[dict[str, Any]]
+    examples: int
+    filtered_known: int
+    seconds: float
+    backends: list[str] = field(default_factory=list)
+    environment: dict[str, Any] = field(default_factory=dict)
+    run: dict[str, Any] = field(default_factory=dict)
+    seed: int | None = None
+    shrink_examples: int = 0
+    rejected_invalid: int = 0
+    stopped_by: str = ""
+    complete: bool = True
+    backend_seconds: dict[str, float] = field(default_factory=dict)
+    report_paths: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def examples_per_second(self) -> float:
+        return self.examples / self.seconds if self.seconds > 0 else 0.0
+
+    def stats(self) -> dict[str, Any]:
+        """The report's ``fuzz`` block."""
+        return {
+            "examples": self.examples,
+            "shrink_examples": self.shrink_examples,
+            "filtered_known": self.filtered_known,
+            "rejected_invalid": self.rejected_invalid,
+            "seconds": round(self.seconds, 3),
+            "examples_per_second": round(self.examples_per_second, 3),
+            "backend_seconds": {b: round(s, 3) for b, s in self.backend_seconds.items()},
+            "distinct_discrepancies": len(self.discrepancies),
+            "seed": self.seed,
+            "stopped_by": self.stopped_by,
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        """The report.json document: schema_version, environment, results (+ ``fuzz`` stats)."""
+        from conv_parity.report import build_doc
+        from conv_parity.report.writer import default_environment
+
+        env = self.environment or default_environment()
+        doc = build_doc(self.discrepancies, self.run, env, self.complete)
+        doc["fuzz"] = self.stats()
+        return doc
+
+
+class _Stop(BaseException):
+    """Ends a campaign iteration at once (budget spent): hypothesis must not shrink it."""
+
+    def __init__(self, why: str) -> None:
+        super().__init__(why)
+        self.why = why
+
+
+class _Harness(BaseException):
+    """The engine itself failed: abort instead of letting hypothesis shrink a harness bug."""
+
+
+class _Discrepancy(Exception):
+    """The probe's failure signal for the iteration's target root cause."""
+
+
+class _KeepingDatabase(ExampleDatabase):
+    """Delegates to a database but never deletes: later campaign iterations exclude root causes
+    found earlier, so their saved failures no longer fail there and would otherwise be dropped
+    before the next campaign could replay them."""
+
+    def __init__(self, inner: ExampleDatabase) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def save(self, key: bytes, value: bytes) -> None:
+        self.inner.save(key, value)
+
+    def fetch(self, key: bytes) -> Iterable[bytes]:
+        return self.inner.fetch(key)
+
+    def delete(self, key: bytes, value: bytes) -> None:
+        return None
+
+    def move(self, src: bytes, dest: bytes, value: bytes) -> None:
+        self.inner.save(dest, value)
+
+
+@dataclass
+class _Found:
+    outcome: Any
+    first_case_id: str
+    minimised: bool = False
+
+
+def _campaign_strategy(layers: Sequence[str] | None, known: Any, counter: Any
+                       ) -> st.SearchStrategy[Any]:
+    """Valid cases mostly, boundary and invalid ones sometimes; shrinks towards valid ones."""
+    from conv_parity.strategies import conv_cases, edge_cases, invalid_cases
+
+    valid = conv_cases(layers, exclude_known=known, counter=counter)
+    edge = edge_cases(layers, exclude_known=known, counter=counter)
+    invalid = invalid_cases(layers, exclude_known=known, counter=counter)
+    return st.one_of(valid, valid, valid, edge, invalid)
+
+
+def run_campaign(
+    backends: Sequence[str] | str | None = None,
+    max_examples: int | None = None,
+    time_budget: float | None = None,
+    seed: int | None = None,
+    report_dir: str | Path | None = None,
+    progress: Callable[[CampaignEvent], None] | None = None,
+    registry: Any = None,
+    *,
+    layers: Sequence[str] | None = None,
+    engine: Any = None,
+) -> CampaignResult:
+    """Fuzz every selected backend until ``max_examples`` or ``time_budget`` (seconds) is spent.
+
+    How distinct discrepancies are collected: each iteration is one hypothesis run whose probe
+    fails only for its *target*, the first root cause not found before; hypothesis shrinks that
+    one (other failures seen meanwhile are remembered but do not steer the shrink, so it cannot
+    slip to another bug), the minimal case is kept, its root cause is excluded, and the next
+    iteration (next seed) searches on. Each example is one batched round trip to all backends
+    (:meth:`Engine.check`), whose cache makes re-runs free and the probe deterministic.
+    ``max_examples`` bounds generated examples (shrinking is extra); when the time budget ends
+    mid-shrink the best case so far is kept with ``minimised: False``.
+
+    ``progress`` receives :class:`CampaignEvent` objects (``str()`` gives a log line).
+    ``report_dir``: report.json/md/html (rewritten on every new discrepancy, so a partial report
+    survives an interrupt), repro scripts, worker logs, and ``hypothesis-db``.
+    """
+    from conv_parity.errors import HarnessError, UsageError
+    from conv_parity.registry import Registry
+    from conv_parity.strategies import FilterCounter, KnownFilter
+
+    if max_examples is not None and max_examples < 1:
+        raise UsageError(f"max_examples must be >= 1, got {max_examples!r}")
+    if time_budget is not None and not time_budget > 0:
+        raise UsageError(f"time_budget must be a positive number of seconds, got {time_budget!r}")
+    if max_examples is None and time_budget is None:
+        max_examples = DEFAULT_CAMPAIGN_EXAMPLES
+    if seed is None:
+        seed = random.SystemRandom().getrandbits(32)
+    report_path = Path(report_dir) if report_dir is not None else None
+    if report_path is not None:
+        report_path.mkdir(parents=True, exist_ok=True)
+    registry = registry if registry is not None else Registry.load()
+    if isinstance(registry, (str, Path)):
+        registry = Registry.load(registry)
+
+    own_engine = engine is None
+    if own_engine:
+        from conv_parity.engine import Engine
+
+        engine = Engine(backends, report_dir=report_path, registry=registry)
+    start = time.monotonic()
+    deadline: float | None = None
+    counter = FilterCounter()
+    known = KnownFilter(registry, engine.backends, counter=counter)
+    strategy = _campaign_strategy(layers, known, counter)
+
+    found: dict[tuple, _Found] = {}
+    seen: set[Any] = set()
+    state: dict[str, Any] = {"examples": 0, "shrink": 0, "target": None}
+    backend_seconds: dict[str, float] = dict.fromkeys(engine.backends, 0.0)
+    run_info = {"front_door": "fuzz", "backends": list(engine.backends), "seed": seed,
+                "max_examples": max_examples, "time_budget": time_budget,
+                "layers": list(layers) if layers else None, "argv": sys.argv}
+    result = CampaignResult([], 0, 0, 0.0, backends=list(engine.backends), run=run_info,
+                            seed=seed)
+
+    def emit(kind: str, case_id: str | None = None, key: tuple | None = None) -> None:
+        if progress is not None:
+            progress(CampaignEvent(kind, state["examples"], time.monotonic() - start,
+                                   len(found), case_id, key))
+
+    def snapshot(complete: bool) -> CampaignResult:
+        result.discrepancies = [_result_dict(key, f) for key, f in found.items()]
+        result.examples = state["examples"]
+        result.shrink_examples = state["shrink"]
+        result.filtered_known = counter.filtered_known
+        result.rejected_invalid = counter.rejected_invalid
+        result.seconds = time.monotonic() - start
+        result.backend_seconds = dict(backend_seconds)
+        result.complete = complete and all(f.minimised for f in found.values())
+        if report_path is not None:
+            from conv_parity.report import write_all
+
+            paths = write_all(result.to_json(), report_path)
+            result.report_paths = {k: str(v) for k, v in paths.items()}
+        return result
+
+    def probe(case: Any) -> None:
+        if deadline is not None and time.monotonic() > deadline:
+            raise _Stop("time_budget")
+        target = state["target"]
+        if target is None and max_examples is not None and state["examples"] >= max_examples:
+            raise _Stop("max_examples")
+        new = case not in seen
+        try:
+            outcomes = engine.check([case])
+        except Exception as exc:  # a harness failure is not a discrepancy to shrink
+            raise _Harness(exc) from exc
+        if new:
+            seen.add(case)
+            state["shrink" if target is not None else "examples"] += 1
+            for o in outcomes:
+                if o.seconds:
+                    backend_seconds[o.backend] = backend_seconds.get(o.backend, 0.0) + o.seconds
+        keys = {root_cause(o): o for o in outcomes if o.failed}
+        for key, o in keys.items():
+            f = found.get(key)
+            if f is None:
+                found[key] = _Found(o, o.case.id)
+                emit("found", o.case.id, key)
+                if report_path is not None:
+                    snapshot(complete=False)
+            elif not f.minimised and key != target and _complexity(o.case) < _complexity(
+                    f.outcome.case):
+                f.outcome = o
+        if new and target is None:
+            emit("example", case.id)
+        if target is None:
+            fresh = [k for k in keys if not found[k].minimised]
+            target = state["target"] = fresh[0] if fresh else None
+        if target in keys:
+            # Hypothesis only tries simpler candidates, so the last failure is the best so far.
+            # One raise site: hypothesis tells failures apart by where they are raised.
+            found[target].outcome = keys[target]
+            raise _Discrepancy(target)
+
+    database = None
+    if report_path is not None:
+        database = DirectoryBasedExampleDatabase(str(report_path / "hypothesis-db"))
+    stopped_by = "exhausted"
+    iteration = 0
+    try:
+        try:
+            result.environment = engine.environment()  # starts every worker, concurrently
+            start = time.monotonic()  # throughput and budget exclude the workers' start-up
+            deadline = start + time_budget if time_budget is not None else None
+            with contextlib.redirect_stdout(sys.stderr):  # `fuzz --json` owns stdout
+                while True:
+                    state["target"] = None
+                    remaining = (max_examples - state["examples"]) if max_examples else 10**9
+                    if remaining <= 0:
+                        stopped_by = "max_examples"
+                        break
+                    db = database if iteration == 0 or database is None else (
+                        _KeepingDatabase(database))
+                    run = settings(
+                        max_examples=remaining, deadline=None, database=db, derandomize=False,
+                        phases=PHASES, report_multiple_bugs=False, print_blob=False,
+                        verbosity=Verbosity.quiet, suppress_health_check=list(HealthCheck),
+                    )(given(case=strategy)(probe))
+                    hypothesis_seed(seed + iteration)(run)
+                    iteration += 1
+                    try:
+                        run()
+                    except _Discrepancy:
+                        key = state["target"]
+                        found[key].minimised = True
+                        emit("minimised", found[key].outcome.case.id, key)
+                        if report_path is not None:
+                            snapshot(complete=False)
+                        continue
+                    except _Stop as stop:
+                        stopped_by = stop.why
+                        break
+                    except Unsatisfiable:
+                        stopped_by = "unsatisfiable"
+                        break
+                    except _Harness as exc:
+                        raise HarnessError(
+                            f"the engine failed during the campaign: {exc}") from exc
+                    stopped_by = "max_examples" if max_examples else "exhausted"
+                    break
+        except KeyboardInterrupt:
+            result.stopped_by = "interrupted"
+            snapshot(complete=False)
+            raise
+        result.stopped_by = stopped_by
+        snapshot(complete=True)
+    finally:
+        if own_engine:
+            engine.close()
+    emit("done")
+    return result
+
+
+def _result_dict(key: tuple, found: _Found) -> dict[str, Any]:
+    d = found.outcome.to_json()
+    d["root_cause"] = {"layer": key[0], "backend": key[1], "verdict": key[2],
+                       "diagnosis": key[3]}
+    d["minimised"] = found.minimised
+    d["first_case_id"] = found.first_case_id
+    return d

@@ -33,7 +33,7 @@ class Profile:
 
 _PROFILES = {
     "smoke": Profile(per_kind=1, invalid=4, dtypes=("float32",), max_spatial=9),
-    "default": Profile(per_kind=8, invalid=16, dtypes=("float32",), max_spatial=12),
+    "default": Profile(per_kind=12, invalid=16, dtypes=("float32",), max_spatial=12),
     "full": Profile(per_kind=40, invalid=60, dtypes=("float32", "float32", "float16", "float64"),
                     max_spatial=16),
 }

@@ -213,12 +213,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 reason=(f"known discrepancy {entry.id} ({entry.link}); if this passes, the bug is "
                         f"fixed: delete the entry from known_discrepancies.toml"),
             ))
-    if any_case and state.layers is None and not state.shard:
-        for entry in state.registry.unused():
-            warnings.warn(pytest.PytestWarning(
-                f"conv-parity: known discrepancy {entry.id!r} matches no collected case "
-                f"(Keras {state.keras_version}, profile {state.profile}): narrow or delete it"
-            ), stacklevel=1)
+    unused = [e.id for e in state.registry.unused()]
+    if any_case and unused and state.layers is None and not state.shard:
+        warnings.warn(pytest.PytestWarning(
+            f"conv-parity: known discrepancies {', '.join(map(repr, unused))} match no collected "
+            f"case (Keras {state.keras_version}, profile {state.profile}): fine for a small "
+            f"profile or a fuzz-only finding; otherwise narrow or delete them"
+        ), stacklevel=1)
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -251,6 +252,19 @@ def conv_assert(request: pytest.FixtureRequest, conv_engine: Any) -> Callable[[C
         enforce(outcome)
 
     return check
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
+    """A failed fuzz test's last (shrunk) outcomes go to the report like grid outcomes."""
+    result = yield
+    report = result.get_result()
+    if call.when != "call" or not report.failed or item.get_closest_marker("conv_fuzz") is None:
+        return
+    state: _State | None = item.config.stash.get(_STATE, None)
+    engine = state._engine if state is not None else None
+    for outcome in getattr(engine, "last_failures", None) or []:
+        report.user_properties.append((_OUTCOME_KEY, outcome.to_json()))
 
 
 def enforce(outcome: Any) -> None:
@@ -370,5 +384,10 @@ def _terminal_summary(state: _State, tr: Any) -> None:
                 tr.write_line(f"    repro: python {o['repro']}")
         if len(failures) > 50:
             tr.write_line(f"  ... and {len(failures) - 50} more (see the report)")
+    from conv_parity.strategies import COUNTER
+
+    if COUNTER.filtered_known:
+        tr.write_line(f"fuzzing skipped {COUNTER.filtered_known} drawn examples that match a known "
+                      "discrepancy")
     if state.report_dir is not None:
         tr.write_line(f"report: {os.fspath(state.report_dir / 'report.json')}")

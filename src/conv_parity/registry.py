@@ -47,6 +47,8 @@ def _spatial(case: ConvCase) -> tuple[int, ...]:
 
 def _same_pads(n: int, k: int, s: int) -> tuple[int, int]:
     """TF-style "same" padding of one axis: (before, after), the extra one after."""
+    if s <= 0:  # the spec rejects it; no padding is defined
+        return 0, 0
     out = -(-n // s)
     total = max((out - 1) * s + k - n, 0)
     return total // 2, total - total // 2
@@ -71,6 +73,28 @@ def _edge_replication_visible(case: ConvCase) -> bool:
     )
 
 
+def _same_pad_deficit(case: ConvCase) -> int:
+    """The most negative raw "same" padding ``(ceil(n/s)-1)*s + k - n`` over the axes: how many
+    trailing input positions a "same" window grid leaves uncovered (0 when none)."""
+    kw = case.kwargs
+    window = kw.get("kernel_size") or kw.get("pool_size") or ()
+    strides = kw.get("strides") or window
+    raws = [(-(-n // s) - 1) * s + k - n
+            for n, k, s in zip(_spatial(case), window, strides) if s > 0]
+    return max(0, -min(raws, default=0))
+
+
+def _spec_output(case: ConvCase) -> tuple[tuple[int, ...] | None, bool]:
+    """(the reference's output shape or None, whether the spec rejects an empty output)."""
+    from conv_parity.errors import InvalidConfig
+    from conv_parity.reference import output_shape
+
+    try:
+        return tuple(output_shape(case.layer, case.input_shape, **case.kwargs)), False
+    except InvalidConfig as exc:
+        return None, str(exc).startswith("output size would be")
+
+
 def _derived(case: ConvCase) -> dict[str, Any]:
     """Case attributes a predicate may name besides the kwargs themselves."""
     kw = case.kwargs
@@ -78,6 +102,14 @@ def _derived(case: ConvCase) -> dict[str, Any]:
     strides = kw.get("strides") or window
     spatial = _spatial(case)
     op = kw.get("output_padding")
+    out_shape, empty = _spec_output(case)
+    out_spatial: tuple[int, ...] = ()
+    out_channels = 0
+    if out_shape is not None:
+        first = kw.get("data_format") == "channels_first"
+        out_spatial = out_shape[2:] if first else out_shape[1:-1]
+        out_channels = out_shape[1] if first else out_shape[-1]
+    same_pads = [_same_pads(n, k, s) for n, k, s in zip(spatial, window, strides)]
     return {
         "batch": case.input_shape[0],
         "channels": kinds.channels(kw, case.input_shape),
@@ -86,11 +118,18 @@ def _derived(case: ConvCase) -> dict[str, Any]:
         "unequal_strides": len(set(strides)) > 1,
         "strides_none": kw.get("strides", 0) is None,
         "any_dilation_gt_1": max(kw.get("dilation_rate") or (1,)) > 1,
+        "strides_and_dilation": max(strides) > 1 and max(kw.get("dilation_rate") or (1,)) > 1,
+        "same_pad_deficit": _same_pad_deficit(case) if kw.get("padding") == "same" else 0,
         "has_output_padding": op is not None,
         "even_kernel_zero_output_padding": op is not None
         and any(k % 2 == 0 and p == 0 for k, p in zip(window, op)),
         "window_larger_than_input": any(k > n for k, n in zip(window, spatial)),
-        "last_spatial_equals_filters": bool(spatial) and kw.get("filters") == spatial[-1],
+        "out_channels_equal_last_spatial": out_channels > 1
+        and bool(out_spatial) and out_spatial[-1] == out_channels,
+        "spec_empty_output": empty,
+        "same_symmetric_window_gt_input": kw.get("padding") == "same"
+        and all(b == a for b, a in same_pads)
+        and any(k > n for k, n in zip(window, spatial)),
         "edge_replication_visible": _edge_replication_visible(case),
     }
 

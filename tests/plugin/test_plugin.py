@@ -99,7 +99,7 @@ def test_entry_matching_no_case_is_warned_about(pytester: pytest.Pytester) -> No
                                            where="where = { batch = 99 }", verdict="fail-values"))
     result = pytester.runpytest("--conv-backends=jax", "--conv-profile=smoke",
                                 f"--conv-registry={reg}", "--collect-only", "-q")
-    result.stdout.fnmatch_lines(["*known discrepancy 'never' matches no collected case*"])
+    result.stdout.fnmatch_lines(["*known discrepancies 'never' match no collected case*"])
 
 
 def test_shards_cover_every_case_exactly_once(pytester: pytest.Pytester) -> None:

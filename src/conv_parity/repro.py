@@ -1,0 +1,342 @@
+"""Standalone repro scripts: one file per failing case x backend, fit to paste into an issue.
+
+A maintainer upstream will not install conv-parity to look at a bug report, so the script uses
+plain keras + numpy only. It sets KERAS_BACKEND before importing keras, regenerates the inputs
+and weights from the seed with the same NumPy Generator calls as :meth:`ConvCase.arrays`, builds
+the layer exactly as the suite's worker does (zeros initializers, ``build``, ``set_weights``) or
+calls the op, computes the answer with a short direct-loop NumPy reference written out for this
+one configuration, and prints the shapes, the largest error, and DISCREPANCY (exit 1) or OK.
+
+The script keeps its keras part under ``if __name__ == "__main__"`` so the inline reference can be
+imported and checked against conv-parity's own reference (see tests/diagnosis/test_repro.py).
+"""
+
+from __future__ import annotations
+
+import shlex
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from conv_parity import kinds
+from conv_parity.case import ConvCase
+
+_LIBS = {"tensorflow": "tensorflow", "torch": "torch", "jax": "jax", "numpy": "numpy",
+         "openvino": "openvino"}
+_LETTERS = "dhw"
+
+
+def repro_path(case: ConvCase, backend: str, directory: str | Path) -> Path:
+    """Where write_repro puts the script of `case` on `backend`."""
+    return Path(directory) / "repro" / f"{case.id}--{backend}.py"
+
+
+def repro_command(path: str | Path) -> str:
+    """The shell command that runs a repro script (shown in failure messages and reports)."""
+    return f"python {shlex.quote(str(path))}"
+
+
+def write_repro(case: ConvCase, backend: str, directory: str | Path, *,
+                reference_output: np.ndarray | None = None, note: str | None = None) -> Path:
+    """Write ``<directory>/repro/<case_id>--<backend>.py`` and return its path.
+
+    `reference_output` is accepted for callers that have it; the script recomputes the
+    reference itself (readable code beats an opaque embedded array). `note` (e.g. the diagnosis)
+    goes into the docstring and is printed.
+    """
+    del reference_output  # the script derives it; kept in the signature for callers
+    path = repro_path(case, backend, directory)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = render(case, backend, note=note)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+    return path
+
+
+# --------------------------------------------------------------------------- rendering
+
+
+def _geometry(case: ConvCase) -> dict[str, Any]:
+    """Everything the inline reference needs, as plain numbers for this one case."""
+    from conv_parity.diagnosis import same_pads
+
+    kw = case.kwargs
+    kind = case.kind
+    rank = kinds.spatial_rank(kind, case.input_shape)
+    first = kw.get("data_format") == "channels_first"
+    spatial_in = case.input_shape[2:] if first else case.input_shape[1:-1]
+    if kind.is_pool:
+        ksize = tuple(kw["pool_size"])
+        strides = tuple(kw["strides"]) if kw.get("strides") is not None else ksize
+        dil = (1,) * rank
+    else:
+        ksize = tuple(kw["kernel_size"])
+        strides = tuple(kw["strides"])
+        dil = tuple(kw["dilation_rate"])
+    k_eff = tuple((k - 1) * d + 1 for k, d in zip(ksize, dil))
+    pad = kw["padding"]
+    if kind.family == "conv_transpose":
+        pads = [(0, 0)] * rank
+    elif pad == "same":
+        pads = same_pads(case)
+    elif pad == "causal":
+        pads = [(k_eff[0] - 1, 0)]
+    else:
+        pads = [(0, 0)] * rank
+    return {
+        "rank": rank,
+        "first": first,
+        "spatial_in": tuple(spatial_in),
+        "kernel": ksize,
+        "strides": strides,
+        "dilation": dil,
+        "k_eff": k_eff,
+        "pads": [tuple(p) for p in pads],
+    }
+
+
+def _transpose_crop(case: ConvCase, geo: dict[str, Any], out_spatial: tuple[int, ...]
+                    ) -> list[int]:
+    """Where Keras crops a transposed conv's full output (its JAX padding rule, per dim)."""
+    crops = []
+    op = case.kwargs.get("output_padding")
+    for i in range(geo["rank"]):
+        k, s = geo["k_eff"][i], geo["strides"][i]
+        if case.kwargs["padding"] == "valid":
+            crops.append(0)
+            continue
+        if op is None:
+            pad_len = s + k - 2
+        else:
+            pad_len = k + k % 2 - 2 + op[i]
+        left = min(pad_len // 2 + pad_len % 2, k - 1)
+        crops.append(k - 1 - left)
+    del out_spatial
+    return crops
+
+
+def _out_spatial(case: ConvCase, geo: dict[str, Any]) -> tuple[int, ...]:
+    from conv_parity import reference
+
+    shape = reference.output_shape(case.layer, case.input_shape, **case.kwargs)
+    shape = tuple(int(d) for d in shape)
+    return shape[2:] if geo["first"] else shape[1:-1]
+
+
+_WINDOW_FN = '''def window(pos):
+    """The index of the patch output position `pos` reads (or, transposed, writes)."""
+    spatial = (
+        slice(p * s, p * s + (k - 1) * d + 1, d)  # stride, kernel extent, dilation as the step
+        for p, s, k, d in zip(pos, STRIDES, KERNEL, DILATION)
+    )
+    return (slice(None), *spatial, slice(None))
+'''
+
+
+def _reference_source(case: ConvCase) -> str:
+    """The body of `reference(x, weights, activation=True)` for this case, channels_last inside."""
+    geo = _geometry(case)
+    kind, kw = case.kind, case.kwargs
+    rank = geo["rank"]
+    sp = _LETTERS[-rank:]  # "w", "hw", "dhw"
+    fam = kind.family
+    out_sp = _out_spatial(case, geo)
+    lines: list[str] = []
+    add = lines.append
+    add("def reference(x, weights, activation=True):")
+    add('    """The layer/op computed directly in float64 NumPy, channels_last inside."""')
+    add("    x = np.asarray(x, dtype=np.float64)")
+    add("    weights = [np.asarray(w, dtype=np.float64) for w in weights]")
+    if geo["first"]:
+        add("    x = np.moveaxis(x, 1, -1)  # channels_first -> channels_last")
+    add("    n = x.shape[0]")
+    pads = geo["pads"]
+    if any(a or b for a, b in pads):
+        why = "'same' padding: the odd extra at the end" if kw["padding"] == "same" else \
+            "'causal' padding: all of it at the start"
+        width = [(0, 0), *pads, (0, 0)]
+        if fam == "max_pool":
+            add(f"    x = np.pad(x, {width}, constant_values=-np.inf)  # {why}; never the max")
+        elif fam == "average_pool":
+            add(f"    real = np.pad(np.ones(x.shape), {width})  # 1 on real pixels, 0 on padding")
+            add(f"    x = np.pad(x, {width})  # {why}; not counted")
+        else:
+            add(f"    x = np.pad(x, {width})  # {why}")
+    elif fam == "average_pool":
+        add("    real = np.ones(x.shape)")
+    out_shape_expr = f"(n, {', '.join(map(str, out_sp))}, {{c}})"
+    has_bias = not kind.is_op and not kind.is_pool and kw.get("use_bias")
+    spatial_axes = tuple(range(1, rank + 1))
+    if fam == "conv":
+        groups = kw.get("groups", 1)
+        add("    kernel = weights[0]  # (*kernel_size, in_channels // groups, filters)")
+        add("    groups = " + str(groups))
+        add("    cin, f = kernel.shape[-2], kernel.shape[-1] // groups  # per group")
+        add(f"    out = np.zeros({out_shape_expr.format(c='kernel.shape[-1]')})")
+        add("    for pos in np.ndindex(*out.shape[1:-1]):")
+        add("        patch = x[window(pos)]")
+        add("        for g in range(groups):")
+        add("            out[(slice(None), *pos, slice(g * f, (g + 1) * f))] = np.einsum(")
+        add(f'                "n{sp}c,{sp}cf->nf", patch[..., g * cin:(g + 1) * cin],')
+        add("                kernel[..., g * f:(g + 1) * f])")
+    elif fam in ("depthwise", "separable"):
+        add("    kernel = weights[0]  # (*kernel_size, in_channels, depth_multiplier)")
+        add("    c, m = kernel.shape[-2], kernel.shape[-1]")
+        add(f"    out = np.zeros({out_shape_expr.format(c='c * m')})")
+        add("    for pos in np.ndindex(*out.shape[1:-1]):")
+        add("        patch = x[window(pos)]")
+        add(f'        out[(slice(None), *pos)] = np.einsum("n{sp}c,{sp}cm->ncm", patch, kernel)'
+            ".reshape(n, c * m)")
+        if fam == "separable":
+            add("    pointwise = weights[1].reshape(c * m, -1)  # a 1x1 conv")
+            add("    out = out @ pointwise")
+    elif fam == "conv_transpose":
+        crops = _transpose_crop(case, geo, out_sp)
+        full = tuple(
+            max((n - 1) * s + k, c + o)
+            for n, s, k, c, o in zip(geo["spatial_in"], geo["strides"], geo["k_eff"], crops, out_sp)
+        )
+        add("    kernel = weights[0]  # (*kernel_size, filters, in_channels)")
+        add("    # Every input pixel scatters value * kernel into the (uncropped) output.")
+        add(f"    full = np.zeros((n, {', '.join(map(str, full))}, kernel.shape[-2]))")
+        add("    for pos in np.ndindex(*x.shape[1:-1]):")
+        add(f'        contribution = np.einsum("nc,{sp}fc->n{sp}f", x[(slice(None), *pos)], '
+            "kernel)")
+        add("        full[window(pos)] += contribution")
+        crop = ", ".join(f"{c}:{c + o}" for c, o in zip(crops, out_sp))
+        add(f"    out = full[:, {crop}, :]  # Keras's crop for padding={kw['padding']!r}, "
+            f"output_padding={kw.get('output_padding')!r}")
+    elif fam == "max_pool":
+        add(f"    out = np.zeros({out_shape_expr.format(c='x.shape[-1]')})")
+        add("    for pos in np.ndindex(*out.shape[1:-1]):")
+        add(f"        out[(slice(None), *pos)] = x[window(pos)].max(axis={spatial_axes})")
+    else:  # average_pool
+        add(f"    out = np.zeros({out_shape_expr.format(c='x.shape[-1]')})")
+        add("    for pos in np.ndindex(*out.shape[1:-1]):")
+        add(f"        total = x[window(pos)].sum(axis={spatial_axes})")
+        add(f"        count = real[window(pos)].sum(axis={spatial_axes})  # real pixels only")
+        add("        out[(slice(None), *pos)] = total / count")
+    if has_bias:
+        add("    out = out + weights[-1]  # bias, along the channel axis")
+    act = kw.get("activation")
+    if act:
+        fn = {"relu": "np.maximum(out, 0.0)", "sigmoid": "1.0 / (1.0 + np.exp(-out))",
+              "tanh": "np.tanh(out)"}[act]
+        add("    if activation:")
+        add(f"        out = {fn}  # activation={act!r}")
+    if geo["first"]:
+        add("    out = np.moveaxis(out, -1, 1)  # back to channels_first")
+    add("    return out")
+    return "\n".join(lines)
+
+
+def _call_source(case: ConvCase) -> str:
+    kind = case.kind
+    if kind.is_op:
+        op = case.layer[len("ops."):]
+        return textwrap.dedent(f"""\
+            xt = keras.ops.convert_to_tensor(x)
+            wt = [keras.ops.convert_to_tensor(w) for w in weights]
+            y = keras.ops.convert_to_numpy(keras.ops.{op}(xt, *wt, **KWARGS))""")
+    inits = "".join(f', {name}="zeros"' for name in kind.initializer_kwargs)
+    return textwrap.dedent(f"""\
+        layer = keras.layers.{case.layer}(**KWARGS{inits}, dtype=DTYPE)
+        layer.build(INPUT_SHAPE)
+        layer.set_weights(weights)
+        y = keras.ops.convert_to_numpy(layer(keras.ops.convert_to_tensor(x)))""")
+
+
+def render(case: ConvCase, backend: str, note: str | None = None) -> str:
+    """The source text of the repro script of `case` on `backend`."""
+    kwargs = case.call_kwargs
+    kw_src = "{\n" + "".join(f"    {k!r}: {v!r},\n" for k, v in kwargs.items()) + "}"
+    note_doc = ("\n" + textwrap.fill(note, 96) + "\n") if note else ""
+    lib = _LIBS.get(backend, backend)
+    call = textwrap.indent(_call_source(case), "    ")
+    ref_src = _reference_source(case)
+    return f'''#!/usr/bin/env python3
+"""conv-parity repro: {case.id} on the {backend} backend.
+{note_doc}
+Standalone: needs only keras, numpy and {lib}. Run it with `python <this file>`; it prints the
+shapes and the largest error, then DISCREPANCY (exit code 1) or OK (exit code 0).
+The inputs and weights are regenerated from the seed exactly as conv-parity made them; the
+reference below is the same computation written as a direct loop in float64 NumPy.
+"""
+import os
+import sys
+
+os.environ["KERAS_BACKEND"] = {backend!r}  # must be set before keras is imported
+
+import numpy as np
+
+LAYER = {case.layer!r}
+KWARGS = {kw_src}
+INPUT_SHAPE = {tuple(case.input_shape)!r}
+DTYPE = {case.dtype!r}
+SEED = {case.seed!r}
+WEIGHT_SHAPES = {[tuple(s) for s in case.weight_shapes()]!r}
+STRIDES = {_geometry(case)["strides"]!r}
+KERNEL = {_geometry(case)["kernel"]!r}
+DILATION = {_geometry(case)["dilation"]!r}
+NOTE = {note!r}
+
+
+def make_arrays():
+    """Input and weights from the seed: standard normal, weights scaled by 1/sqrt(fan-in)."""
+    rng = np.random.default_rng(SEED)
+    x = rng.standard_normal(INPUT_SHAPE).astype(DTYPE)
+    weights = []
+    for shape in WEIGHT_SHAPES:
+        fan_in = max(1, int(np.prod(shape[:-1])))
+        weights.append((rng.standard_normal(shape) / np.sqrt(fan_in)).astype(DTYPE))
+    return x, weights
+
+
+{_WINDOW_FN}
+
+{ref_src}
+
+
+def main():
+    import keras
+
+    x, weights = make_arrays()
+    print(f"keras {{keras.__version__}}, backend {{keras.backend.backend()}}")
+{call}
+    y_ref = reference(x, weights)
+    if NOTE:
+        print("conv-parity diagnosis:", NOTE)
+    print("input shape    ", x.shape)
+    print("output shape   ", y.shape)
+    print("reference shape", y_ref.shape)
+    if y.shape != y_ref.shape:
+        print("DISCREPANCY: output shape differs from the reference")
+        return 1
+    # Tolerance: rounding of a sum of products scales with the sum of |products|.
+    mag = reference(np.abs(x), [np.abs(w) for w in weights], activation=False)
+    info = np.finfo(DTYPE)
+    tol = 100 * float(info.tiny) + 64 * float(info.eps) * mag + 2 * float(info.eps) * np.abs(y_ref)
+    y64 = y.astype(np.float64)
+    with np.errstate(invalid="ignore"):
+        err = np.abs(y64 - y_ref)
+        bad = ~(err <= tol) & ~(np.isnan(y64) & np.isnan(y_ref)) & ~(y64 == y_ref)
+    print("max abs error  ", float(np.nanmax(err)) if err.size else 0.0)
+    print("max tolerance  ", float(tol.max()) if tol.size else 0.0)
+    if bad.any():
+        where = tuple(int(i) for i in np.argwhere(bad)[0])
+        print(f"DISCREPANCY: {{int(bad.sum())}} of {{bad.size}} values differ; first at {{where}}: "
+              f"output {{y64[where]!r}}, reference {{y_ref[where]!r}}")
+        return 1
+    print("OK")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+'''
+
+
+__all__ = ["render", "repro_command", "repro_path", "write_repro"]

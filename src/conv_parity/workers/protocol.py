@@ -1,0 +1,210 @@
+"""Framing for the parent <-> worker channel: a small JSON header plus arrays as ``.npy`` bytes.
+
+Why a custom frame and not pickle: nothing executable may cross the process boundary (a worker
+is running third-party code that may be broken), and a broken worker must produce a *clear*
+error, never a hang. So every frame starts with a magic tag and explicit lengths, every read has
+a deadline, and arrays are decoded with ``allow_pickle=False``.
+
+Layout of one frame (all integers big-endian)::
+
+    b"CPW1" | u32 header_len | u32 n_arrays | n_arrays x u64 array_len | header JSON | arrays
+
+The channel is a connected ``AF_UNIX`` stream socket (one end per process); stdout and stderr
+are never used, because TensorFlow, XLA and oneDNN write logs there.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import math
+import re
+import socket
+import struct
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from conv_parity.errors import HarnessError
+
+MAGIC = b"CPW1"
+_PREFIX = struct.Struct("!4sII")
+_LEN = struct.Struct("!Q")
+MAX_HEADER_BYTES = 1 << 20  # a header is a few hundred bytes; anything bigger is garbage
+MAX_ARRAYS = 64
+MAX_ARRAY_BYTES = 1 << 36  # 64 GiB: far above any conv case, far below a garbage u64
+
+Frame = tuple[dict[str, Any], list[np.ndarray]]
+
+
+class ProtocolError(HarnessError):
+    """A malformed, truncated or unexpected frame: the peer is broken or out of sync."""
+
+
+class ChannelClosed(ProtocolError):
+    """The peer closed the channel cleanly between frames (it exited or crashed)."""
+
+
+class FrameTimeout(ProtocolError, TimeoutError):
+    """No complete frame arrived before the deadline."""
+
+
+_NPY_MAGIC = b"\x93NUMPY\x01\x00"
+_NPY_HEADER = re.compile(
+    r"\{'descr': '([<>|=]?[a-zA-Z]\d*)', 'fortran_order': (True|False), "
+    r"'shape': \(((?:\d+, ?)*\d*)\), \}\s*"
+)
+
+
+def encode_array(a: np.ndarray) -> bytes:
+    """One array as ``.npy`` (format 1.0) bytes; object arrays are refused (they need pickle).
+
+    Plain dtypes take a fast path that writes the same bytes ``np.save`` writes, without its
+    per-call overhead (it matters at thousands of small cases per second).
+    """
+    a = np.asarray(a)
+    if a.dtype.hasobject:
+        raise ProtocolError(f"cannot send an object array (dtype {a.dtype})")
+    if a.dtype.fields is not None or a.dtype.subdtype is not None:
+        buf = io.BytesIO()
+        np.save(buf, a, allow_pickle=False)
+        return buf.getvalue()
+    if not a.flags.c_contiguous:
+        a = a.copy(order="C")  # (np.ascontiguousarray would make a 0-d array 1-d)
+    header = f"{{'descr': {a.dtype.str!r}, 'fortran_order': False, 'shape': {a.shape!r}, }}"
+    pad = 64 - (len(_NPY_MAGIC) + 2 + len(header) + 1) % 64
+    hbytes = (header + " " * (pad % 64) + "\n").encode("latin1")
+    return b"".join((_NPY_MAGIC, struct.pack("<H", len(hbytes)), hbytes, a.tobytes()))
+
+
+def decode_array(data: bytes | bytearray | memoryview) -> np.ndarray:
+    """Inverse of :func:`encode_array` (any valid .npy without pickle is accepted);
+    ProtocolError on anything else. Arrays decoded from a bytearray are writable views of it."""
+    if bytes(data[:8]) == _NPY_MAGIC and len(data) >= 10:
+        (hlen,) = struct.unpack("<H", data[8:10])
+        header = bytes(data[10 : 10 + hlen]).decode("latin1", "replace")
+        m = _NPY_HEADER.fullmatch(header)
+        if m:
+            try:
+                dtype = np.dtype(m.group(1))
+            except TypeError:
+                raise ProtocolError(f"malformed array payload (dtype {m.group(1)!r})") from None
+            if dtype.hasobject:
+                raise ProtocolError("object array in payload (pickle is not allowed)")
+            shape = tuple(int(d) for d in m.group(3).replace(" ", "").split(",") if d)
+            count = math.prod(shape)
+            offset = 10 + hlen
+            if len(data) - offset != count * dtype.itemsize:
+                raise ProtocolError(
+                    f"malformed array payload: {len(data) - offset} data bytes for shape "
+                    f"{shape} of {dtype}"
+                )
+            order = "F" if m.group(2) == "True" else "C"
+            return np.frombuffer(data, dtype, count, offset).reshape(shape, order=order)
+    try:
+        return np.load(io.BytesIO(data), allow_pickle=False)
+    except Exception as exc:
+        raise ProtocolError(f"malformed array payload ({type(exc).__name__}: {exc})") from None
+
+
+def encode_frame(header: dict[str, Any], arrays: Sequence[np.ndarray] = ()) -> bytes:
+    """The bytes of one frame."""
+    hbytes = json.dumps(header, separators=(",", ":")).encode()
+    if len(hbytes) > MAX_HEADER_BYTES:
+        raise ProtocolError(f"header too large ({len(hbytes)} bytes)")
+    if len(arrays) > MAX_ARRAYS:
+        raise ProtocolError(f"too many arrays in one frame ({len(arrays)})")
+    blobs = [encode_array(a) for a in arrays]
+    parts = [_PREFIX.pack(MAGIC, len(hbytes), len(blobs))]
+    parts += [_LEN.pack(len(b)) for b in blobs]
+    parts.append(hbytes)
+    parts += blobs
+    return b"".join(parts)
+
+
+class Channel:
+    """One end of a framed, bidirectional channel over a connected stream socket."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.sock.setblocking(True)
+
+    @classmethod
+    def from_fd(cls, fd: int) -> Channel:
+        """Wrap an inherited socket file descriptor (the worker side)."""
+        return cls(socket.socket(fileno=fd))
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.close()
+
+    def send(self, header: dict[str, Any], arrays: Sequence[np.ndarray] = (),
+             timeout: float | None = None) -> None:
+        """Send one frame; OSError (BrokenPipe, ConnectionReset, timeout) when the peer is gone
+        or stuck."""
+        self.send_raw(encode_frame(header, arrays), timeout)
+
+    def send_raw(self, data: bytes, timeout: float | None = None) -> None:
+        self.sock.settimeout(timeout)
+        self.sock.sendall(data)
+
+    def _recv_exact(self, n: int, deadline: float | None, *,
+                    at_boundary: bool = False) -> bytearray:
+        buf = bytearray(n)
+        view = memoryview(buf)
+        got = 0
+        while got < n:
+            if deadline is None:
+                self.sock.settimeout(None)
+            else:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    where = "waiting for a frame" if at_boundary and got == 0 else "mid-frame"
+                    raise FrameTimeout(f"timed out {where} ({got}/{n} bytes read)")
+                self.sock.settimeout(remaining)
+            try:
+                k = self.sock.recv_into(view[got:], n - got)
+            except TimeoutError:
+                continue  # the loop re-checks the deadline and raises FrameTimeout
+            except (ConnectionResetError, BrokenPipeError):
+                k = 0
+            if k == 0:
+                if at_boundary and got == 0:
+                    raise ChannelClosed("peer closed the channel")
+                raise ProtocolError(f"truncated frame: peer closed after {got} of {n} bytes")
+            got += k
+        return buf
+
+    def recv(self, timeout: float | None = None) -> Frame:
+        """Read one frame. ChannelClosed on clean EOF, FrameTimeout past `timeout` seconds,
+        ProtocolError on anything malformed or truncated."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        prefix = self._recv_exact(_PREFIX.size, deadline, at_boundary=True)
+        magic, hlen, narr = _PREFIX.unpack(prefix)
+        if magic != MAGIC:
+            raise ProtocolError(f"bad frame magic {magic!r} (expected {MAGIC!r}): garbage on channel")
+        if hlen > MAX_HEADER_BYTES:
+            raise ProtocolError(f"frame header length {hlen} exceeds {MAX_HEADER_BYTES}")
+        if narr > MAX_ARRAYS:
+            raise ProtocolError(f"frame claims {narr} arrays (max {MAX_ARRAYS})")
+        lens = [
+            _LEN.unpack(self._recv_exact(_LEN.size, deadline))[0] for _ in range(narr)
+        ]
+        for length in lens:
+            if length > MAX_ARRAY_BYTES:
+                raise ProtocolError(f"frame claims an array of {length} bytes")
+        hbytes = self._recv_exact(hlen, deadline)
+        try:
+            header = json.loads(hbytes)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ProtocolError(f"malformed frame header: {exc}") from None
+        if not isinstance(header, dict) or not isinstance(header.get("type"), str):
+            raise ProtocolError(f"frame header is not an object with a 'type': {hbytes[:200]!r}")
+        arrays = [decode_array(self._recv_exact(length, deadline)) for length in lens]
+        return header, arrays

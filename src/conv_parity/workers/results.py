@@ -1,0 +1,125 @@
+"""What a worker reports: per-case :class:`BackendResult` and per-backend :class:`BackendInfo`.
+
+Plain dataclasses so the engine, the report and the tests share one vocabulary. Arrays never go
+into ``to_json()``: reports carry shapes and errors, the comparison carries the arrays.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+#: "ok": the call returned a tensor; "error": an exception in some phase (captured as data);
+#: "crash": the worker died or broke the protocol; "timeout": it hung and was killed;
+#: "unavailable": the backend could not be imported.
+Status = Literal["ok", "error", "crash", "timeout", "unavailable"]
+STATUSES: tuple[str, ...] = ("ok", "error", "crash", "timeout", "unavailable")
+PHASES: tuple[str, ...] = ("construct", "build", "symbolic", "call")
+
+
+def _shape(value: Any) -> tuple | None:
+    return None if value is None else tuple(value)
+
+
+@dataclass
+class BackendResult:
+    """The outcome of one case on one backend.
+
+    `error` is the first failure of the eager path (phase construct / build / call; "worker"
+    for crash, timeout and unavailable). `symbolic_error` is set whenever the symbolic phase
+    (compute_output_shape or the functional KerasTensor call) failed, whether or not the eager
+    call succeeded; when the eager call succeeded it is the only error.
+    """
+
+    backend: str
+    case_id: str
+    status: Status
+    output: np.ndarray | None = None
+    shape: tuple | None = None
+    dtype: str | None = None
+    symbolic_shape: tuple | None = None
+    functional_shape: tuple | None = None
+    error: dict[str, Any] | None = None
+    symbolic_error: dict[str, Any] | None = None
+    stderr_tail: str | None = None
+    seconds: float = 0.0
+    pid: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready dict without the output array."""
+        return {
+            "backend": self.backend,
+            "case_id": self.case_id,
+            "status": self.status,
+            "shape": None if self.shape is None else list(self.shape),
+            "dtype": self.dtype,
+            "symbolic_shape": _listify(self.symbolic_shape),
+            "functional_shape": _listify(self.functional_shape),
+            "error": self.error,
+            "symbolic_error": self.symbolic_error,
+            "stderr_tail": self.stderr_tail,
+            "seconds": round(self.seconds, 6),
+            "pid": self.pid,
+        }
+
+
+def _listify(shape: tuple | None) -> list | None:
+    return None if shape is None else list(shape)
+
+
+@dataclass
+class BackendInfo:
+    """Facts a worker reports once, at start-up: what exactly is under test on this backend."""
+
+    backend: str
+    available: bool
+    import_error: str | None = None
+    keras_version: str | None = None
+    backend_version: str | None = None
+    versions: dict[str, str] = field(default_factory=dict)  # every relevant library -> version
+    device: str | None = None
+    fp_settings: dict[str, Any] = field(default_factory=dict)
+    import_seconds: float | None = None  # measured inside the worker: import keras + backend
+    startup_seconds: float | None = None  # measured by the pool: spawn -> ready message
+    pid: int | None = None
+    python: str | None = None
+    log_path: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready dict (everything here is already plain data)."""
+        return {
+            "backend": self.backend,
+            "available": self.available,
+            "import_error": self.import_error,
+            "keras_version": self.keras_version,
+            "backend_version": self.backend_version,
+            "versions": dict(self.versions),
+            "device": self.device,
+            "fp_settings": dict(self.fp_settings),
+            "import_seconds": self.import_seconds,
+            "startup_seconds": self.startup_seconds,
+            "pid": self.pid,
+            "python": self.python,
+            "log_path": self.log_path,
+        }
+
+
+@dataclass
+class WorkItem:
+    """One case to run: the case and the arrays made from its seed in the parent.
+
+    `fault` (test hooks) and `mutation` (suite self-tests) are honoured by the worker only when
+    CONV_PARITY_TEST_HOOKS=1 / CONV_PARITY_ENABLE_MUTATIONS=1 are set in its environment.
+    """
+
+    case: Any  # conv_parity.case.ConvCase (not imported here to keep this module light)
+    x: np.ndarray
+    weights: list[np.ndarray] = field(default_factory=list)
+    fault: str | None = None
+    mutation: Any = None  # JSON-serialisable description, interpreted by conv_parity.mutations

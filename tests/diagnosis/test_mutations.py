@@ -1,0 +1,108 @@
+"""Detection power: inject each known bug class into a real backend and check the suite sees it.
+
+Each mutant (conv_parity.mutations) wraps the real Keras computation inside the jax worker. A
+mutant is *caught* when at least one case that conforms unmutated fails (values or shape), and
+the diagnosis must name the injected bug: every caught failure is diagnosed as that bug or, at
+worst, "none" — a wrong name would send a person down the wrong path.
+
+The fast test runs the smoke grid plus a few cases chosen so every mutant is expressible; the
+slow one runs the default grid and prints the mutation score table.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+
+from conv_parity import grid, mutations
+from conv_parity.case import ConvCase
+
+try:
+    from conv_parity.engine import Engine
+except ImportError:  # pragma: no cover - the engine is built in parallel
+    Engine = None
+
+pytestmark = [
+    pytest.mark.skipif(Engine is None, reason="engine not available"),
+    pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="jax not installed"),
+]
+
+BACKEND = "jax"
+FAILING = ("fail-values", "fail-shape")
+
+#: Cases that make every mutant expressible on top of the smoke grid.
+EXTRA = [
+    # bias-wrong-axis needs an output axis as long as the channels; channels-first-only needs
+    # channels_first; batch-gt1-only needs batch > 1.
+    ConvCase.make("Conv2D", {"filters": 4, "kernel_size": 3, "padding": "same",
+                             "data_format": "channels_first"}, (2, 3, 5, 4)),
+    ConvCase.make("Conv2D", {"filters": 4, "kernel_size": 2, "padding": "same", "groups": 2,
+                             "dilation_rate": 2}, (2, 6, 7, 4)),
+    ConvCase.make("Conv2DTranspose", {"filters": 2, "kernel_size": 3, "strides": 2,
+                                      "padding": "same", "output_padding": 1}, (1, 4, 5, 3)),
+    ConvCase.make("MaxPooling2D", {"pool_size": 2, "strides": 2, "padding": "same"},
+                  (2, 5, 7, 2)),
+]
+
+
+@pytest.fixture(scope="module")
+def engine():
+    with Engine([BACKEND], extra_env={"CONV_PARITY_ENABLE_MUTATIONS": "1"}) as eng:
+        yield eng
+
+
+def _names(outcome, expected: frozenset[str]) -> bool:
+    """The outcome's diagnosis names one of `expected` (first reading or an equal one)."""
+    code = getattr(outcome, "diagnosis_code", None)
+    text = outcome.diagnosis or ""
+    if code in expected:
+        return True
+    also = text.split("equally consistent with:", 1)[1] if "equally consistent with:" in text \
+        else ""
+    return any(f"{e} (" in also for e in expected)
+
+
+def _score(engine, cases: list[ConvCase]) -> dict[str, dict]:
+    baseline = engine.check(cases)
+    conforming = [o.case for o in baseline if o.verdict == "pass"]
+    assert conforming, "nothing conforms unmutated: the mutation test would prove nothing"
+    table: dict[str, dict] = {}
+    for name in mutations.MUTATIONS:
+        outcomes = engine.check(conforming, mutation=name)
+        failing = [o for o in outcomes if o.verdict in FAILING]
+        expected = mutations.EXPECTED_DIAGNOSIS[name]
+        named = [_names(o, expected) for o in failing]
+        table[name] = {
+            "cases": len(conforming),
+            "caught": len(failing),
+            "named": sum(named),
+            "wrong": [(o.case.id, getattr(o, "diagnosis_code", None))
+                      for o, ok in zip(failing, named)
+                      if not ok and getattr(o, "diagnosis_code", None) != "none"],
+        }
+    caught = sum(1 for row in table.values() if row["caught"])
+    print(f"\nmutation score on {BACKEND}: {caught}/{len(table)} mutants caught")
+    print(f"{'mutant':<24}{'failing cases':>14}{'diagnosed':>11}")
+    for name, row in table.items():
+        print(f"{name:<24}{row['caught']:>9}/{row['cases']:<4}{row['named']:>7}/{row['caught']}")
+    return table
+
+
+def _assert_all_caught_and_named(table: dict[str, dict]) -> None:
+    missed = [n for n, row in table.items() if not row["caught"]]
+    assert not missed, f"mutants not caught: {missed}"
+    unnamed = [n for n, row in table.items() if not row["named"]]
+    assert not unnamed, f"caught but never diagnosed as the injected bug: {unnamed}"
+    wrong = {n: row["wrong"][:3] for n, row in table.items() if row["wrong"]}
+    assert not wrong, f"diagnosis named another bug: {wrong}"
+
+
+def test_every_mutant_is_caught_and_named_smoke(engine) -> None:
+    cases = list(dict.fromkeys([*grid.cases("smoke"), *EXTRA]))
+    _assert_all_caught_and_named(_score(engine, cases))
+
+
+@pytest.mark.slow
+def test_every_mutant_is_caught_and_named_default(engine) -> None:
+    _assert_all_caught_and_named(_score(engine, grid.cases("default")))

@@ -1,0 +1,97 @@
+"""run_campaign: distinct root causes, minimised; report; a tiny real campaign on jax."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from conv_parity import kinds
+from conv_parity.case import ConvCase
+from conv_parity.fuzzing import CampaignEvent, root_cause, run_campaign
+from conv_parity.registry import Registry
+from conv_parity.report import validate
+from conv_parity.report.writer import default_environment
+from conv_parity.verdict import Outcome
+
+
+class _FakeEngine:
+    """Two synthetic bugs on backend 'jax': channels_first Conv2D, and pools with batch >= 2."""
+
+    backends = ("jax",)
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def check(self, cases: list[ConvCase]) -> list[Outcome]:
+        out = []
+        for case in cases:
+            self.calls += 1
+            kw = case.kwargs
+            if case.layer == "Conv2D" and kw["data_format"] == "channels_first":
+                out.append(Outcome(case, "jax", "fail-values", "bug A", diagnosis_code="layout"))
+            elif case.kind.is_pool and case.input_shape[0] >= 2:
+                out.append(Outcome(case, "jax", "fail-shape", "bug B", diagnosis_code=None))
+            else:
+                out.append(Outcome(case, "jax", "pass", "ok"))
+        return out
+
+    def environment(self) -> dict[str, Any]:
+        return default_environment()
+
+    def close(self) -> None:  # pragma: no cover - run_campaign does not own this engine
+        raise AssertionError("a passed-in engine must not be closed")
+
+
+def test_campaign_collects_distinct_minimised_root_causes(tmp_path: Path) -> None:
+    events: list[CampaignEvent] = []
+    result = run_campaign(max_examples=300, seed=3, report_dir=tmp_path, progress=events.append,
+                          registry=Registry([]), layers=["Conv2D", "MaxPooling2D"],
+                          engine=_FakeEngine())
+    keys = {tuple(d["root_cause"].values()) for d in result.discrepancies}
+    assert keys == {("Conv2D", "jax", "fail-values", "layout"),
+                    ("MaxPooling2D", "jax", "fail-shape", None)}
+    by_layer = {d["layer"]: d for d in result.discrepancies}
+    assert all(d["minimised"] for d in result.discrepancies)
+    conv = ConvCase.from_json(by_layer["Conv2D"]["case"])
+    assert conv.input_shape[0] == 1 and conv.kwargs["kernel_size"] == (1, 1)
+    assert kinds.channels(conv.kwargs, conv.input_shape) == 1
+    assert conv.kwargs["strides"] == (1, 1) and conv.kwargs["padding"] == "valid"
+    pool = ConvCase.from_json(by_layer["MaxPooling2D"]["case"])
+    assert pool.input_shape[0] == 2 and pool.kwargs["data_format"] == "channels_last"
+    assert pool.kwargs["pool_size"] == (1, 1)
+    assert 0 < result.examples <= 300
+    assert result.stopped_by == "max_examples"
+    doc = json.loads((tmp_path / "report.json").read_text())
+    validate(doc)
+    assert doc["fuzz"]["examples"] == result.examples
+    assert doc["fuzz"]["distinct_discrepancies"] == 2
+    assert (tmp_path / "report.md").exists() and (tmp_path / "report.html").exists()
+    assert {e.kind for e in events} >= {"example", "found", "minimised", "done"}
+    assert str(events[-1]).endswith("done")
+
+
+def test_campaign_time_budget_stops(tmp_path: Path) -> None:
+    result = run_campaign(time_budget=0.5, seed=1, registry=Registry([]), layers=["Conv1D"],
+                          engine=_FakeEngine())
+    assert result.stopped_by == "time_budget"
+    assert result.seconds < 5
+    assert result.discrepancies == []
+
+
+def test_root_cause_uses_error_type_without_diagnosis() -> None:
+    case = ConvCase.make("Conv1D", {"filters": 1, "kernel_size": 1}, (1, 2, 1))
+    o = Outcome(case, "torch", "fail-error-parity", "x", error={"type": "RuntimeError",
+                                                               "message": "m"})
+    assert root_cause(o) == ("Conv1D", "torch", "fail-error-parity", "RuntimeError")
+
+
+def test_tiny_real_campaign_on_jax(tmp_path: Path) -> None:
+    result = run_campaign(max_examples=5, backends=["jax"], seed=0, report_dir=tmp_path)
+    assert 1 <= result.examples <= 5
+    assert result.backends == ["jax"]
+    doc = result.to_json()
+    assert {"schema_version", "environment", "results"} <= set(doc)
+    assert doc["environment"]["backends"]["jax"]["available"]
+    validate(json.loads((tmp_path / "report.json").read_text()))
+    assert result.examples_per_second > 0
