@@ -13,8 +13,12 @@ nox.options.sessions = ["lint", "tests"]
 
 PYTHONS = ["3.10", "3.11", "3.12"]
 BACKENDS = ["tensorflow", "torch", "jax", "numpy", "openvino"]
-#: The oldest Keras 3 release the suite claims to run on, with what it needs to import.
+#: The oldest Keras 3 release the suite claims to run on, with what it needs to import, and the
+#: backend releases of its time (checked here for jax and numpy: jax 0.4.30).
 OLDEST_KERAS = ["keras==3.1.0", "numpy<2"]
+OLDEST_BACKEND = {"tensorflow": ["tensorflow-cpu==2.16.1"], "torch": [],
+                  "jax": ["jax[cpu]==0.4.30"], "numpy": ["jax[cpu]==0.4.30"],
+                  "openvino": ["openvino==2024.0.0"]}
 # The pip extra that brings each backend's library (the Keras NumPy backend convolves with jax).
 EXTRA = {"tensorflow": "tensorflow", "torch": "torch", "jax": "jax", "numpy": "jax",
          "openvino": "openvino"}
@@ -57,7 +61,7 @@ def nightly(session: nox.Session, backend: str) -> None:
 @nox.parametrize("backend", BACKENDS)
 def oldest(session: nox.Session, backend: str) -> None:
     """The suite against the oldest Keras 3 release we claim to support."""
-    _install(session, backend, *OLDEST_KERAS)
+    _install(session, backend, *OLDEST_KERAS, *OLDEST_BACKEND[backend])
     _suite(session, backend, "default")
 
 

@@ -92,7 +92,7 @@ def _spec_output(case: ConvCase) -> tuple[tuple[int, ...] | None, bool]:
     try:
         return tuple(output_shape(case.layer, case.input_shape, **case.kwargs)), False
     except InvalidConfig as exc:
-        return None, str(exc).startswith("output size would be")
+        return None, str(exc).startswith("output size would be 0 ")
 
 
 def _derived(case: ConvCase) -> dict[str, Any]:
@@ -121,6 +121,9 @@ def _derived(case: ConvCase) -> dict[str, Any]:
         "strides_and_dilation": max(strides) > 1 and max(kw.get("dilation_rate") or (1,)) > 1,
         "same_pad_deficit": _same_pad_deficit(case) if kw.get("padding") == "same" else 0,
         "has_output_padding": op is not None,
+        "output_padding_ge_strides": op is not None
+        and any(p >= s for p, s in zip(op, strides)),
+        "output_padding_has_zero": op is not None and 0 in op,
         "even_kernel_zero_output_padding": op is not None
         and any(k % 2 == 0 and p == 0 for k, p in zip(window, op)),
         "window_larger_than_input": any(k > n for k, n in zip(window, spatial)),
@@ -161,6 +164,7 @@ class Entry:
     dtypes: tuple[str, ...] = ()
     modes: tuple[str, ...] = ()
     repro: str = ""
+    requires: Mapping[str, SpecifierSet] = field(default_factory=dict)  # library -> versions
 
     def applies(self, case: ConvCase, backend: str, keras_version: str | None) -> bool:
         if backend not in self.backends or case.layer not in self.layers:
@@ -171,6 +175,10 @@ class Entry:
             return False
         if keras_version is not None and Version(keras_version) not in self.keras:
             return False
+        for library, spec in self.requires.items():
+            installed = _library_version(library)
+            if installed is None or Version(installed) not in spec:
+                return False
         attrs = {**case.kwargs, **_derived(case)}
         return all(
             key in attrs and _matches_condition(attrs[key], value)
@@ -179,7 +187,23 @@ class Entry:
 
     def to_json(self) -> dict[str, Any]:
         return {"id": self.id, "link": self.link, "note": self.note, "verdict": self.verdict,
-                "keras": str(self.keras)}
+                "keras": str(self.keras),
+                "requires": {lib: str(v) for lib, v in self.requires.items()}}
+
+
+_VERSIONS: dict[str, str | None] = {}
+
+
+def _library_version(name: str) -> str | None:
+    """An installed distribution's version (the workers run in this same environment)."""
+    from importlib import metadata
+
+    if name not in _VERSIONS:
+        try:
+            _VERSIONS[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            _VERSIONS[name] = None
+    return _VERSIONS[name]
 
 
 def _parse_entry(raw: Mapping[str, Any], source: str) -> Entry:
@@ -203,8 +227,12 @@ def _parse_entry(raw: Mapping[str, Any], source: str) -> Entry:
     verdict = need("verdict")
     if verdict not in FAILING_VERDICTS:
         raise UsageError(f"{source}: entry {eid!r}: verdict must be one of {FAILING_VERDICTS}")
+    try:
+        requires = {lib: SpecifierSet(v) for lib, v in dict(raw.get("requires", {})).items()}
+    except InvalidSpecifier:
+        raise UsageError(f"{source}: entry {eid!r}: bad version specifier in requires") from None
     return Entry(
-        id=eid, keras=spec, backends=backends, layers=layers, verdict=verdict,
+        id=eid, keras=spec, backends=backends, layers=layers, verdict=verdict, requires=requires,
         link=need("link"), note=need("note"), where=dict(raw.get("where", {})),
         dtypes=tuple(raw.get("dtypes", ())), modes=tuple(raw.get("modes", ())),
         repro=raw.get("repro", ""),
@@ -258,6 +286,8 @@ class Registry:
         ]
         for e in self.entries:
             when = ", ".join(f"{k}={v}" for k, v in e.where.items()) or "always"
+            if e.requires:
+                when += "; " + ", ".join(f"{lib} {v}" for lib, v in e.requires.items())
             if e.dtypes:
                 when += f"; dtype in {list(e.dtypes)}"
             cells = [e.id, f"`{e.keras}`", ", ".join(e.backends), ", ".join(e.layers), when,
