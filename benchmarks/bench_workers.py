@@ -4,8 +4,8 @@ Per backend, on the same N mixed Conv2D cases (default 200):
   (a) bare: one warm process (Keras already imported) calling exactly what a worker calls
       (``child.run_case`` + ``child.symbolic_shapes``) in a loop;
   (b) pool: ``WorkerPool.run`` on a fresh worker (framing, sockets, result objects included).
-Both run the cases twice: pass 1 sees every shape for the first time (JAX/OpenVINO compile),
-pass 2 sees them again. Targets (issue 4): pool/bare <= 1.25 per case on every backend, and
+Pass 1 sees every shape for the first time (JAX compiles); pass 2 runs them again, repeated
+--repeats times, best run counted (on a shared machine the minimum filters others' load). Targets (issue 4): pool/bare <= 1.25 per case on every backend, and
 pool start-up <= 1.2 x max(slowest single import, sum of imports / cores).
 
 Run:  PYTHONPATH=src .venv/bin/python benchmarks/bench_workers.py [--backends ...] [--cases 200]
@@ -66,7 +66,7 @@ def warmup_cases() -> list[ConvCase]:
 
 
 # ----------------------------------------------------------------------------- bare loop
-def bare_main(backend: str, cases_path: str) -> None:
+def bare_main(backend: str, cases_path: str, repeats: int) -> None:
     """Runs in a subprocess with KERAS_BACKEND set: the bare warm loop, prints JSON timings."""
     from conv_parity.workers import child
 
@@ -86,11 +86,13 @@ def bare_main(backend: str, cases_path: str) -> None:
         return time.perf_counter() - t0, time.process_time() - c0
 
     loop(warmup_cases())
-    (w1, c1), (w2, c2) = loop(cases), loop(cases)
+    w1, c1 = loop(cases)
+    warm = [loop(cases) for _ in range(repeats)]
+    w2, c2 = min(w for w, _ in warm), min(c for _, c in warm)
     print(json.dumps({"pass1": w1, "pass2": w2, "cpu1": c1, "cpu2": c2}))
 
 
-def bare(backend: str, cases_path: str, threads: int | None) -> dict[str, float]:
+def bare(backend: str, cases_path: str, threads: int | None, repeats: int) -> dict[str, float]:
     env = dict(os.environ, KERAS_BACKEND=backend, PYTHONPATH=_pythonpath_for_child(),
                TF_CPP_MIN_LOG_LEVEL="2")
     if threads:
@@ -100,25 +102,29 @@ def bare(backend: str, cases_path: str, threads: int | None) -> dict[str, float]
         env["TF_NUM_INTEROP_THREADS"] = "1"
         env["CONV_PARITY_THREADS"] = str(threads)
     out = subprocess.run(
-        [sys.executable, __file__, "--bare", backend, cases_path],
+        [sys.executable, __file__, "--bare", backend, cases_path, "--repeats", str(repeats)],
         env=env, capture_output=True, text=True, check=True,
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 # ----------------------------------------------------------------------------- pool
-def pooled(pool: WorkerPool, backend: str, cases: list[ConvCase]) -> dict[str, float]:
+def pooled(pool: WorkerPool, backend: str, cases: list[ConvCase],
+           repeats: int) -> dict[str, float]:
     list(pool.run(backend, make_items(warmup_cases())))
     items = make_items(cases)
-    timings = {}
+    timings: dict[str, float] = {}
     proc = psutil.Process(pool.pids()[backend])
-    for k in (1, 2):
+    for k in range(1 + repeats):
         cpu0 = sum(proc.cpu_times()[:2]) + time.process_time()
         t0 = time.perf_counter()
         results = list(pool.run(backend, items))
-        timings[f"pass{k}"] = time.perf_counter() - t0
+        wall = time.perf_counter() - t0
         # CPU seconds of worker + parent: robust to other load on a shared machine
-        timings[f"cpu{k}"] = sum(proc.cpu_times()[:2]) + time.process_time() - cpu0
+        cpu = sum(proc.cpu_times()[:2]) + time.process_time() - cpu0
+        name = "1" if k == 0 else "2"
+        timings[f"pass{name}"] = min(wall, timings.get(f"pass{name}", wall))
+        timings[f"cpu{name}"] = min(cpu, timings.get(f"cpu{name}", cpu))
         bad = [r for r in results if r.status in ("crash", "timeout")]
         if bad:
             print(f"warning: {backend}: {len(bad)} crash/timeout results", file=sys.stderr)
@@ -139,11 +145,15 @@ def main() -> None:
     ap.add_argument("--backends", nargs="*", default=list(BACKENDS))
     ap.add_argument("--cases", type=int, default=200)
     ap.add_argument("--threads", type=int, default=1, help="worker intra-op threads (0: default)")
+    ap.add_argument("--repeats", type=int, default=3,
+                    help="pass 2 (shapes seen before) is repeated; the fastest run counts")
     ap.add_argument("--json", type=Path, help="also write the numbers here")
     ap.add_argument("--bare", nargs=2, metavar=("BACKEND", "CASES_JSON"), help=argparse.SUPPRESS)
+    # (the worker's process is long-lived; pass 2's min over repeats filters the shared
+    # machine's noise for both sides alike)
     args = ap.parse_args()
     if args.bare:
-        bare_main(*args.bare)
+        bare_main(*args.bare, args.repeats)
         return
     threads = args.threads or None
     cases = mixed_conv2d_cases(args.cases)
@@ -163,14 +173,15 @@ def main() -> None:
         path = Path(tmp) / "cases.json"
         path.write_text(json.dumps([c.to_json() for c in cases]))
         for b in backends:
-            p = pooled(pool, b, cases)
-            a = bare(b, str(path), threads)
+            p = pooled(pool, b, cases, args.repeats)
+            a = bare(b, str(path), threads, args.repeats)
             rows[b] = {"bare": a, "pool": p}
     pool.close()
 
     n = len(cases)
     print(f"\n{n} mixed Conv2D cases per backend; {cores} cores; worker threads={threads}; "
-          "ms per case (pass 1: new shapes, pass 2: same shapes again);\n"
+          "ms per case (pass 1: new shapes; pass 2: same shapes again, best of "
+          f"{args.repeats});\n"
           "wall = elapsed time, cpu = CPU seconds of the process(es) doing the work "
           "(pool: worker + parent)\n")
     print("| backend | pass | bare wall | pool wall | ratio | bare cpu | pool cpu | ratio |")

@@ -107,6 +107,13 @@ class ConvCase:
         """What the layer constructor / op receives (op geometry removed)."""
         return kinds.call_kwargs(self.layer, self.kwargs)
 
+    @property
+    def spatial_shape(self) -> tuple[int, ...]:
+        """The input's spatial sizes, read according to data_format."""
+        if self.kwargs.get("data_format") == "channels_first":
+            return tuple(self.input_shape[2:])
+        return tuple(self.input_shape[1:-1])
+
     def weight_shapes(self) -> list[tuple[int, ...]]:
         return kinds.weight_shapes(self.layer, self.kwargs, self.input_shape)
 

@@ -39,13 +39,6 @@ _PROFILES = {
 }
 
 
-def _spatial(case: ConvCase) -> tuple[int, ...]:
-    shape = case.input_shape
-    if case.kwargs.get("data_format") == "channels_first":
-        return tuple(shape[2:])
-    return tuple(shape[1:-1])
-
-
 def _kernel(case: ConvCase) -> tuple[int, ...]:
     kw = case.kwargs
     return tuple(kw.get("kernel_size") or kw.get("pool_size") or ())
@@ -58,7 +51,7 @@ def _strides(case: ConvCase) -> tuple[int, ...]:
 
 def _sizes_for_distinctness(case: ConvCase) -> list[int]:
     kw = case.kwargs
-    sizes = [case.input_shape[0], kinds.channels(kw, case.input_shape), *_spatial(case)]
+    sizes = [case.input_shape[0], kinds.channels(kw, case.input_shape), *case.spatial_shape]
     if "filters" in kw:
         sizes.append(kw["filters"])
     return sizes
@@ -67,14 +60,14 @@ def _sizes_for_distinctness(case: ConvCase) -> list[int]:
 #: Features a profile must contain (name -> predicate on a valid case). Each one has hidden a
 #: real bug in some backend or suite: see DESIGN.md ("Layout bugs hide behind ambiguous shapes").
 FEATURES: dict[str, Callable[[ConvCase], bool]] = {
-    "non-square input (H != W)": lambda c: len(_spatial(c)) >= 2 and _spatial(c)[0] != _spatial(c)[1],
-    "square input (H == W)": lambda c: len(_spatial(c)) >= 2 and _spatial(c)[0] == _spatial(c)[1],
+    "non-square input (H != W)": lambda c: len(c.spatial_shape) >= 2 and c.spatial_shape[0] != c.spatial_shape[1],
+    "square input (H == W)": lambda c: len(c.spatial_shape) >= 2 and c.spatial_shape[0] == c.spatial_shape[1],
     "asymmetric kernel": lambda c: len(set(_kernel(c))) > 1,
     "stride > 1": lambda c: max(_strides(c), default=1) > 1,
     "dilation > 1": lambda c: max(c.kwargs.get("dilation_rate", (1,))) > 1,
     "stride > kernel": lambda c: any(s > k for s, k in zip(_strides(c), _kernel(c))),
     "stride not dividing the input": lambda c: any(
-        s > 1 and n % s for s, n in zip(_strides(c), _spatial(c))
+        s > 1 and n % s for s, n in zip(_strides(c), c.spatial_shape)
     ),
     "even kernel": lambda c: any(k % 2 == 0 for k in _kernel(c)),
     "odd kernel > 1": lambda c: any(k % 2 == 1 and k > 1 for k in _kernel(c)),
@@ -95,15 +88,15 @@ FEATURES: dict[str, Callable[[ConvCase], bool]] = {
     "channels 1": lambda c: kinds.channels(c.kwargs, c.input_shape) == 1,
     "channels > 1": lambda c: kinds.channels(c.kwargs, c.input_shape) > 1,
     "kernel larger than the input": lambda c: any(
-        k > n for k, n in zip(_kernel(c), _spatial(c))
+        k > n for k, n in zip(_kernel(c), c.spatial_shape)
     ),
-    "filters equal to a spatial size": lambda c: c.kwargs.get("filters") in _spatial(c),
+    "filters equal to a spatial size": lambda c: c.kwargs.get("filters") in c.spatial_shape,
     "channels equal to a spatial size": lambda c: kinds.channels(c.kwargs, c.input_shape)
-    in _spatial(c),
+    in c.spatial_shape,
     "every size distinct": lambda c: len(set(_sizes_for_distinctness(c)))
     == len(_sizes_for_distinctness(c)),
     "pool strides None": lambda c: c.kind.is_pool and c.kwargs.get("strides") is None,
-    "3D input": lambda c: len(_spatial(c)) == 3,
+    "3D input": lambda c: len(c.spatial_shape) == 3,
 }
 
 

@@ -38,20 +38,13 @@ FAILING_VERDICTS = (
 )
 
 
-def _spatial(case: ConvCase) -> tuple[int, ...]:
-    shape = case.input_shape
-    if case.kwargs.get("data_format") == "channels_first":
-        return tuple(shape[2:])
-    return tuple(shape[1:-1])
-
-
 def _same_pads(n: int, k: int, s: int) -> tuple[int, int]:
     """TF-style "same" padding of one axis: (before, after), the extra one after."""
     if s <= 0:  # the spec rejects it; no padding is defined
         return 0, 0
-    out = -(-n // s)
-    total = max((out - 1) * s + k - n, 0)
-    return total // 2, total - total // 2
+    from conv_parity.reference._geometry import same_padding
+
+    return same_padding(n, k, s)
 
 
 def _edge_replication_visible(case: ConvCase) -> bool:
@@ -63,12 +56,12 @@ def _edge_replication_visible(case: ConvCase) -> bool:
         return False
     window = kw["pool_size"]
     strides = kw.get("strides") or window
-    pads = [_same_pads(n, k, s) for n, k, s in zip(_spatial(case), window, strides)]
+    pads = [_same_pads(n, k, s) for n, k, s in zip(case.spatial_shape, window, strides)]
     if all(before == after for before, after in pads):
         return False
     return any(
         (pad > 0 and min(k - pad, n) >= 2)
-        for (before, after), k, n in zip(pads, window, _spatial(case))
+        for (before, after), k, n in zip(pads, window, case.spatial_shape)
         for pad in (before, after)
     )
 
@@ -80,7 +73,7 @@ def _same_pad_deficit(case: ConvCase) -> int:
     window = kw.get("kernel_size") or kw.get("pool_size") or ()
     strides = kw.get("strides") or window
     raws = [(-(-n // s) - 1) * s + k - n
-            for n, k, s in zip(_spatial(case), window, strides) if s > 0]
+            for n, k, s in zip(case.spatial_shape, window, strides) if s > 0]
     return max(0, -min(raws, default=0))
 
 
@@ -100,7 +93,7 @@ def _derived(case: ConvCase) -> dict[str, Any]:
     kw = case.kwargs
     window = kw.get("kernel_size") or kw.get("pool_size") or (1,)
     strides = kw.get("strides") or window
-    spatial = _spatial(case)
+    spatial = case.spatial_shape
     op = kw.get("output_padding")
     out_shape, empty = _spec_output(case)
     out_spatial: tuple[int, ...] = ()
