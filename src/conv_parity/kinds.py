@@ -94,7 +94,8 @@ _SEPARABLE = {
     "depth_multiplier": 1,
     **_LAYER_COMMON_TAIL,
 }
-_POOL = {"pool_size": 2, "strides": None, "padding": "valid", "data_format": None}
+_MAX_POOL = {"pool_size": 2, "strides": None, "padding": "valid", "data_format": None}
+_AVG_POOL = {**_MAX_POOL, "pool_size": _REQUIRED}  # Keras's AveragePooling*D has no default
 
 _OP_CONV = {"strides": 1, "padding": "valid", "data_format": None, "dilation_rate": 1}
 _OP_CONV_T = {
@@ -134,9 +135,11 @@ def _build_kinds() -> dict[str, Kind]:
                 initializer_kwargs=("kernel_initializer", "bias_initializer"),
             )
         )
-        kinds.append(Kind(f"MaxPooling{rank}D", "max_pool", rank, _POOL, ("pool_size", "strides")))
         kinds.append(
-            Kind(f"AveragePooling{rank}D", "average_pool", rank, _POOL, ("pool_size", "strides"))
+            Kind(f"MaxPooling{rank}D", "max_pool", rank, _MAX_POOL, ("pool_size", "strides"))
+        )
+        kinds.append(
+            Kind(f"AveragePooling{rank}D", "average_pool", rank, _AVG_POOL, ("pool_size", "strides"))
         )
     for rank in (1, 2):
         kinds.append(

@@ -34,13 +34,13 @@ def _reg(tmp_path: Path, text: str = ENTRY) -> Registry:
 
 def test_match_respects_every_scope(tmp_path: Path) -> None:
     reg = _reg(tmp_path)
-    hit = ConvCase.make("AveragePooling2D", {"padding": "same"}, (2, 5, 5, 1))
+    hit = ConvCase.make("AveragePooling2D", {"pool_size": 2, "padding": "same"}, (2, 5, 5, 1))
     assert reg.match(hit, "torch", "3.15.1") is not None
     assert reg.match(hit, "jax", "3.15.1") is None
     assert reg.match(hit, "torch", "3.4.0") is None
-    assert reg.match(ConvCase.make("AveragePooling2D", {"padding": "same"}, (1, 5, 5, 1)),
+    assert reg.match(ConvCase.make("AveragePooling2D", {"pool_size": 2, "padding": "same"}, (1, 5, 5, 1)),
                      "torch", "3.15.1") is None
-    assert reg.match(ConvCase.make("AveragePooling2D", {"padding": "valid"}, (2, 5, 5, 1)),
+    assert reg.match(ConvCase.make("AveragePooling2D", {"pool_size": 2, "padding": "valid"}, (2, 5, 5, 1)),
                      "torch", "3.15.1") is None
     assert reg.unused() == []
 
