@@ -123,6 +123,7 @@ def _derived(case: ConvCase) -> dict[str, Any]:
         "out_channels_equal_last_spatial": out_channels > 1
         and bool(out_spatial) and out_spatial[-1] == out_channels,
         "spec_empty_output": empty,
+        "spec_valid": out_shape is not None,
         "same_symmetric_window_gt_input": kw.get("padding") == "same"
         and all(b == a for b, a in same_pads)
         and any(k > n for k, n in zip(window, spatial)),
