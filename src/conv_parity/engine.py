@@ -166,11 +166,8 @@ class Engine:
             raise UsageError(f"backend {backend!r} is not selected (selected: {self.backends})")
         with self._lock:
             if (case, backend) not in self._cache:
-                group = self._chunk_of.get(case, [case])
-                todo = [c for c in group if (c, backend) not in self._cache] or [case]
-                if case not in todo:
-                    todo.append(case)
-                self._run(todo)
+                group = self._chunk_of.get(case, [case])  # always holds `case` itself
+                self._run([c for c in group if (c, backend) not in self._cache])
             return self._cache[(case, backend)]
 
     def check(self, cases: Iterable[ConvCase], mutation: str | None = None) -> list[Outcome]:
