@@ -112,3 +112,17 @@ def test_conforming_case_script_prints_ok(tmp_path: Path) -> None:
     proc = _run(write_repro(case, backend, tmp_path))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.strip().endswith("OK")
+
+
+def test_error_parity_script_shows_the_backend_error(tmp_path: Path) -> None:
+    """A backend that raises on a configuration the spec accepts: DISCREPANCY, exit 1, the
+    backend's error and the spec's shape (tensorflow on CPU: transposed conv with dilation)."""
+    if not _have("tensorflow"):
+        pytest.skip("tensorflow not installed")
+    case = ConvCase.make("Conv1DTranspose", {"filters": 4, "kernel_size": 5, "padding": "same",
+                                             "dilation_rate": 2}, (1, 11, 2))
+    proc = _run(write_repro(case, "tensorflow", tmp_path))
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "DISCREPANCY: the backend raised InvalidArgumentError" in proc.stdout
+    assert "dilation rates larger than 1" in proc.stdout
+    assert "reference shape (1, 11, 4)" in proc.stdout
