@@ -447,59 +447,14 @@ def _axis_rule(family: str, padding: str, n: int, k: int, s: int, d: int,
     return f"ceil({n} / {s}) = {out}", out
 
 
-def shape_rule(name: str, kwargs: Mapping[str, Any], input_shape: Sequence[int]) -> str:
-    """The output-shape rule used, as one line with the numbers filled in.
-
-    `kwargs` must be canonical. E.g. "same: ceil(28 / 2) = 14 per spatial axis; channels:
-    filters = 8". Written here (not read from the reference) so that the text explains the
-    number the reference gave; a disagreement would show in the CLI's tests.
-    """
+def _axis_rules(name: str, kwargs: Mapping[str, Any],
+                input_shape: Sequence[int]) -> tuple[list[tuple[str, int]], int, int]:
+    """Per spatial axis (rule text, size), the input channels and the output channels."""
     kind = kinds.get_kind(name)
     rank = len(input_shape) - 2
-    fmt = kwargs.get("data_format", "channels_last")
-    spatial = list(input_shape[2:] if fmt == "channels_first" else input_shape[1:-1])
-    c_in = input_shape[1] if fmt == "channels_first" else input_shape[-1]
-    if kind.is_pool:
-        window = tuple(kwargs["pool_size"])
-        strides = window if kwargs.get("strides") is None else tuple(kwargs["strides"])
-        dilation = (1,) * rank
-    else:
-        window = tuple(kwargs["kernel_size"])
-        strides = tuple(kwargs["strides"])
-        dilation = tuple(kwargs.get("dilation_rate") or (1,) * rank)
-    op = kwargs.get("output_padding")
-    padding = kwargs["padding"]
-    texts = [
-        _axis_rule(kind.family, padding, spatial[i], window[i], strides[i], dilation[i],
-                   None if op is None else op[i], kind.is_pool)[0]
-        for i in range(rank)
-    ]
-    label = {"conv_transpose": f"{padding} (transposed)"}.get(kind.family, padding)
-    if len(set(texts)) == 1:
-        axes = f"{label}: {texts[0]}" + (" per spatial axis" if rank > 1 else "")
-    else:
-        names = _AXIS_NAMES[rank]
-        axes = f"{label}: " + ", ".join(f"{names[i]}: {t}" for i, t in enumerate(texts))
-    if kind.is_pool and kwargs.get("strides") is None:
-        axes += " (strides default to pool_size)"
-    if kind.is_pool:
-        chan = f"channels unchanged = {c_in}"
-    elif kind.family == "depthwise":
-        dm = kwargs["depth_multiplier"]
-        chan = f"channels = {c_in} * depth_multiplier {dm} = {c_in * dm}"
-    else:
-        chan = f"channels = filters = {kwargs['filters']}"
-    return f"{axes}; {chan}"
-
-
-def shape_from_rule(name: str, kwargs: Mapping[str, Any],
-                    input_shape: Sequence[int]) -> tuple[int, ...]:
-    """The shape :func:`shape_rule` describes (tests compare it with the reference's)."""
-    kind = kinds.get_kind(name)
-    rank = len(input_shape) - 2
-    fmt = kwargs.get("data_format", "channels_last")
-    spatial = list(input_shape[2:] if fmt == "channels_first" else input_shape[1:-1])
-    c_in = input_shape[1] if fmt == "channels_first" else input_shape[-1]
+    first = kwargs.get("data_format", "channels_last") == "channels_first"
+    spatial = list(input_shape[2:] if first else input_shape[1:-1])
+    c_in = input_shape[1] if first else input_shape[-1]
     if kind.is_pool:
         window = tuple(kwargs["pool_size"])
         strides = window if kwargs.get("strides") is None else tuple(kwargs["strides"])
@@ -512,10 +467,49 @@ def shape_from_rule(name: str, kwargs: Mapping[str, Any],
         c_out = c_in * kwargs["depth_multiplier"] if kind.family == "depthwise" \
             else kwargs["filters"]
     op = kwargs.get("output_padding")
-    out = [
+    rules = [
         _axis_rule(kind.family, kwargs["padding"], spatial[i], window[i], strides[i],
-                   dilation[i], None if op is None else op[i], kind.is_pool)[1]
+                   dilation[i], None if op is None else op[i], kind.is_pool)
         for i in range(rank)
     ]
+    return rules, c_in, c_out
+
+
+def shape_rule(name: str, kwargs: Mapping[str, Any], input_shape: Sequence[int]) -> str:
+    """The output-shape rule used, as one line with the numbers filled in.
+
+    `kwargs` must be canonical. E.g. "same: ceil(28 / 2) = 14 per spatial axis; channels:
+    filters = 8". Written here (not read from the reference) so that the text explains the
+    number the reference gave; a disagreement would show in the CLI's tests.
+    """
+    kind = kinds.get_kind(name)
+    rank = len(input_shape) - 2
+    rules, c_in, c_out = _axis_rules(name, kwargs, input_shape)
+    texts = [text for text, _ in rules]
+    padding = kwargs["padding"]
+    label = {"conv_transpose": f"{padding} (transposed)"}.get(kind.family, padding)
+    if len(set(texts)) == 1:
+        axes = f"{label}: {texts[0]}" + (" per spatial axis" if rank > 1 else "")
+    else:
+        names = _AXIS_NAMES[rank]
+        axes = f"{label}: " + ", ".join(f"{names[i]}: {t}" for i, t in enumerate(texts))
+    if kind.is_pool and kwargs.get("strides") is None:
+        axes += " (strides default to pool_size)"
+    if kind.is_pool:
+        chan = f"channels unchanged = {c_in}"
+    elif kind.family == "depthwise":
+        chan = f"channels = {c_in} * depth_multiplier {kwargs['depth_multiplier']} = {c_out}"
+    else:
+        chan = f"channels = filters = {kwargs['filters']}"
+    return f"{axes}; {chan}"
+
+
+def shape_from_rule(name: str, kwargs: Mapping[str, Any],
+                    input_shape: Sequence[int]) -> tuple[int, ...]:
+    """The shape :func:`shape_rule` describes (tests compare it with the reference's)."""
+    rules, _, c_out = _axis_rules(name, kwargs, input_shape)
+    out = [size for _, size in rules]
     batch = input_shape[0]
-    return (batch, c_out, *out) if fmt == "channels_first" else (batch, *out, c_out)
+    if kwargs.get("data_format", "channels_last") == "channels_first":
+        return (batch, c_out, *out)
+    return (batch, *out, c_out)
