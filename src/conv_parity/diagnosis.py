@@ -345,15 +345,21 @@ def _shape_alternatives(ctx: _Ctx) -> Iterator[tuple[str, str, Callable[[], tupl
     yield ("data-format-swapped", f"the input read as {other}", alt(data_format=other))
     if not case.kind.is_op or case.kind.family != "conv_transpose":
         yield ("ceil-vs-floor", "the output length rounded the other way", lambda: _rounded(ctx))
+    for words, strides in _stride_variants(kw, g):
+        yield ("stride-off-by-one", words, alt(strides=strides))
+
+
+def _stride_variants(kw: dict[str, Any], g: Any) -> Iterator[tuple[str, tuple[int, ...]]]:
+    """(words, strides) for every axis's stride one more or one less (still >= 1)."""
     strides = kw.get("strides")
-    if strides is not None:
-        for i, name in enumerate(g.names):
-            for delta in (1, -1):
-                s = list(strides)
-                s[i] += delta
-                if s[i] >= 1:
-                    yield ("stride-off-by-one", f"stride {s[i]} instead of {strides[i]} along "
-                           f"{name}", alt(strides=tuple(s)))
+    if strides is None:
+        return
+    for i, name in enumerate(g.names):
+        for delta in (1, -1):
+            s = list(strides)
+            s[i] += delta
+            if s[i] >= 1:
+                yield f"stride {s[i]} instead of {strides[i]} along {name}", tuple(s)
 
 
 def _rounded(ctx: _Ctx) -> tuple[int, ...]:
@@ -631,16 +637,8 @@ def _kwarg_candidates(ctx: _Ctx) -> Iterator[Candidate]:
     if case.kind.is_pool and kw.get("strides") is None:
         alts.append(("pool-strides-default", "strides=None taken as 1 instead of pool_size",
                      {"strides": (1,) * g.rank}))
-    strides = kw.get("strides")
-    if strides is not None:
-        for i, name in enumerate(g.names):
-            for delta in (1, -1):
-                s = list(strides)
-                s[i] += delta
-                if s[i] >= 1:
-                    alts.append(("stride-off-by-one",
-                                 f"stride {s[i]} instead of {strides[i]} along {name}",
-                                 {"strides": tuple(s)}))
+    for words, strides in _stride_variants(kw, g):
+        alts.append(("stride-off-by-one", words, {"strides": strides}))
     for code, words, changes in alts:
 
         def test(changes: dict[str, Any] = changes) -> bool:
