@@ -10,6 +10,7 @@ run (strict: delete the entry), and an entry that matches no collected case is w
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -88,8 +89,10 @@ def _spec_output(case: ConvCase) -> tuple[tuple[int, ...] | None, bool]:
         return None, str(exc).startswith("output size would be 0 ")
 
 
+@functools.lru_cache(maxsize=4096)
 def _derived(case: ConvCase) -> dict[str, Any]:
-    """Case attributes a predicate may name besides the kwargs themselves."""
+    """Case attributes a predicate may name besides the kwargs themselves (cached: every entry
+    asks for them, and they include the reference's shape rule). Callers must not mutate it."""
     kw = case.kwargs
     window = kw.get("kernel_size") or kw.get("pool_size") or (1,)
     strides = kw.get("strides") or window
