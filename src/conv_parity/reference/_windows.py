@@ -7,6 +7,8 @@ matters: the fuzzing path calls the reference thousands of times on tiny inputs)
 
 from __future__ import annotations
 
+from math import prod
+
 import numpy as np
 
 from conv_parity.reference._geometry import Geometry
@@ -51,25 +53,92 @@ def window_view(
     window: tuple[int, ...],
     strides: tuple[int, ...],
     dilation: tuple[int, ...],
+    batch: int | None = None,
+    offset: int = 0,
 ) -> np.ndarray:
     """Read-only view (N, *out_spatial, *window, C) of a contiguous (N, *spatial, C) array.
 
-    ``view[n, o..., j..., c] == xp[n, o*s + j*d ..., c]``.
+    ``view[n, o..., j..., c] == xp[n, o*s + j*d ..., c]``. ``batch`` (default ``xp.shape[0]``)
+    and ``offset`` (bytes) select a block of a larger buffer.
     """
     st = xp.strides
     sp = st[1:-1]
-    shape = (xp.shape[0], *out_spatial, *window, xp.shape[-1])
+    shape = (xp.shape[0] if batch is None else batch, *out_spatial, *window, xp.shape[-1])
     strides_b = (
         st[0],
-        *(a * s for a, s in zip(sp, strides)),
-        *(a * d for a, d in zip(sp, dilation)),
+        *[a * s for a, s in zip(sp, strides)],
+        *[a * d for a, d in zip(sp, dilation)],
         st[-1],
     )
     if xp.size == 0 or 0 in shape:
         return np.lib.stride_tricks.as_strided(xp, shape, strides_b, writeable=False)
-    view = np.ndarray(shape, np.float64, buffer=xp, offset=0, strides=strides_b)
+    view = np.ndarray(shape, np.float64, buffer=xp, offset=offset, strides=strides_b)
     view.flags.writeable = False
     return view
+
+
+class RowSlabs:
+    """The blocks of one conv call, and a zero-padded copy of just the input rows each reads.
+
+    Why not pad the whole input first: that is one more full pass over memory (36 MB written on
+    the benchmark's large case, ~6% of its time), while a block's rows fit in cache and are read
+    again at once by the im2col copy. Blocks ``(n0, n1, r0, r1)`` come from :func:`chunks`
+    (rows along the first spatial axis). An input that is already float64, channels-last,
+    contiguous and unpadded is viewed in place, without any copy.
+    """
+
+    def __init__(self, x: np.ndarray, g: Geometry, absolute: bool, per_row: int, budget: int):
+        """``per_row``: the caller's own scratch per output row (im2col columns)."""
+        self.g = g
+        self.absolute = absolute
+        self.xc = xc = channels_last(x, g.channels_first)
+        in_place = (
+            not g.needs_padding and not absolute and xc.dtype == np.float64
+            and xc.flags.c_contiguous
+        )
+        slab_row = 0 if in_place else g.strides[0] * prod(g.padded_spatial[1:]) * g.c_in * 8
+        self.blocks = chunks(xc.shape[0], g.out_spatial[0], per_row + slab_row, budget)
+        #: ``buf`` holds the whole padded input (no per-block copies), or one block's slab.
+        self.whole = in_place or len(self.blocks) == 1
+        if in_place:
+            self.buf = xc
+        elif self.whole:  # a single block reads everything: pad everything once
+            self.buf = padded_input(x, g, 0.0, absolute)
+        else:
+            nb = max(n1 - n0 for n0, n1, _, _ in self.blocks)
+            rows = max(self._span(r0, r1)[1] - self._span(r0, r1)[0]
+                       for _, _, r0, r1 in self.blocks)
+            self.buf = np.zeros((nb, rows, *g.padded_spatial[1:], xc.shape[-1]), np.float64)
+            self.others = g.interior[2:]  # interior of the other spatial axes, all channels
+
+    def _span(self, r0: int, r1: int) -> tuple[int, int]:
+        """Padded input rows ``[p0, p1)`` that output rows ``[r0, r1)`` read."""
+        s, k, d = self.g.strides[0], self.g.window[0], self.g.dilation[0]
+        return r0 * s, (r1 - 1) * s + (k - 1) * d + 1
+
+    def windows(self, n0: int, n1: int, r0: int, r1: int) -> np.ndarray:
+        """The read-only window view ``(n1-n0, r1-r0, *O[1:], *window, C)`` of one block."""
+        g = self.g
+        osp = (r1 - r0, *g.out_spatial[1:])
+        buf, nb = self.buf, n1 - n0
+        if self.whole:
+            offset = n0 * buf.strides[0] + r0 * g.strides[0] * buf.strides[1]
+            return window_view(buf, osp, g.window, g.strides, g.dilation, nb, offset)
+        p0, p1 = self._span(r0, r1)
+        lo, n = g.pads[0][0], g.in_spatial[0]
+        a, b = max(p0, lo), min(p1, lo + n)
+        if b <= a:
+            buf[:nb, : p1 - p0] = 0.0
+        else:
+            buf[:nb, : a - p0] = 0.0
+            buf[:nb, b - p0 : p1 - p0] = 0.0
+            dst = buf[(slice(0, nb), slice(a - p0, b - p0), *self.others)]
+            src = self.xc[n0:n1, a - lo : b - lo]
+            if self.absolute:
+                np.abs(src, out=dst, casting="unsafe")
+            else:
+                np.copyto(dst, src, casting="unsafe")
+        return window_view(buf, osp, g.window, g.strides, g.dilation, nb)
 
 
 #: Chunks are also capped at a few MB whatever the budget: an im2col block that stays in cache
