@@ -3,12 +3,15 @@
 Per backend, on the same N mixed Conv2D cases (default 200):
   (a) bare: one warm process (Keras already imported) calling exactly what a worker calls
       (``child.run_case`` + ``child.symbolic_shapes``) in a loop;
-  (b) pool: ``WorkerPool.run`` on a fresh worker (framing, sockets, result objects included).
-Pass 1 sees every shape for the first time (JAX compiles); pass 2 runs them again, repeated
---repeats times, best run counted (on a shared machine the minimum filters others' load). Targets (issue 4): pool/bare <= 1.25 per case on every backend, and
-pool start-up <= 1.2 x max(slowest single import, sum of imports / cores).
+  (b) pool: ``WorkerPool.run`` on a worker (framing, sockets, result objects included).
+Both stay alive side by side and take turns on the same cases, in samples of --chunk cases (a
+shared machine's load drifts; interleaving makes both sides see the same drift). Pass 1 sees
+every shape for the first time (JAX compiles); pass 2 runs all cases again --repeats times.
+Each ratio is the median of per-sample pool/bare ratios. Targets (issue 4): pool/bare <= 1.25
+per case on every backend, and pool start-up <= 1.2 x max(slowest single import, sum of
+imports / cores).
 
-Run:  PYTHONPATH=src .venv/bin/python benchmarks/bench_workers.py [--backends ...] [--cases 200]
+Run:  python benchmarks/bench_workers.py [--backends ...] [--cases 200] [--repeats 5]
 This is a measurement, not a test: on a shared machine the numbers are noisy.
 """
 
@@ -18,6 +21,7 @@ import argparse
 import contextlib
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -32,6 +36,7 @@ from conv_parity import BACKENDS
 from conv_parity.case import ConvCase
 from conv_parity.workers import WorkerPool, make_items
 from conv_parity.workers.pool import _pythonpath_for_child
+from conv_parity.workers.results import WorkItem
 
 
 def mixed_conv2d_cases(n: int, seed: int = 0) -> list[ConvCase]:
@@ -66,8 +71,12 @@ def warmup_cases() -> list[ConvCase]:
 
 
 # ----------------------------------------------------------------------------- bare loop
-def bare_main(backend: str, cases_path: str, repeats: int) -> None:
-    """Runs in a subprocess with KERAS_BACKEND set: the bare warm loop, prints JSON timings."""
+def bare_main(backend: str, cases_path: str) -> None:
+    """Runs in a subprocess with KERAS_BACKEND set: the bare warm loop, driven over stdin.
+
+    Each stdin line ``a b`` runs cases[a:b] and answers one JSON line of timings, so the
+    parent can interleave bare and pool samples of the same cases.
+    """
     from conv_parity.workers import child
 
     child._limit_threads()
@@ -86,50 +95,91 @@ def bare_main(backend: str, cases_path: str, repeats: int) -> None:
         return time.perf_counter() - t0, time.process_time() - c0
 
     loop(warmup_cases())
-    w1, c1 = loop(cases)
-    warm = [loop(cases) for _ in range(repeats)]
-    w2, c2 = min(w for w, _ in warm), min(c for _, c in warm)
-    print(json.dumps({"pass1": w1, "pass2": w2, "cpu1": c1, "cpu2": c2}))
+    print("ready", flush=True)
+    for line in sys.stdin:
+        lo, hi = (int(v) for v in line.split())
+        wall, cpu = loop(cases[lo:hi])
+        print(json.dumps({"wall": wall, "cpu": cpu}), flush=True)
 
 
-def bare(backend: str, cases_path: str, threads: int | None, repeats: int) -> dict[str, float]:
-    env = dict(os.environ, KERAS_BACKEND=backend, PYTHONPATH=_pythonpath_for_child(),
-               TF_CPP_MIN_LOG_LEVEL="2")
-    if threads:
-        for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
-                    "TF_NUM_INTRAOP_THREADS"):
-            env[var] = str(threads)
-        env["TF_NUM_INTEROP_THREADS"] = "1"
-        env["CONV_PARITY_THREADS"] = str(threads)
-    out = subprocess.run(
-        [sys.executable, __file__, "--bare", backend, cases_path, "--repeats", str(repeats)],
-        env=env, capture_output=True, text=True, check=True,
-    )
-    return json.loads(out.stdout.strip().splitlines()[-1])
+class Bare:
+    """The bare loop's process, started once per backend and asked for one sample at a time."""
+
+    def __init__(self, backend: str, cases_path: str, threads: int | None) -> None:
+        env = dict(os.environ, KERAS_BACKEND=backend, PYTHONPATH=_pythonpath_for_child(),
+                   TF_CPP_MIN_LOG_LEVEL="2")
+        if threads:  # what the pool sets for its workers
+            for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                        "TF_NUM_INTRAOP_THREADS"):
+                env[var] = str(threads)
+            env["TF_NUM_INTEROP_THREADS"] = "1"
+            env["CONV_PARITY_THREADS"] = str(threads)
+        self.proc = subprocess.Popen(
+            [sys.executable, __file__, "--bare", backend, cases_path],
+            env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        while (line := self.proc.stdout.readline()).strip() != "ready":
+            if not line:
+                raise RuntimeError(f"the bare {backend} process died while starting")
+
+    def sample(self, lo: int, hi: int) -> dict[str, float]:
+        self.proc.stdin.write(f"{lo} {hi}\n")
+        self.proc.stdin.flush()
+        return json.loads(self.proc.stdout.readline())
+
+    def close(self) -> None:
+        self.proc.stdin.close()
+        self.proc.wait(timeout=30)
 
 
 # ----------------------------------------------------------------------------- pool
-def pooled(pool: WorkerPool, backend: str, cases: list[ConvCase],
-           repeats: int) -> dict[str, float]:
-    list(pool.run(backend, make_items(warmup_cases())))
-    items = make_items(cases)
-    timings: dict[str, float] = {}
+def pool_sample(pool: WorkerPool, backend: str, items: list[WorkItem]) -> dict[str, float]:
+    """One pool run of ``items``: wall time, and CPU seconds of worker + parent."""
     proc = psutil.Process(pool.pids()[backend])
-    for k in range(1 + repeats):
-        cpu0 = sum(proc.cpu_times()[:2]) + time.process_time()
-        t0 = time.perf_counter()
-        results = list(pool.run(backend, items))
-        wall = time.perf_counter() - t0
-        # CPU seconds of worker + parent: robust to other load on a shared machine
-        cpu = sum(proc.cpu_times()[:2]) + time.process_time() - cpu0
-        name = "1" if k == 0 else "2"
-        timings[f"pass{name}"] = min(wall, timings.get(f"pass{name}", wall))
-        timings[f"cpu{name}"] = min(cpu, timings.get(f"cpu{name}", cpu))
-        bad = [r for r in results if r.status in ("crash", "timeout")]
-        if bad:
-            print(f"warning: {backend}: {len(bad)} crash/timeout results", file=sys.stderr)
-    timings["errors"] = sum(r.status == "error" for r in results)
-    return timings
+    cpu0 = sum(proc.cpu_times()[:2]) + time.process_time()
+    t0 = time.perf_counter()
+    results = list(pool.run(backend, items))
+    wall = time.perf_counter() - t0
+    cpu = sum(proc.cpu_times()[:2]) + time.process_time() - cpu0
+    bad = [r for r in results if r.status in ("crash", "timeout")]
+    if bad:
+        print(f"warning: {backend}: {len(bad)} crash/timeout results", file=sys.stderr)
+    return {"wall": wall, "cpu": cpu, "errors": sum(r.status == "error" for r in results)}
+
+
+def side_by_side(pool: WorkerPool, bare: Bare, backend: str, cases: list[ConvCase],
+                 chunk: int, repeats: int, pause: float) -> dict[str, Any]:
+    """Interleaved samples of the pool and the bare loop on the same cases.
+
+    Both passes go chunk by chunk (the engine, too, sends a batch of 16 cases at a time), pool
+    and bare alternating which goes first: pass 1 once (shapes new to both processes), pass 2
+    ``repeats`` times over. A ratio is the median of per-sample ratios, so the drifts of a
+    shared machine's load, which both sides of a sample see alike, cancel out.
+    """
+    items = make_items(cases)
+    list(pool.run(backend, make_items(warmup_cases())))
+    restarts = pool.restarts[backend]
+    out: dict[str, Any] = {}
+    chunks = [(lo, min(lo + chunk, len(cases))) for lo in range(0, len(cases), chunk)]
+    for k, ranges in ((1, chunks), (2, chunks * repeats)):
+        samples: list[tuple[dict[str, float], dict[str, float]]] = []  # (bare, pool)
+        for i, (lo, hi) in enumerate(ranges):
+            pair: dict[str, dict[str, float]] = {}
+            for side in (("pool", "bare") if i % 2 == 0 else ("bare", "pool")):
+                time.sleep(pause)
+                pair[side] = (pool_sample(pool, backend, items[lo:hi]) if side == "pool"
+                              else bare.sample(lo, hi))
+            samples.append((pair["bare"], pair["pool"]))
+        n = len(cases) if k == 1 else len(cases) * repeats
+        for m in ("wall", "cpu"):
+            out[f"bare_{m}{k}"] = sum(b[m] for b, _ in samples) / n
+            out[f"pool_{m}{k}"] = sum(p[m] for _, p in samples) / n
+            out[f"ratio_{m}{k}"] = statistics.median(p[m] / b[m] for b, p in samples)
+        out[f"samples{k}"] = [(b["wall"], p["wall"]) for b, p in samples]
+    out["errors"] = sum(p["errors"] for _, p in samples[: len(chunks)])  # each case once
+    out["worker_restarts"] = pool.restarts[backend] - restarts  # (would mean recompiling)
+    return out
 
 
 def import_time(backend: str) -> float:
@@ -145,15 +195,16 @@ def main() -> None:
     ap.add_argument("--backends", nargs="*", default=list(BACKENDS))
     ap.add_argument("--cases", type=int, default=200)
     ap.add_argument("--threads", type=int, default=1, help="worker intra-op threads (0: default)")
-    ap.add_argument("--repeats", type=int, default=3,
-                    help="pass 2 (shapes seen before) is repeated; the fastest run counts")
-    ap.add_argument("--json", type=Path, help="also write the numbers here")
+    ap.add_argument("--chunk", type=int, default=20,
+                    help="cases per sample (one pool batch), pool and bare in turn")
+    ap.add_argument("--repeats", type=int, default=5,
+                    help="how many times pass 2 (shapes seen before) goes over all cases")
+    ap.add_argument("--pause", type=float, default=0.1, help="seconds of rest before a sample")
+    ap.add_argument("--json", type=Path, help="also write the numbers (and samples) here")
     ap.add_argument("--bare", nargs=2, metavar=("BACKEND", "CASES_JSON"), help=argparse.SUPPRESS)
-    # (the worker's process is long-lived; pass 2's min over repeats filters the shared
-    # machine's noise for both sides alike)
     args = ap.parse_args()
     if args.bare:
-        bare_main(*args.bare, args.repeats)
+        bare_main(*args.bare)
         return
     threads = args.threads or None
     cases = mixed_conv2d_cases(args.cases)
@@ -173,26 +224,29 @@ def main() -> None:
         path = Path(tmp) / "cases.json"
         path.write_text(json.dumps([c.to_json() for c in cases]))
         for b in backends:
-            p = pooled(pool, b, cases, args.repeats)
-            a = bare(b, str(path), threads, args.repeats)
-            rows[b] = {"bare": a, "pool": p}
+            bare = Bare(b, str(path), threads)
+            try:
+                rows[b] = side_by_side(pool, bare, b, cases, args.chunk, args.repeats,
+                                       args.pause)
+            finally:
+                bare.close()
     pool.close()
 
-    n = len(cases)
-    print(f"\n{n} mixed Conv2D cases per backend; {cores} cores; worker threads={threads}; "
-          "ms per case (pass 1: new shapes; pass 2: same shapes again, best of "
-          f"{args.repeats});\n"
+    print(f"\n{len(cases)} mixed Conv2D cases per backend; {cores} cores; worker threads="
+          f"{threads}; ms per case. Pass 1: shapes new to both processes; pass 2: the same cases "
+          f"{args.repeats} times again. Samples of {args.chunk} cases, pool and bare in turn; "
+          "a ratio is the median of per-sample ratios.\n"
           "wall = elapsed time, cpu = CPU seconds of the process(es) doing the work "
           "(pool: worker + parent)\n")
     print("| backend | pass | bare wall | pool wall | ratio | bare cpu | pool cpu | ratio |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for b, r in rows.items():
-        a, p = r["bare"], r["pool"]
         for k in (1, 2):
-            w, c = f"pass{k}", f"cpu{k}"
-            print(f"| {b} | {k} | {1e3 * a[w] / n:.2f} | {1e3 * p[w] / n:.2f} | "
-                  f"{p[w] / a[w]:.2f} | {1e3 * a[c] / n:.2f} | {1e3 * p[c] / n:.2f} | "
-                  f"{p[c] / a[c]:.2f} |")
+            print(f"| {b} | {k} | {1e3 * r[f'bare_wall{k}']:.2f} | {1e3 * r[f'pool_wall{k}']:.2f} "
+                  f"| {r[f'ratio_wall{k}']:.2f} | {1e3 * r[f'bare_cpu{k}']:.2f} | "
+                  f"{1e3 * r[f'pool_cpu{k}']:.2f} | {r[f'ratio_cpu{k}']:.2f} |")
+        if r["worker_restarts"]:
+            print(f"| {b} | (the worker restarted {r['worker_restarts']} times) |")
     slowest = max(imports.values())
     bound = max(slowest, sum(imports.values()) / cores)
     print("\n| backend | import alone (s) | worker import in pool (s) | ready after (s) |")

@@ -185,9 +185,15 @@ class ConvCase:
         }
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> ConvCase:
+    def from_json(cls, data: Mapping[str, Any], *, trusted: bool = False) -> ConvCase:
+        """The case :meth:`to_json` wrote. ``trusted`` skips re-validation: for the worker,
+        which receives only cases the parent built with :meth:`make` (it saves ~5% of a fast
+        case's time)."""
         try:
             kwargs = {k: _freeze(v) for k, v in data["kwargs"].items()}
+            if trusted:
+                return cls(data["layer"], tuple(kwargs.items()), tuple(data["input_shape"]),
+                           data["dtype"], data["seed"], data["mode"])
             return cls.make(
                 data["layer"],
                 kwargs,

@@ -38,6 +38,16 @@ def test_json_round_trip_and_hashable() -> None:
     assert case.call_kwargs.keys() == {"strides", "padding", "data_format", "dilation_rate"}
 
 
+def test_trusted_json_round_trip_gives_the_same_case_for_every_grid_case() -> None:
+    """The worker rebuilds cases without re-validating them: it must get the parent's case."""
+    from conv_parity import grid
+
+    for case in grid.cases("full"):
+        wire = json.loads(json.dumps(case.to_json()))
+        again = ConvCase.from_json(wire, trusted=True)
+        assert again == case and again.id == case.id and again.call_kwargs == case.call_kwargs
+
+
 def test_arrays_are_seeded_random_and_in_the_case_dtype() -> None:
     case = ConvCase.make("Conv1D", {"filters": 3, "kernel_size": 2}, (2, 7, 4), dtype="float16")
     x1, w1 = case.arrays()

@@ -101,3 +101,35 @@ def test_killing_the_parent_leaves_no_worker(tmp_path):
             if parent.poll() is None:
                 parent.kill()
                 parent.wait()
+
+
+class _FakeChannel:
+    def __init__(self, has_data: bool) -> None:
+        self.data = has_data
+
+    def has_data(self) -> bool:
+        return self.data
+
+
+@pytest.mark.parametrize(
+    "case_seconds, outstanding, result_bytes, has_data, expected",
+    [
+        (0.002, 10, 1000, False, [0.015]),  # 3/4 of the outstanding cases' expected time
+        (0.002, 1, 1000, False, [0.0015]),  # the batch's last case: 3/4 of one
+        (0.5, 10, 1000, False, [0.05]),  # capped: a batch's last result is never later
+        (0.002, 10, 60_000, False, [0.003]),  # only as many results as the buffer holds (2)
+        (0.0001, 3, 1000, False, []),  # too short to be worth a timer
+        (0.5, 10, 1000, True, []),  # a result is waiting: read it now, never fall behind
+    ],
+)
+def test_parent_naps_only_while_the_worker_is_probably_busy(
+    monkeypatch, case_seconds, outstanding, result_bytes, has_data, expected
+):
+    from conv_parity.workers import pool as pool_mod
+
+    slept: list[float] = []
+    monkeypatch.setattr(pool_mod.time, "sleep", slept.append)
+    worker = pool_mod._Worker("jax", None, _FakeChannel(has_data), Path("log"), 0, 0.0)
+    worker.observe(case_seconds, result_bytes)
+    worker.nap(outstanding)
+    assert slept == pytest.approx(expected)

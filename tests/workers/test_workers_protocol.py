@@ -149,3 +149,43 @@ def test_npy_with_wrong_length_is_rejected():
     data = encode_array(np.arange(10.0))
     with pytest.raises(ProtocolError, match="data bytes"):
         decode_array(data[:-8])
+
+
+def test_frames_sent_in_one_write_are_read_one_by_one(pair):
+    """Read-ahead keeps what it over-fetched: small and big frames, back to back, all intact."""
+    a, b = pair
+    rng = np.random.default_rng(3)
+    arrays = [rng.standard_normal(n) for n in (3, 20_000, 1, 70_000, 5)]  # around the read-ahead
+    frames = [encode_frame({"type": "result", "seq": i}, [x]) for i, x in enumerate(arrays)]
+    t = threading.Thread(target=a.send_raw, args=(b"".join(frames),))
+    t.start()
+    for i, x in enumerate(arrays):
+        header, (got,) = b.recv(timeout=10)
+        assert header["seq"] == i
+        np.testing.assert_array_equal(got, x)
+    t.join()
+    exc = _quick(lambda: b.recv(timeout=0.2))
+    assert isinstance(exc, FrameTimeout)  # nothing left over, nothing invented
+
+
+def test_has_data_never_blocks_and_sees_buffered_bytes_and_eof(pair):
+    a, b = pair
+    assert not b.has_data()
+    a.send_raw(encode_frame({"type": "one"}) + encode_frame({"type": "two"}))
+    deadline = time.monotonic() + 5
+    while not b.has_data():
+        assert time.monotonic() < deadline
+    assert b.recv(timeout=5)[0]["type"] == "one"
+    assert b.has_data()  # the second frame may already sit in the read-ahead buffer
+    assert b.recv(timeout=5)[0]["type"] == "two"
+    assert not b.has_data()
+    a.close()
+    assert b.has_data()  # EOF: a read would not block (it reports ChannelClosed)
+    assert isinstance(_quick(lambda: b.recv(timeout=5)), ChannelClosed)
+
+
+def test_cached_npy_header_still_checks_the_payload_length():
+    data = encode_array(np.arange(7.0))
+    np.testing.assert_array_equal(decode_array(data), np.arange(7.0))  # header now cached
+    with pytest.raises(ProtocolError, match="data bytes"):
+        decode_array(data + b"\0" * 8)

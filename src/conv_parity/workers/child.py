@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import faulthandler
+import gc
 import os
 import platform
 import sys
@@ -280,7 +281,7 @@ def process(item_header: dict[str, Any], arrays: list[np.ndarray], channel: Chan
     t0 = time.perf_counter()
     out: dict[str, Any] = {"type": "result", "seq": item_header.get("seq")}
     try:
-        case = ConvCase.from_json(item_header["case"])
+        case = ConvCase.from_json(item_header["case"], trusted=True)
     except Exception as exc:
         out.update(status="error", error=_error(exc, "construct"))
         return out, []
@@ -300,10 +301,17 @@ def process(item_header: dict[str, Any], arrays: list[np.ndarray], channel: Chan
     return out, [] if output is None else [output]
 
 
+_statm_fd: int | None = None
+
+
 def _rss_mb() -> float:
+    """Resident set size now, in MiB: one ``pread`` of a kept-open /proc/self/statm per case
+    (opening the file each time cost more syscalls than the rest of the bookkeeping)."""
+    global _statm_fd
     try:
-        with open("/proc/self/statm") as f:
-            pages = int(f.read().split()[1])
+        if _statm_fd is None:
+            _statm_fd = os.open("/proc/self/statm", os.O_RDONLY)
+        pages = int(os.pread(_statm_fd, 256, 0).split()[1])
         return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
     except Exception:
         import resource
@@ -373,6 +381,9 @@ def main(argv: list[str] | None = None) -> int:
             )
         _keras = keras
         ready.update(backend_facts(backend))
+        # Everything imported so far lives as long as the process: keep the cyclic GC from
+        # re-scanning it after every few layers built (measured: ~4% of a fast case).
+        gc.freeze()
         ready["available"] = True
     except BaseException as exc:  # ImportError, but also e.g. a RuntimeError from a CUDA probe
         ready.update(available=False, import_error=f"{type(exc).__name__}: {exc}")

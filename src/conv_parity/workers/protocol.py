@@ -35,6 +35,7 @@ _PREFIX = struct.Struct("!4sII")
 _LEN = struct.Struct("!Q")
 MAX_HEADER_BYTES = 1 << 20  # a header is a few hundred bytes; anything bigger is garbage
 MAX_ARRAYS = 64
+_READ_AHEAD = 1 << 16  # bytes one small read may fetch ahead (see Channel._recv_exact)
 MAX_ARRAY_BYTES = 1 << 36  # 64 GiB: far above any conv case, far below a garbage u64
 
 Frame = tuple[dict[str, Any], list[np.ndarray]]
@@ -80,21 +81,41 @@ def encode_array(a: np.ndarray) -> bytes:
     return b"".join((_NPY_MAGIC, struct.pack("<H", len(hbytes)), hbytes, a.tobytes()))
 
 
+#: Parsed .npy headers by their bytes: cases repeat a few shapes, and parsing one costs more
+#: than the rest of decoding a small array.
+_HEADER_CACHE: dict[bytes, tuple[np.dtype, tuple[int, ...], str]] = {}
+
+
+def _parse_npy_header(raw: bytes) -> tuple[np.dtype, tuple[int, ...], str] | None:
+    """(dtype, shape, order) of a .npy 1.0 header this module's fast path understands."""
+    hit = _HEADER_CACHE.get(raw)
+    if hit is not None:
+        return hit
+    m = _NPY_HEADER.fullmatch(raw.decode("latin1", "replace"))
+    if not m:
+        return None
+    try:
+        dtype = np.dtype(m.group(1))
+    except TypeError:
+        raise ProtocolError(f"malformed array payload (dtype {m.group(1)!r})") from None
+    if dtype.hasobject:
+        raise ProtocolError("object array in payload (pickle is not allowed)")
+    shape = tuple(int(d) for d in m.group(3).replace(" ", "").split(",") if d)
+    parsed = (dtype, shape, "F" if m.group(2) == "True" else "C")
+    if len(_HEADER_CACHE) >= 4096:
+        _HEADER_CACHE.clear()
+    _HEADER_CACHE[raw] = parsed
+    return parsed
+
+
 def decode_array(data: bytes | bytearray | memoryview) -> np.ndarray:
     """Inverse of :func:`encode_array` (any valid .npy without pickle is accepted);
     ProtocolError on anything else. Arrays decoded from a bytearray are writable views of it."""
     if bytes(data[:8]) == _NPY_MAGIC and len(data) >= 10:
         (hlen,) = struct.unpack("<H", data[8:10])
-        header = bytes(data[10 : 10 + hlen]).decode("latin1", "replace")
-        m = _NPY_HEADER.fullmatch(header)
-        if m:
-            try:
-                dtype = np.dtype(m.group(1))
-            except TypeError:
-                raise ProtocolError(f"malformed array payload (dtype {m.group(1)!r})") from None
-            if dtype.hasobject:
-                raise ProtocolError("object array in payload (pickle is not allowed)")
-            shape = tuple(int(d) for d in m.group(3).replace(" ", "").split(",") if d)
+        parsed = _parse_npy_header(bytes(data[10 : 10 + hlen]))
+        if parsed is not None:
+            dtype, shape, order = parsed
             count = math.prod(shape)
             offset = 10 + hlen
             if len(data) - offset != count * dtype.itemsize:
@@ -102,7 +123,6 @@ def decode_array(data: bytes | bytearray | memoryview) -> np.ndarray:
                     f"malformed array payload: {len(data) - offset} data bytes for shape "
                     f"{shape} of {dtype}"
                 )
-            order = "F" if m.group(2) == "True" else "C"
             return np.frombuffer(data, dtype, count, offset).reshape(shape, order=order)
     try:
         return np.load(io.BytesIO(data), allow_pickle=False)
@@ -112,12 +132,19 @@ def decode_array(data: bytes | bytearray | memoryview) -> np.ndarray:
 
 def encode_frame(header: dict[str, Any], arrays: Sequence[np.ndarray] = ()) -> bytes:
     """The bytes of one frame."""
+    if len(arrays) > MAX_ARRAYS:
+        raise ProtocolError(f"too many arrays in one frame ({len(arrays)})")
+    return frame_from_blobs(header, [encode_array(a) for a in arrays])
+
+
+def frame_from_blobs(header: dict[str, Any], blobs: Sequence[bytes]) -> bytes:
+    """One frame from arrays already encoded by :func:`encode_array` (so a sender can encode
+    an array once and send it many times)."""
     hbytes = json.dumps(header, separators=(",", ":")).encode()
     if len(hbytes) > MAX_HEADER_BYTES:
         raise ProtocolError(f"header too large ({len(hbytes)} bytes)")
-    if len(arrays) > MAX_ARRAYS:
-        raise ProtocolError(f"too many arrays in one frame ({len(arrays)})")
-    blobs = [encode_array(a) for a in arrays]
+    if len(blobs) > MAX_ARRAYS:
+        raise ProtocolError(f"too many arrays in one frame ({len(blobs)})")
     parts = [_PREFIX.pack(MAGIC, len(hbytes), len(blobs))]
     parts += [_LEN.pack(len(b)) for b in blobs]
     parts.append(hbytes)
@@ -131,6 +158,7 @@ class Channel:
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self.sock.setblocking(True)
+        self._pending = bytearray()  # received ahead of the frame being read
 
     @classmethod
     def from_fd(cls, fd: int) -> Channel:
@@ -154,11 +182,33 @@ class Channel:
         self.sock.settimeout(timeout)
         self.sock.sendall(data)
 
+    def has_data(self) -> bool:
+        """Whether a read would not block: bytes buffered or waiting, or EOF (never blocks)."""
+        if self._pending:
+            return True
+        try:
+            self.sock.settimeout(None)  # with a timeout set, recv would poll() first
+            self.sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+        except (BlockingIOError, InterruptedError):
+            return False
+        except OSError:
+            return True  # the real read will report it
+        return True
+
     def _recv_exact(self, n: int, deadline: float | None, *,
                     at_boundary: bool = False) -> bytearray:
-        buf = bytearray(n)
-        view = memoryview(buf)
-        got = 0
+        """``n`` bytes, from what an earlier read over-fetched first, then from the socket.
+
+        Small reads fetch up to :data:`_READ_AHEAD` bytes at once and keep the rest: a case
+        frame is ~10 small fields, and a batch of frames arrives at once, so one read serves
+        many fields instead of a poll() and a recv() for each.
+        """
+        out = bytearray(n)
+        view = memoryview(out)
+        got = min(n, len(self._pending))
+        if got:
+            view[:got] = self._pending[:got]
+            del self._pending[:got]  # O(1): bytearray deletes from the front in place
         while got < n:
             if deadline is None:
                 self.sock.settimeout(None)
@@ -168,8 +218,16 @@ class Channel:
                     where = "waiting for a frame" if at_boundary and got == 0 else "mid-frame"
                     raise FrameTimeout(f"timed out {where} ({got}/{n} bytes read)")
                 self.sock.settimeout(remaining)
+            want = n - got
             try:
-                k = self.sock.recv_into(view[got:], n - got)
+                if want >= _READ_AHEAD:  # big payloads go straight into place
+                    k = self.sock.recv_into(view[got:], want)
+                else:
+                    chunk = self.sock.recv(_READ_AHEAD)
+                    k = min(len(chunk), want)
+                    view[got : got + k] = chunk[:k]
+                    if len(chunk) > k:
+                        self._pending += chunk[k:]
             except TimeoutError:
                 continue  # the loop re-checks the deadline and raises FrameTimeout
             except (ConnectionResetError, BrokenPipeError):
@@ -179,7 +237,7 @@ class Channel:
                     raise ChannelClosed("peer closed the channel")
                 raise ProtocolError(f"truncated frame: peer closed after {got} of {n} bytes")
             got += k
-        return buf
+        return out
 
     def recv(self, timeout: float | None = None) -> Frame:
         """Read one frame. ChannelClosed on clean EOF, FrameTimeout past `timeout` seconds,
@@ -193,9 +251,7 @@ class Channel:
             raise ProtocolError(f"frame header length {hlen} exceeds {MAX_HEADER_BYTES}")
         if narr > MAX_ARRAYS:
             raise ProtocolError(f"frame claims {narr} arrays (max {MAX_ARRAYS})")
-        lens = [
-            _LEN.unpack(self._recv_exact(_LEN.size, deadline))[0] for _ in range(narr)
-        ]
+        lens = struct.unpack(f"!{narr}Q", self._recv_exact(_LEN.size * narr, deadline))
         for length in lens:
             if length > MAX_ARRAY_BYTES:
                 raise ProtocolError(f"frame claims an array of {length} bytes")

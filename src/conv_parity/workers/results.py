@@ -11,6 +11,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from conv_parity.workers.protocol import encode_array
+
 #: "ok": the call returned a tensor; "error": an exception in some phase (captured as data);
 #: "crash": the worker died or broke the protocol; "timeout": it hung and was killed;
 #: "unavailable": the backend could not be imported.
@@ -123,3 +125,16 @@ class WorkItem:
     weights: list[np.ndarray] = field(default_factory=list)
     fault: str | None = None
     mutation: Any = None  # JSON-serialisable description, interpreted by conv_parity.mutations
+    _wire: tuple[dict[str, Any], list[bytes]] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
+
+    def wire(self) -> tuple[dict[str, Any], list[bytes]]:
+        """The case as JSON and the arrays as .npy bytes, made on first use and kept.
+
+        Why kept: the engine sends each item to every backend, and encoding is a large part of
+        the parent's per-case work. So the arrays must not change after a first run.
+        """
+        if self._wire is None:
+            self._wire = (self.case.to_json(), [encode_array(a) for a in (self.x, *self.weights)])
+        return self._wire
