@@ -1,4 +1,5 @@
-"""Padded channels-last copies, sliding-window views and chunking of the batch/output rows.
+"""Padded channels-last copies (whole, or just the rows one block reads), sliding-window views
+and chunking of the batch/output rows.
 
 Sliding windows are built with one ``np.ndarray(buffer=...)`` call over a contiguous array: the
 same zero-copy view ``sliding_window_view`` gives, minus its per-call Python overhead (which
