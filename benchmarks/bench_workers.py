@@ -35,7 +35,7 @@ import psutil
 from conv_parity import BACKENDS
 from conv_parity.case import ConvCase
 from conv_parity.workers import WorkerPool, make_items
-from conv_parity.workers.pool import _pythonpath_for_child
+from conv_parity.workers.pool import _pythonpath_for_child, limit_threads_env
 from conv_parity.workers.results import WorkItem
 
 
@@ -108,12 +108,7 @@ class Bare:
     def __init__(self, backend: str, cases_path: str, threads: int | None) -> None:
         env = dict(os.environ, KERAS_BACKEND=backend, PYTHONPATH=_pythonpath_for_child(),
                    TF_CPP_MIN_LOG_LEVEL="2")
-        if threads:  # what the pool sets for its workers
-            for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
-                        "TF_NUM_INTRAOP_THREADS"):
-                env[var] = str(threads)
-            env["TF_NUM_INTEROP_THREADS"] = "1"
-            env["CONV_PARITY_THREADS"] = str(threads)
+        limit_threads_env(env, threads)  # exactly what the pool sets for its workers
         self.proc = subprocess.Popen(
             [sys.executable, __file__, "--bare", backend, cases_path],
             env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
@@ -190,14 +185,25 @@ def import_time(backend: str) -> float:
     return time.perf_counter() - t0
 
 
+def _positive(text: str) -> int:
+    """argparse type: an int >= 1 (0 cases or chunks would leave nothing to measure)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--backends", nargs="*", default=list(BACKENDS))
-    ap.add_argument("--cases", type=int, default=200)
+    ap.add_argument("--cases", type=_positive, default=200)
     ap.add_argument("--threads", type=int, default=1, help="worker intra-op threads (0: default)")
-    ap.add_argument("--chunk", type=int, default=20,
+    ap.add_argument("--chunk", type=_positive, default=20,
                     help="cases per sample (one pool batch), pool and bare in turn")
-    ap.add_argument("--repeats", type=int, default=5,
+    ap.add_argument("--repeats", type=_positive, default=5,
                     help="how many times pass 2 (shapes seen before) goes over all cases")
     ap.add_argument("--pause", type=float, default=0.1, help="seconds of rest before a sample")
     ap.add_argument("--json", type=Path, help="also write the numbers (and samples) here")

@@ -107,8 +107,7 @@ class RowSlabs:
             self.buf = padded_input(x, g, 0.0, absolute)
         else:
             nb = max(n1 - n0 for n0, n1, _, _ in self.blocks)
-            rows = max(self._span(r0, r1)[1] - self._span(r0, r1)[0]
-                       for _, _, r0, r1 in self.blocks)
+            rows = max(p1 - p0 for p0, p1 in (self._span(r0, r1) for *_, r0, r1 in self.blocks))
             self.buf = np.zeros((nb, rows, *g.padded_spatial[1:], xc.shape[-1]), np.float64)
             self.others = g.interior[2:]  # interior of the other spatial axes, all channels
 

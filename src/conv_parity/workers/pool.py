@@ -218,6 +218,22 @@ def _install_handlers() -> None:
     # session, so a terminal's Ctrl-C never reaches them directly.
 
 
+def limit_threads_env(env: dict[str, str], threads: int | None) -> None:
+    """Cap a worker's intra-op threads through ``env`` (None: leave the libraries' defaults).
+
+    Variables the user already set win; CONV_PARITY_THREADS tells the worker to apply the cap
+    to the libraries that do not read them (see ``child._limit_threads``).
+    """
+    if not threads:
+        return
+    n = str(threads)
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                "TF_NUM_INTRAOP_THREADS"):
+        env.setdefault(var, n)
+    env.setdefault("TF_NUM_INTEROP_THREADS", "1")
+    env["CONV_PARITY_THREADS"] = n
+
+
 def _pythonpath_for_child() -> str:
     pkg_parent = str(Path(conv_parity.__file__).resolve().parent.parent)
     existing = os.environ.get("PYTHONPATH", "")
@@ -291,13 +307,7 @@ class WorkerPool:
         env["PYTHONPATH"] = _pythonpath_for_child()
         env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         env.setdefault("PYTHONUNBUFFERED", "1")
-        if self.threads:
-            n = str(self.threads)
-            for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
-                        "TF_NUM_INTRAOP_THREADS"):
-                env.setdefault(var, n)
-            env.setdefault("TF_NUM_INTEROP_THREADS", "1")
-            env["CONV_PARITY_THREADS"] = n
+        limit_threads_env(env, self.threads)
         env["CONV_PARITY_CHANNEL_FD"] = str(channel_fd)
         env["CONV_PARITY_PARENT_PID"] = str(os.getpid())
         return env
