@@ -3,16 +3,18 @@
 All arithmetic is float64. Groups (and depthwise, which is groups == channels) are a batch axis
 of one ``np.matmul``, never a Python loop. Scratch memory per call is bounded by a budget: the
 im2col matrix is built for a block of batch items (or of output rows of one item) at a time, in
-one reused buffer.
+a reused buffer; blocks may run on a few threads (``_threads``), which share the budget.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from math import prod
 
 import numpy as np
 
 from conv_parity.reference._geometry import Geometry
+from conv_parity.reference._threads import run_blocks, threads_for
 from conv_parity.reference._windows import RowSlabs, chunks
 
 _F8 = 8  # bytes per float64
@@ -42,6 +44,12 @@ def depthwise_kernel_matrix(kernel: np.ndarray, g: Geometry, absolute: bool) -> 
     return np.ascontiguousarray(k.reshape(kk, g.c_in, g.depth_multiplier).transpose(1, 0, 2))
 
 
+#: With several threads, blocks are made small enough that each thread gets about this many
+#: (threads take blocks as they finish, so a few per thread even out their speeds) ...
+BLOCKS_PER_THREAD = 4
+#: ... but no smaller than this: per-block Python and BLAS call costs would start to show.
+MIN_BLOCK_BYTES = 256 << 10
+
 #: Arrays at least this big are written once, in order, before use (see :func:`_touched`).
 _PREFAULT_BYTES = 1 << 20
 
@@ -67,7 +75,9 @@ def grouped_conv(
 
     ``wmat`` is (K*C, F) for one group or (G, K*C/G, F/G) for G groups; output channel
     ``gi * F/G + f`` belongs to group ``gi``, whose input channels are ``gi*C/G ...``
-    (Keras/TF's grouped-conv channel order).
+    (Keras/TF's grouped-conv channel order). Blocks are independent (each writes its own
+    output rows), so they may run on several threads (see ``_threads``), each with its own
+    share of the scratch budget.
     """
     n = x.shape[0]
     osp = g.out_spatial
@@ -79,30 +89,35 @@ def grouped_conv(
     row = prod(osp[1:])  # output positions per first-axis row
     kc = kk * c
     slabs = RowSlabs(x, g, absolute, row * kc * _F8, budget)
+    threads = threads_for(len(slabs.blocks))
+    if threads > 1:  # each thread its share of the budget, and enough blocks to share out
+        total = n * osp[0] * row * kc * _F8
+        share = max(total // (BLOCKS_PER_THREAD * threads), MIN_BLOCK_BYTES)
+        slabs = RowSlabs(x, g, absolute, row * kc * _F8, min(budget // threads, share))
     blocks = slabs.blocks
     most = max((n1 - n0) * (r1 - r0) for n0, n1, r0, r1 in blocks)
-    scratch = _touched(np.empty(most * row * kc))
-    if groups == 1:
-        for n0, n1, r0, r1 in blocks:
-            m = (n1 - n0) * (r1 - r0) * row
-            src = slabs.windows(n0, n1, r0, r1)
-            cols = scratch[: m * kc].reshape(src.shape)
-            np.copyto(cols, src)
-            dst = out[n0:n1, r0:r1].reshape(m, c_out)
-            np.matmul(cols.reshape(m, kc), wmat, out=dst)
-        return out
     cg = c // groups
     fg = c_out // groups
-    for n0, n1, r0, r1 in blocks:
-        m = (n1 - n0) * (r1 - r0) * row
-        src = slabs.windows(n0, n1, r0, r1)
-        # (nb, O..., k..., G, Cg) -> (G, nb, O..., k..., Cg): the group becomes the matmul batch.
-        src = np.moveaxis(src.reshape((*src.shape[:-1], groups, cg)), -2, 0)
-        cols = scratch[: m * kc].reshape(src.shape)
-        np.copyto(cols, src)
-        res = np.matmul(cols.reshape(groups, m, kk * cg), wmat)  # (G, m, Fg)
-        dst = out[n0:n1, r0:r1].reshape(m, groups, fg)
-        np.copyto(dst, res.transpose(1, 0, 2))
+
+    def work(mine: Iterator[tuple[int, int, int, int]]) -> None:
+        buf = slabs.buffer()
+        scratch = _touched(np.empty(most * row * kc))
+        for n0, n1, r0, r1 in mine:
+            m = (n1 - n0) * (r1 - r0) * row
+            src = slabs.windows(buf, n0, n1, r0, r1)
+            if groups == 1:
+                cols = scratch[: m * kc].reshape(src.shape)
+                np.copyto(cols, src)
+                np.matmul(cols.reshape(m, kc), wmat, out=out[n0:n1, r0:r1].reshape(m, c_out))
+                continue
+            # (nb, O..., k..., G, Cg) -> (G, nb, O..., k..., Cg): the group is the matmul batch.
+            src = np.moveaxis(src.reshape((*src.shape[:-1], groups, cg)), -2, 0)
+            cols = scratch[: m * kc].reshape(src.shape)
+            np.copyto(cols, src)
+            res = np.matmul(cols.reshape(groups, m, kk * cg), wmat)  # (G, m, Fg)
+            np.copyto(out[n0:n1, r0:r1].reshape(m, groups, fg), res.transpose(1, 0, 2))
+
+    run_blocks(blocks, work, threads)
     return out
 
 

@@ -85,7 +85,8 @@ class RowSlabs:
     the benchmark's large case, ~6% of its time), while a block's rows fit in cache and are read
     again at once by the im2col copy. Blocks ``(n0, n1, r0, r1)`` come from :func:`chunks`
     (rows along the first spatial axis). An input that is already float64, channels-last,
-    contiguous and unpadded is viewed in place, without any copy.
+    contiguous and unpadded is viewed in place, without any copy. Blocks may run on several
+    threads: each thread gets its own slab buffer from :meth:`buffer`.
     """
 
     def __init__(self, x: np.ndarray, g: Geometry, absolute: bool, per_row: int, budget: int):
@@ -99,16 +100,13 @@ class RowSlabs:
         )
         slab_row = 0 if in_place else g.strides[0] * prod(g.padded_spatial[1:]) * g.c_in * 8
         self.blocks = chunks(xc.shape[0], g.out_spatial[0], per_row + slab_row, budget)
-        #: ``buf`` holds the whole padded input (no per-block copies), or one block's slab.
-        self.whole = in_place or len(self.blocks) == 1
+        #: ``whole`` is the whole (padded) input, shared by all blocks, or None: per-block slabs.
+        self.whole: np.ndarray | None = None
         if in_place:
-            self.buf = xc
-        elif self.whole:  # a single block reads everything: pad everything once
-            self.buf = padded_input(x, g, 0.0, absolute)
+            self.whole = xc
+        elif len(self.blocks) == 1:  # a single block reads everything: pad everything once
+            self.whole = padded_input(x, g, 0.0, absolute)
         else:
-            nb = max(n1 - n0 for n0, n1, _, _ in self.blocks)
-            rows = max(p1 - p0 for p0, p1 in (self._span(r0, r1) for *_, r0, r1 in self.blocks))
-            self.buf = np.zeros((nb, rows, *g.padded_spatial[1:], xc.shape[-1]), np.float64)
             self.others = g.interior[2:]  # interior of the other spatial axes, all channels
 
     def _span(self, r0: int, r1: int) -> tuple[int, int]:
@@ -116,12 +114,22 @@ class RowSlabs:
         s, k, d = self.g.strides[0], self.g.window[0], self.g.dilation[0]
         return r0 * s, (r1 - 1) * s + (k - 1) * d + 1
 
-    def windows(self, n0: int, n1: int, r0: int, r1: int) -> np.ndarray:
-        """The read-only window view ``(n1-n0, r1-r0, *O[1:], *window, C)`` of one block."""
+    def buffer(self) -> np.ndarray:
+        """A slab buffer big enough for any block (the shared whole input if there is one)."""
+        if self.whole is not None:
+            return self.whole
+        nb = max(n1 - n0 for n0, n1, _, _ in self.blocks)
+        rows = max(p1 - p0 for p0, p1 in (self._span(r0, r1) for *_, r0, r1 in self.blocks))
+        g = self.g
+        return np.zeros((nb, rows, *g.padded_spatial[1:], self.xc.shape[-1]), np.float64)
+
+    def windows(self, buf: np.ndarray, n0: int, n1: int, r0: int, r1: int) -> np.ndarray:
+        """The read-only window view ``(n1-n0, r1-r0, *O[1:], *window, C)`` of one block;
+        ``buf`` is this thread's :meth:`buffer`."""
         g = self.g
         osp = (r1 - r0, *g.out_spatial[1:])
-        buf, nb = self.buf, n1 - n0
-        if self.whole:
+        nb = n1 - n0
+        if self.whole is not None:
             offset = n0 * buf.strides[0] + r0 * g.strides[0] * buf.strides[1]
             return window_view(buf, osp, g.window, g.strides, g.dilation, nb, offset)
         p0, p1 = self._span(r0, r1)

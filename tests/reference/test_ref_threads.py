@@ -1,0 +1,129 @@
+"""Blocks on several threads: every block once, errors surfaced, BLAS threads restored, same numbers."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from ref_strategies import configs, oracle_forward
+
+from conv_parity import kinds, reference
+from conv_parity.reference import _conv, _threads, ops
+
+threadpoolctl = pytest.importorskip("threadpoolctl")
+
+
+def _blas_threads() -> list[int]:
+    return [lib.num_threads for lib in _threads._blas().lib_controllers]
+
+
+@pytest.fixture
+def blas() -> object:
+    ctl = _threads._blas()
+    if ctl is None:
+        pytest.skip("threadpoolctl finds no BLAS it can control in this process")
+    return ctl
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3, 5])
+def test_every_block_runs_exactly_once(threads: int) -> None:
+    blocks = list(range(37))
+    seen: list[tuple[int, int]] = []
+    lock = threading.Lock()
+
+    def work(mine) -> None:
+        for b in mine:
+            with lock:
+                seen.append((threading.get_ident(), b))
+
+    _threads.run_blocks(blocks, work, threads)
+    assert sorted(b for _, b in seen) == blocks
+
+
+def test_an_error_in_any_thread_is_raised_to_the_caller_and_blas_is_restored(blas) -> None:
+    before = _blas_threads()
+
+    def work(mine) -> None:
+        for b in mine:
+            if b == 5:
+                raise ValueError(f"block {b} failed")
+
+    with pytest.raises(ValueError, match="block 5 failed"):
+        _threads.run_blocks(list(range(20)), work, 3)
+    assert _blas_threads() == before
+
+
+def test_blas_is_single_threaded_during_the_blocks_only(blas) -> None:
+    with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):
+        inside: list[list[int]] = []
+        _threads.run_blocks([0, 1], lambda mine: inside.append(_blas_threads()) or list(mine), 2)
+        assert inside and all(v == [1] * len(v) for v in inside)
+        assert _blas_threads() == [2] * len(inside[0])
+
+
+def test_thread_count_follows_the_blas_limit_the_user_set(blas) -> None:
+    assert _threads.threads_for(1) == 1
+    with threadpoolctl.threadpool_limits(limits=1, user_api="blas"):
+        assert _threads.threads_for(50) == 1
+    with threadpoolctl.threadpool_limits(limits=64, user_api="blas"):
+        assert 1 <= _threads.threads_for(50) <= _threads._cpus()
+        assert _threads.threads_for(2) <= 2
+
+
+def test_overlapping_calls_from_several_threads_leave_blas_as_it_was(blas) -> None:
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((6, 24, 20, 8))
+    w = rng.standard_normal((3, 3, 8, 16))
+    want = ops.conv(x, w, 1, "same", scratch_bytes=20_000)
+    with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):
+        got: list[np.ndarray] = []
+        callers = [
+            threading.Thread(target=lambda: got.append(
+                ops.conv(x, w, 1, "same", scratch_bytes=20_000)))
+            for _ in range(4)
+        ]
+        for t in callers:
+            t.start()
+        for t in callers:
+            t.join()
+        assert _blas_threads() == [2] * len(_blas_threads())
+    assert len(got) == 4
+    for y in got:
+        np.testing.assert_allclose(y, want, rtol=1e-13, atol=1e-13)
+
+
+@pytest.fixture
+def forced_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Three threads and tiny blocks whatever this machine has: the parallel path, always."""
+    monkeypatch.setattr(_conv, "threads_for", lambda blocks: min(3, blocks))
+    monkeypatch.setattr(_conv, "MIN_BLOCK_BYTES", 1)
+
+
+@pytest.mark.usefixtures("forced_threads")
+@pytest.mark.parametrize("layer", sorted(k for k, v in kinds.KINDS.items() if not v.is_pool))
+@settings(max_examples=8, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_threaded_blocks_match_the_oracle(layer: str, data: st.DataObject) -> None:
+    d = data.draw(configs(layer, max_batch=3))
+    budget = data.draw(st.sampled_from([8, 300, 5000]))
+    got = reference.forward(d.layer, d.x, d.weights, scratch_bytes=budget, **d.call_kwargs)
+    np.testing.assert_allclose(got, oracle_forward(d), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.usefixtures("forced_threads")
+def test_threaded_grouped_and_depthwise_convs_match_serial(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((5, 17, 13, 12))
+    wg = rng.standard_normal((3, 3, 3, 8))  # groups = 4
+    wd = rng.standard_normal((3, 3, 12, 2))
+    threaded = (ops.conv(x, wg, 1, "same", scratch_bytes=3_000),
+                ops.depthwise_conv(x, wd, 2, "valid", scratch_bytes=3_000))
+    monkeypatch.setattr(_conv, "threads_for", lambda blocks: 1)
+    serial = (ops.conv(x, wg, 1, "same", scratch_bytes=3_000),
+              ops.depthwise_conv(x, wd, 2, "valid", scratch_bytes=3_000))
+    for a, b in zip(threaded, serial):
+        np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-13)
