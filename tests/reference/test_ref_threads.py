@@ -100,6 +100,7 @@ def forced_threads(monkeypatch: pytest.MonkeyPatch) -> None:
     """Three threads and tiny blocks whatever this machine has: the parallel path, always."""
     monkeypatch.setattr(_conv, "threads_for", lambda blocks: min(3, blocks))
     monkeypatch.setattr(_conv, "MIN_BLOCK_BYTES", 1)
+    monkeypatch.setattr(_conv, "THREADED_MIN_BYTES", 0)
 
 
 @pytest.mark.usefixtures("forced_threads")

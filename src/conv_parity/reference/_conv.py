@@ -44,6 +44,12 @@ def depthwise_kernel_matrix(kernel: np.ndarray, g: Geometry, absolute: bool) -> 
     return np.ascontiguousarray(k.reshape(kk, g.c_in, g.depth_multiplier).transpose(1, 0, 2))
 
 
+#: Calls whose im2col matrix is smaller run on one thread. Measured on the 2-core VM (k3
+#: convs, threads vs serial, interleaved, three runs): 1.20-1.37x at 9 MiB, 0.96-1.29x at
+#: 18 MiB, 0.91-1.10x at 36 MiB, 0.77-0.96x at 72 MiB; starting threads and switching BLAS
+#: limits (~0.3 ms) and the threads' turns at the GIL between short blocks outweigh the
+#: spinning BLAS worker on short calls.
+THREADED_MIN_BYTES = 32 << 20
 #: With several threads, blocks are made small enough that each thread gets about this many
 #: (threads take blocks as they finish, so a few per thread even out their speeds) ...
 BLOCKS_PER_THREAD = 4
@@ -89,9 +95,9 @@ def grouped_conv(
     row = prod(osp[1:])  # output positions per first-axis row
     kc = kk * c
     slabs = RowSlabs(x, g, absolute, row * kc * _F8, budget)
-    threads = threads_for(len(slabs.blocks))
+    total = n * osp[0] * row * kc * _F8  # the whole im2col matrix, were it built at once
+    threads = threads_for(len(slabs.blocks)) if total >= THREADED_MIN_BYTES else 1
     if threads > 1:  # each thread its share of the budget, and enough blocks to share out
-        total = n * osp[0] * row * kc * _F8
         share = max(total // (BLOCKS_PER_THREAD * threads), MIN_BLOCK_BYTES)
         slabs = RowSlabs(x, g, absolute, row * kc * _F8, min(budget // threads, share))
     blocks = slabs.blocks
