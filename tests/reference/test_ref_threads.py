@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from ref_strategies import configs, oracle_forward
 
 from conv_parity import kinds, reference
-from conv_parity.reference import _conv, _threads, ops
+from conv_parity.reference import _conv, _threads, _windows, ops
 
 threadpoolctl = pytest.importorskip("threadpoolctl")
 
@@ -128,3 +128,23 @@ def test_threaded_grouped_and_depthwise_convs_match_serial(monkeypatch: pytest.M
               ops.depthwise_conv(x, wd, 2, "valid", scratch_bytes=3_000))
     for a, b in zip(threaded, serial):
         np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-13)
+
+
+@pytest.mark.parametrize("batch,rows,per_row,budget", [
+    (8, 30, 192_000, 4 << 20), (16, 64, 330_000, 4 << 20), (10, 4, 100, 1000),
+    (3, 7, 50, 160), (1, 5, 10, 1), (5, 9, 0, 10),
+])
+def test_blocks_cover_everything_once_within_budget_and_evenly(batch, rows, per_row, budget):
+    blocks = _windows.chunks(batch, rows, per_row, budget)
+    cells = [(n, r) for n0, n1, r0, r1 in blocks for n in range(n0, n1) for r in range(r0, r1)]
+    assert sorted(cells) == [(n, r) for n in range(batch) for r in range(rows)]
+    if len(blocks) == 1:
+        return
+    most_rows = max(min(budget, _windows.CACHE_CHUNK_BYTES) // max(per_row, 1), 1)
+    items = {n1 - n0 for n0, n1, _, _ in blocks}
+    row_counts = {r1 - r0 for _, _, r0, r1 in blocks}
+    if row_counts == {rows}:  # whole items grouped: item counts even
+        assert max(items) * rows <= most_rows and max(items) - min(items) <= 1
+    else:  # one item split by rows: row counts even
+        assert items == {1} and max(row_counts) <= most_rows
+        assert max(row_counts) - min(row_counts) <= 1

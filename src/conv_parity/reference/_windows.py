@@ -169,7 +169,15 @@ def chunks(
     if per_item * batch <= budget:
         return [(0, batch, 0, rows)]
     if per_item <= budget:
-        nb = max(1, budget // max(per_item, 1))
-        return [(n0, min(batch, n0 + nb), 0, rows) for n0 in range(0, batch, nb)]
-    rb = max(1, budget // max(per_row, 1))
-    return [(n, n + 1, r0, min(rows, r0 + rb)) for n in range(batch) for r0 in range(0, rows, rb)]
+        return [(n0, n1, 0, rows) for n0, n1 in _even_cuts(batch, budget // max(per_item, 1))]
+    cuts = _even_cuts(rows, budget // max(per_row, 1))
+    return [(n, n + 1, r0, r1) for n in range(batch) for r0, r1 in cuts]
+
+
+def _even_cuts(total: int, most: int) -> list[tuple[int, int]]:
+    """``[0, total)`` cut into as few pieces of at most ``most`` (at least 1) as possible, their
+    sizes differing by at most one: 30 rows at most 21 a piece give 15 + 15, not 21 + 9, so
+    threads sharing the blocks finish together and no small remainder pays a whole call's cost."""
+    pieces = -(-total // max(1, most))
+    bounds = [total * i // pieces for i in range(pieces + 1)]
+    return list(zip(bounds[:-1], bounds[1:]))
