@@ -15,7 +15,9 @@ Public API (other parts call it exactly so):
   signatures.
 
 Every array function takes ``scratch_bytes`` (default :data:`DEFAULT_SCRATCH_BYTES`, 64 MiB):
-the bound on the im2col/tap scratch of one call, whatever the input size.
+the bound on the im2col/tap scratch of one call, whatever the input size. Large convolutions
+run their blocks on as many threads as BLAS would use (``_threads``; the only other import is
+``threadpoolctl``, to keep BLAS single-threaded meanwhile).
 """
 
 from __future__ import annotations

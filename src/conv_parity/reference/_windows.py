@@ -8,6 +8,7 @@ matters: the fuzzing path calls the reference thousands of times on tiny inputs)
 
 from __future__ import annotations
 
+from itertools import pairwise
 from math import prod
 
 import numpy as np
@@ -180,4 +181,4 @@ def _even_cuts(total: int, most: int) -> list[tuple[int, int]]:
     threads sharing the blocks finish together and no small remainder pays a whole call's cost."""
     pieces = -(-total // max(1, most))
     bounds = [total * i // pieces for i in range(pieces + 1)]
-    return list(zip(bounds[:-1], bounds[1:]))
+    return list(pairwise(bounds))
