@@ -1,4 +1,4 @@
-"""Blocks on several threads: every block once, errors surfaced, BLAS threads restored, same numbers."""
+"""Blocks on threads: each block once, errors surfaced, BLAS threads restored, same numbers."""
 
 from __future__ import annotations
 

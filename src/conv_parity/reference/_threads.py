@@ -13,9 +13,10 @@ We use as many threads as BLAS would have used (so ``OPENBLAS_NUM_THREADS=1``, o
 ``threadpool_limits`` around the call, is respected) and never more than the CPUs this process
 may run on. While the blocks run, the BLAS libraries threadpoolctl finds are limited to one
 thread (what scikit-learn does around its own parallel loops); another thread of the process
-calling BLAS in that window runs single-threaded too, with the same results. Without
-``threadpoolctl`` or a BLAS it can control, blocks run serially on the caller's thread.
+calling BLAS in that window runs single-threaded too (slower, not otherwise different).
+Without ``threadpoolctl`` or a BLAS it can control, blocks run serially on the caller's thread.
 """
+
 from __future__ import annotations
 
 import os
