@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 
 import numpy as np
@@ -148,3 +149,14 @@ def test_blocks_cover_everything_once_within_budget_and_evenly(batch, rows, per_
     else:  # one item split by rows: row counts even
         assert items == {1} and max(row_counts) <= most_rows
         assert max(row_counts) - min(row_counts) <= 1
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_child_forked_mid_call_starts_with_a_fresh_state(blas) -> None:
+    with _threads._SERIAL.hold(blas), _threads._SERIAL._lock:
+        pid = os.fork()
+        if pid == 0:  # the child: no hold of ours is running here, and the lock is free
+            ok = _threads._SERIAL._depth == 0 and _threads._SERIAL._lock.acquire(timeout=5)
+            os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0

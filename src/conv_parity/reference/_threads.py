@@ -93,6 +93,10 @@ class _SerialBlas:
 
 
 _SERIAL = _SerialBlas()
+if hasattr(os, "register_at_fork"):
+    # A child forked mid-call has only the forking thread, none of our blocks: start afresh
+    # (its lock may have been held by a thread that does not exist there).
+    os.register_at_fork(after_in_child=_SERIAL.__init__)
 
 
 def threads_for(blocks: int) -> int:
