@@ -153,7 +153,11 @@ def run_blocks(
         for t in helpers:
             t.start()
         guarded()
-        for t in helpers:
-            t.join()
+        try:
+            for t in helpers:
+                t.join()
+        except BaseException:  # e.g. Ctrl-C while waiting: helpers stop after their block
+            shared.stopped = True
+            raise
     if errors:
         raise errors[0]
