@@ -46,9 +46,9 @@ def depthwise_kernel_matrix(kernel: np.ndarray, g: Geometry, absolute: bool) -> 
 
 #: Calls whose im2col matrix is smaller run on one thread. Measured on the 2-core VM (k3
 #: convs, threads vs serial, interleaved, three runs): 1.20-1.37x at 9 MiB, 0.96-1.29x at
-#: 18 MiB, 0.91-1.10x at 36 MiB, 0.77-0.96x at 72 MiB; starting threads and switching BLAS
-#: limits (~0.3 ms) and the threads' turns at the GIL between short blocks outweigh the
-#: spinning BLAS worker on short calls.
+#: 18 MiB, 0.91-1.10x at 36 MiB, 0.77-0.96x at 72 MiB. Both threads start computing only
+#: 0.5-5 ms into a call (thread start, BLAS limit, per-thread scratch, waking the other
+#: vCPU), which short calls cannot win back.
 THREADED_MIN_BYTES = 32 << 20
 #: With several threads, blocks are made small enough that each thread gets about this many
 #: (threads take blocks as they finish, so a few per thread even out their speeds) ...
