@@ -40,6 +40,10 @@ _OPTIONS: list[tuple[str, str, str | None]] = [
 ]
 _OUTCOME_KEY = "conv_parity_outcome"
 _ENV_KEY = "conv_parity_environment"
+#: Per fuzz test: how many drawn examples the known-discrepancy filter dropped (a user property,
+#: so the count reaches the controller under xdist, where the report is written).
+_FUZZ_KEY = "conv_parity_fuzz"
+_FILTERED_BEFORE = pytest.StashKey[int]()
 _STATE = pytest.StashKey["_State"]()
 
 
@@ -103,6 +107,8 @@ class _State:
         self.environment: dict[str, Any] = {}
         self.writer: Any = None
         self.env_sent = False
+        #: Fuzz tests seen, and the examples their known-discrepancy filter dropped.
+        self.fuzz = {"tests": 0, "filtered_known": 0}
 
     def cases(self) -> list[ConvCase]:
         if self._cases is None:
@@ -255,11 +261,28 @@ def conv_assert(request: pytest.FixtureRequest, conv_engine: Any) -> Callable[[C
 
 
 @pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Any:
+    if item.get_closest_marker("conv_fuzz") is not None:
+        from conv_parity.strategies import COUNTER
+
+        item.stash[_FILTERED_BEFORE] = COUNTER.filtered_known
+    yield
+
+
+@pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
-    """A failed fuzz test's last (shrunk) outcomes go to the report like grid outcomes."""
+    """A fuzz test reports how many examples its known filter dropped; a failed one's last
+    (shrunk) outcomes go to the report like grid outcomes."""
     result = yield
     report = result.get_result()
-    if call.when != "call" or not report.failed or item.get_closest_marker("conv_fuzz") is None:
+    if call.when != "call" or item.get_closest_marker("conv_fuzz") is None:
+        return
+    if _FILTERED_BEFORE in item.stash:
+        from conv_parity.strategies import COUNTER
+
+        filtered = COUNTER.filtered_known - item.stash[_FILTERED_BEFORE]
+        report.user_properties.append((_FUZZ_KEY, {"filtered_known": filtered}))
+    if not report.failed:
         return
     state: _State | None = item.config.stash.get(_STATE, None)
     engine = state._engine if state is not None else None
@@ -312,6 +335,11 @@ class _Recorder:
                 state.outcomes.append(value)
                 if state.writer is not None:
                     state.writer.add(value)
+            elif key == _FUZZ_KEY and report.when == "call":
+                state.fuzz["tests"] += 1
+                state.fuzz["filtered_known"] += int(value["filtered_known"])
+                if state.writer is not None:
+                    state.writer.set_fuzz(state.fuzz)
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         state = self.state
@@ -362,7 +390,12 @@ def matrix_lines(outcomes: list[dict[str, Any]]) -> list[str]:
 
 
 def _terminal_summary(state: _State, tr: Any) -> None:
+    fuzz_line = (f"fuzzing skipped {state.fuzz['filtered_known']} drawn examples that match a "
+                 "known discrepancy") if state.fuzz["filtered_known"] else None
     if not state.outcomes:
+        if fuzz_line:
+            tr.section("conv-parity fuzzing")
+            tr.write_line(fuzz_line)
         return
     tr.section("conv-parity conformance matrix")
     totals = Counter(o["verdict"] for o in state.outcomes)
@@ -384,10 +417,7 @@ def _terminal_summary(state: _State, tr: Any) -> None:
                 tr.write_line(f"    repro: python {o['repro']}")
         if len(failures) > 50:
             tr.write_line(f"  ... and {len(failures) - 50} more (see the report)")
-    from conv_parity.strategies import COUNTER
-
-    if COUNTER.filtered_known:
-        tr.write_line(f"fuzzing skipped {COUNTER.filtered_known} drawn examples that match a known "
-                      "discrepancy")
+    if fuzz_line:
+        tr.write_line(fuzz_line)
     if state.report_dir is not None:
         tr.write_line(f"report: {os.fspath(state.report_dir / 'report.json')}")

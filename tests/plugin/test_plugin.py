@@ -147,3 +147,45 @@ def test_plugin_can_be_disabled(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_suite=SUITE)
     result = pytester.runpytest("-p", "no:conv_parity")
     result.stdout.fnmatch_lines(["*fixture 'conv_case' not found*"])
+
+
+FUZZ_DRAWS = '''
+import pytest
+from hypothesis import given, settings, strategies as st
+from conv_parity.registry import Registry, installed_keras_version
+from conv_parity.strategies import COUNTER, KnownFilter, cases_for
+
+KNOWN = KnownFilter(Registry.load(r"{registry}"), ["jax"], installed_keras_version(), COUNTER)
+
+
+@pytest.mark.conv_fuzz
+@settings(max_examples=25, deadline=None, database=None, derandomize=True)
+@given(data=st.data())
+def test_draw_{name}(data):
+    data.draw(cases_for("Conv2D", exclude_known=KNOWN))
+'''
+
+
+def test_fuzz_filtered_count_reaches_the_report_also_under_xdist(pytester: pytest.Pytester) -> None:
+    """The known-discrepancy filter's count is in report.json and the summary, summed over
+    every fuzz test, and the same when the tests run in xdist workers (where the counter is)."""
+    reg = _registry(pytester, ENTRY.format(id="valid-conv2d", layer="Conv2D",
+                                           where='where = { padding = "valid" }',
+                                           verdict="fail-values"))
+    for name in ("a", "b"):
+        pytester.makepyfile(**{f"test_draws_{name}": FUZZ_DRAWS.format(registry=reg, name=name)})
+    runs = [[]]
+    if __import__("importlib").util.find_spec("xdist") is not None:
+        runs.append(["-p", "xdist", "-n", "2"])
+    counts = []
+    for extra in runs:
+        report = pytester.path / f"rep{len(counts)}"
+        result = pytester.runpytest("--conv-backends=jax", f"--conv-registry={reg}",
+                                    f"--conv-report={report}", "-p", "no:cacheprovider", *extra)
+        result.assert_outcomes(passed=2)
+        fuzz = json.loads((report / "report.json").read_text())["fuzz"]
+        assert fuzz["tests"] == 2 and fuzz["filtered_known"] > 0
+        result.stdout.fnmatch_lines([f"*fuzzing skipped {fuzz['filtered_known']} drawn examples*"])
+        assert "fuzz examples skipped as known discrepancies" in (report / "report.md").read_text()
+        counts.append(fuzz["filtered_known"])
+    assert len(set(counts)) == 1, counts  # derandomized: the same draws, wherever they ran

@@ -67,6 +67,9 @@ def test_good_document_validates(doc: dict) -> None:
         (lambda d: d["results"].append(copy.deepcopy(d["results"][0])), "results["),
         (lambda d: d["summary"].update(total=999), "summary.total"),
         (lambda d: d["summary"]["by_verdict"].update(crash=7), "summary.by_verdict.crash"),
+        (lambda d: d.update(fuzz=[3]), "fuzz"),
+        (lambda d: d.update(fuzz={"filtered_known": -1}), "fuzz.filtered_known"),
+        (lambda d: d.update(fuzz={"filtered_known": "3"}), "fuzz.filtered_known"),
     ],
 )
 def test_bad_documents_name_the_field(doc: dict, mutate, field: str) -> None:
@@ -297,3 +300,19 @@ def test_file_mode_is_not_private(tmp_path: Path) -> None:
     """mkstemp makes 0600 files; a report must get the mode open() would give (umask)."""
     for name in ("report.json", "report.md", "report.html"):
         assert (tmp_path / name).stat().st_mode & 0o777 == writer_mod._FILE_MODE
+
+
+def test_fuzz_counts_are_written_and_add_up_in_a_merge(tmp_path: Path) -> None:
+    w = ReportWriter(tmp_path / "a", {"profile": "smoke", "shard": "1/2"})
+    w.add(make_result(seed=1, backend="torch"))
+    w.set_fuzz({"tests": 3, "filtered_known": 5})
+    w.close()
+    a = load_report(tmp_path / "a" / "report.json")
+    assert a["fuzz"] == {"tests": 3, "filtered_known": 5}
+    b = _shard([make_result(seed=2, backend="torch")], {"torch": {"available": True}},
+               shard="2/2")
+    b["fuzz"] = {"tests": 3, "filtered_known": 2}
+    merged = merge_reports([a, b, _shard([], {})])
+    validate(merged)
+    assert merged["fuzz"]["filtered_known"] == 7 and len(merged["fuzz"]["sources"]) == 2
+    assert "fuzz" not in merge_reports([_shard([], {})])

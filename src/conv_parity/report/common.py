@@ -102,6 +102,9 @@ def run_line(doc: Mapping[str, Any]) -> list[tuple[str, str]]:
         items.append(("merged from", f"{len(run.get('sources') or [])} reports"))
     if env.get("keras"):
         items.append(("keras", str(env["keras"])))
+    fuzz = doc.get("fuzz") or {}
+    if fuzz.get("filtered_known"):
+        items.append(("fuzz examples skipped as known discrepancies", str(fuzz["filtered_known"])))
     tool = doc.get("tool") or {}
     items.append(("conv-parity", str(tool.get("version", "?"))))
     items.append(("generated", str(doc.get("generated_at", "?"))))

@@ -17,7 +17,9 @@ Fields beyond the contract (consumers may use them; they are not required by :fu
 ``environment.conflicts`` (after a merge: each environment key whose value differed between
 inputs, with every value seen); ``run.merged`` / ``run.sources`` (after a merge: the inputs'
 run objects); ``error_map.spatial_shape`` / ``block`` / ``nonfinite`` (see
-:func:`conv_parity.report.error_map`). ``summary.by_verdict`` and each ``by_backend`` entry list
+:func:`conv_parity.report.error_map`); ``fuzz`` (when fuzzing ran: ``filtered_known``, the drawn
+examples skipped because they match a known discrepancy, and ``tests`` in a pytest run, or the
+campaign's statistics from ``conv-parity fuzz``; after a merge, the sum and ``sources``). ``summary.by_verdict`` and each ``by_backend`` entry list
 every verdict, zeros included. report.json puts one result per line.
 """
 
@@ -353,6 +355,12 @@ def validate(doc: Any) -> None:
         for key in ("keras_version", "backend_version", "device", "import_error"):
             _check_type(f"environment.backends.{name}.{key}", info.get(key), (str,),
                         nullable=True)
+    if "fuzz" in doc:
+        _check_type("fuzz", doc["fuzz"], (Mapping,))
+        known = doc["fuzz"].get("filtered_known")
+        if known is not None and (isinstance(known, bool) or not isinstance(known, int)
+                                  or known < 0):
+            _fail("fuzz.filtered_known", f"expected a count (int >= 0), got {known!r}")
     results = doc["results"]
     _check_type("results", results, (list,))
     seen: set[tuple[str, str]] = set()

@@ -271,7 +271,12 @@ def merge_reports(docs: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
         "sources": runs,
     }
     env = merge_environments(d.get("environment") or {} for d in docs)
-    return build_doc(results.values(), run, env, all(bool(d.get("complete")) for d in docs))
+    merged = build_doc(results.values(), run, env, all(bool(d.get("complete")) for d in docs))
+    fuzz = [dict(d["fuzz"]) for d in docs if d.get("fuzz")]
+    if fuzz:  # counts add up over shards; each input's own block is kept
+        merged["fuzz"] = {"filtered_known": sum(int(f.get("filtered_known") or 0) for f in fuzz),
+                          "sources": fuzz}
+    return merged
 
 
 # --------------------------------------------------------------------------- the writer
@@ -297,6 +302,7 @@ class ReportWriter:
         self.run_info = to_jsonable(dict(run_info))
         self.flush_interval = flush_interval
         self._environment: dict[str, Any] = default_environment()
+        self._fuzz: dict[str, Any] | None = None
         # (case_id, backend) -> (the fields the summary needs, the result's JSON line)
         self._results: dict[tuple[str, str], tuple[dict[str, Any], str]] = {}
         self._lock = threading.RLock()
@@ -316,6 +322,11 @@ class ReportWriter:
             backends.update(plain.pop("backends", None) or {})
             self._environment.update(plain)
             self._environment["backends"] = backends
+
+    def set_fuzz(self, stats: Mapping[str, Any]) -> None:
+        """Record the run's fuzzing counts (the document's optional ``fuzz`` block)."""
+        with self._lock:
+            self._fuzz = to_jsonable(dict(stats))
 
     def add(self, result: Mapping[str, Any]) -> None:
         """Add one case x backend result (a later one for the same pair replaces it).
@@ -358,6 +369,8 @@ class ReportWriter:
                 "environment": self._environment,
                 "summary": summarize(slim for slim, _ in entries),
             }
+            if self._fuzz is not None:
+                head["fuzz"] = self._fuzz
             return _assemble(head, [line for _, line in entries])
 
     def _flush_locked(self, complete: bool) -> None:
