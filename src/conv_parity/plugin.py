@@ -219,7 +219,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 reason=(f"known discrepancy {entry.id} ({entry.link}); if this passes, the bug is "
                         f"fixed: delete the entry from known_discrepancies.toml"),
             ))
-    unused = [e.id for e in state.registry.unused()]
+    unused = [e.id for e in state.registry.unused(state.keras_version, state.backends)]
     if any_case and unused and state.layers is None and not state.shard:
         warnings.warn(pytest.PytestWarning(
             f"conv-parity: known discrepancies {', '.join(map(repr, unused))} match no collected "

@@ -91,7 +91,10 @@ def test_op_positional_order_matches_keras_ops(op: str) -> None:
          {"pool_size": 2, "padding": "same"}),
     ],
 )
-def test_parse_accepts_keras_spellings(expr: str, name: str, kwargs: dict) -> None:
+def test_parse_accepts_keras_spellings(expr: str, name: str, kwargs: dict,
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    # positional meanings as of Keras 3.15 (older releases: test_positional_order_follows_...)
+    monkeypatch.setattr(cli_parse, "installed_keras_version", lambda: "3.15.1")
     parsed = cli_parse.parse_layer(expr)
     assert parsed.name == name
     assert parsed.kwargs == kwargs
@@ -197,3 +200,17 @@ def test_every_example_is_itself_valid(name: str) -> None:
     cli_parse.check_input_shape(parsed, shape)
     case = ConvCase.make(parsed.name, parsed.kwargs, shape)
     reference.output_shape(case.layer, case.input_shape, **case.kwargs)
+
+
+@pytest.mark.parametrize(("layer", "version", "fifth", "sixth"), [
+    ("Conv2DTranspose", "3.1.0", "data_format", "dilation_rate"),
+    ("Conv1DTranspose", "3.10.0", "data_format", "dilation_rate"),
+    ("Conv2DTranspose", "3.11.0", "output_padding", "data_format"),
+    ("Conv3DTranspose", "3.11.0", "data_format", "output_padding"),
+    ("Conv3DTranspose", "3.16.0.dev2026102704", "data_format", "output_padding"),
+    ("Conv2D", "3.1.0", "data_format", "dilation_rate"),
+])
+def test_positional_order_follows_the_keras_release(layer, version, fifth, sixth) -> None:
+    """Keras 3.11 added output_padding to the transposed layers' signatures (before, it was
+    keyword-only): a positional argument must mean what it means to the installed Keras."""
+    assert cli_parse.positional_order(layer, version)[4:6] == (fifth, sixth)

@@ -20,6 +20,7 @@ import pytest
 from conv_parity import grid, reference
 from conv_parity.case import ConvCase
 from conv_parity.errors import InvalidConfig
+from conv_parity.registry import Registry, installed_keras_version
 from conv_parity.repro import render, repro_command, write_repro
 
 
@@ -90,10 +91,18 @@ REAL = [
 ]
 
 
+def _known(case: ConvCase, backend: str) -> str | None:
+    """The verdict the registry expects for `case` on `backend` with the installed Keras."""
+    entry = Registry.load().match(case, backend, installed_keras_version())
+    return entry.verdict if entry is not None else None
+
+
 @pytest.mark.parametrize(("backend", "module", "case"), REAL, ids=[r[0] for r in REAL])
 def test_real_discrepancy_script_shows_it(tmp_path: Path, backend, module, case) -> None:
     if not _have(module):
         pytest.skip(f"{module} not installed")
+    if _known(case, backend) != "fail-values":  # the bugs above are those of recent Keras
+        pytest.skip(f"not a known value discrepancy on Keras {installed_keras_version()}")
     path = write_repro(case, backend, tmp_path)
     proc = _run(path)
     assert proc.returncode == 1, proc.stdout + proc.stderr
@@ -102,13 +111,14 @@ def test_real_discrepancy_script_shows_it(tmp_path: Path, backend, module, case)
 
 
 def test_conforming_case_script_prints_ok(tmp_path: Path) -> None:
-    backend = next((b for b, m in (("jax", "jax"), ("torch", "torch"),
-                                   ("tensorflow", "tensorflow")) if _have(m)), None)
-    if backend is None:
-        pytest.skip("no backend installed")
     case = ConvCase.make("Conv2DTranspose", {"filters": 3, "kernel_size": (3, 2), "strides": 2,
                                              "padding": "same", "activation": "relu",
                                              "data_format": "channels_first"}, (2, 4, 5, 6))
+    backend = next((b for b, m in (("jax", "jax"), ("torch", "torch"),
+                                   ("tensorflow", "tensorflow"))
+                    if _have(m) and _known(case, b) is None), None)
+    if backend is None:
+        pytest.skip("no installed backend is expected to conform on this case")
     proc = _run(write_repro(case, backend, tmp_path))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.strip().endswith("OK")

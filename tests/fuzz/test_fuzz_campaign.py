@@ -6,8 +6,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from conv_parity import kinds
 from conv_parity.case import ConvCase
+from conv_parity.engine import installed_backends
 from conv_parity.fuzzing import CampaignEvent, root_cause, run_campaign
 from conv_parity.registry import Registry
 from conv_parity.report import validate
@@ -86,6 +89,7 @@ def test_root_cause_uses_error_type_without_diagnosis() -> None:
     assert root_cause(o) == ("Conv1D", "torch", "fail-error-parity", "RuntimeError")
 
 
+@pytest.mark.skipif("jax" not in installed_backends(), reason="drives the jax backend, not installed")
 def test_tiny_real_campaign_on_jax(tmp_path: Path) -> None:
     result = run_campaign(max_examples=5, backends=["jax"], seed=0, report_dir=tmp_path)
     assert 1 <= result.examples <= 5
