@@ -160,8 +160,9 @@ def refused_by_keras(case: ConvCase, keras_version: str | None) -> bool:
     wheels). Entries describe backend bugs on cases Keras accepts, so they skip these.
     """
     op = case.kwargs.get("output_padding")
+    pads = op if isinstance(op, (tuple, list)) else (op,)
     return (
-        op is not None and 0 in op and not case.layer.startswith("ops.")
+        op is not None and 0 in pads and not case.layer.startswith("ops.")
         and keras_version is not None and Version(keras_version) < Version("3.11.0.dev0")
     )
 
