@@ -17,18 +17,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from packaging.version import Version
-
 from conv_parity import kinds
 from conv_parity.case import DTYPES
 from conv_parity.errors import UsageError
-from conv_parity.registry import installed_keras_version
+from conv_parity.registry import installed_keras_version, old_output_padding_api
 
 #: Positional order of each kind, read from Keras 3's signatures (``keras/src/layers/
 #: convolutional/*.py``, ``pooling/*.py``, ``ops/nn.py``). Note Conv3DTranspose puts
 #: ``data_format`` before ``output_padding``, unlike the 1D/2D transposed layers, and that
-#: before Keras 3.11 the transposed layers had no ``output_padding`` parameter at all (it went
-#: through ``**kwargs``, keyword only): read from the 3.1.0-3.10.0 and 3.11.0 wheels.
+#: before Keras 3.11 the transposed layers had no ``output_padding`` parameter at all
+#: (:func:`conv_parity.registry.old_output_padding_api`).
 _CONV_POS = ("filters", "kernel_size", "strides", "padding", "data_format", "dilation_rate",
              "groups", "activation", "use_bias")
 _CONV_T_POS = ("filters", "kernel_size", "strides", "padding", "output_padding", "data_format",
@@ -92,10 +90,9 @@ def positional_order(name: str, keras_version: str | None = None) -> tuple[str, 
     if name in _OP_SIGNATURES:
         return _OP_SIGNATURES[name][1]
     family = kinds.get_kind(name).family
-    if family == "conv_transpose":
-        version = keras_version or installed_keras_version()
-        if version is not None and Version(version) < Version("3.11.0.dev0"):
-            return _CONV_T_POS_BEFORE_3_11
+    if family == "conv_transpose" and old_output_padding_api(
+            keras_version or installed_keras_version()):
+        return _CONV_T_POS_BEFORE_3_11
     if name == "Conv3DTranspose":
         return _CONV3D_T_POS
     return {

@@ -150,20 +150,29 @@ def _matches_condition(actual: Any, expected: Any) -> bool:
     return actual == expected
 
 
+def old_output_padding_api(keras_version: str | None) -> bool:
+    """Whether this Keras predates 3.11's rework of the transposed layers' ``output_padding``.
+
+    Before 3.11 the layers had no ``output_padding`` parameter (it went through ``**kwargs``,
+    keyword only) and validated it without allowing 0 ('... that do not satisfy value > 0'),
+    although 0 is the common valid value; 3.11 made it the fifth parameter (sixth for
+    Conv3DTranspose) with ``allow_zero=True``. Read from the 3.1.0-3.10.0 and 3.11.0 wheels.
+    """
+    return keras_version is not None and Version(keras_version) < Version("3.11.0.dev0")
+
+
 def refused_by_keras(case: ConvCase, keras_version: str | None) -> bool:
     """Whether this Keras's own constructor refuses the case on every backend, so that no
-    backend failure can be observed on it (the suite's verdict is a Keras-wide 'unsupported').
-
-    Before Keras 3.11 the transposed layers validated ``output_padding`` without allowing 0
-    ('must be a tuple of 2 integers ... that do not satisfy value > 0'), although 0 is the
-    common valid value; 3.11 added ``allow_zero=True`` (read from the 3.10.0 and 3.11.0
-    wheels). Entries describe backend bugs on cases Keras accepts, so they skip these.
+    backend failure can be observed on it (the suite's verdict is a Keras-wide 'unsupported'):
+    a transposed layer's ``output_padding`` holding a 0 before 3.11
+    (:func:`old_output_padding_api`). Entries describe backend bugs on cases Keras accepts,
+    so they skip these.
     """
     op = case.kwargs.get("output_padding")
     pads = op if isinstance(op, (tuple, list)) else (op,)
     return (
         op is not None and 0 in pads and not case.layer.startswith("ops.")
-        and keras_version is not None and Version(keras_version) < Version("3.11.0.dev0")
+        and old_output_padding_api(keras_version)
     )
 
 

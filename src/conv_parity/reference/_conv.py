@@ -94,13 +94,15 @@ def grouped_conv(
     c = g.c_in
     row = prod(osp[1:])  # output positions per first-axis row
     kc = kk * c
-    slabs = RowSlabs(x, g, absolute, row * kc * _F8, budget)
     total = n * osp[0] * row * kc * _F8  # the whole im2col matrix, were it built at once
-    threads = threads_for(len(slabs.blocks)) if total >= THREADED_MIN_BYTES else 1
+    # Blocks are at most one per (batch item, output row): no more threads than that.
+    threads = threads_for(n * osp[0]) if total >= THREADED_MIN_BYTES else 1
     if threads > 1:  # each thread its share of the budget, and enough blocks to share out
         share = max(total // (BLOCKS_PER_THREAD * threads), MIN_BLOCK_BYTES)
-        slabs = RowSlabs(x, g, absolute, row * kc * _F8, min(budget // threads, share))
+        budget = min(budget // threads, share)
+    slabs = RowSlabs(x, g, absolute, row * kc * _F8, budget)
     blocks = slabs.blocks
+    threads = min(threads, len(blocks))
     most = max((n1 - n0) * (r1 - r0) for n0, n1, r0, r1 in blocks)
     cg = c // groups
     fg = c_out // groups

@@ -19,8 +19,9 @@ inputs, with every value seen); ``run.merged`` / ``run.sources`` (after a merge:
 run objects); ``error_map.spatial_shape`` / ``block`` / ``nonfinite`` (see
 :func:`conv_parity.report.error_map`); ``fuzz`` (when fuzzing ran: ``filtered_known``, the drawn
 examples skipped because they match a known discrepancy, and ``tests`` in a pytest run, or the
-campaign's statistics from ``conv-parity fuzz``; after a merge, the sum and ``sources``). ``summary.by_verdict`` and each ``by_backend`` entry list
-every verdict, zeros included. report.json puts one result per line.
+campaign's statistics from ``conv-parity fuzz``; after a merge, the sum and ``sources``).
+``summary.by_verdict`` and each ``by_backend`` entry list every verdict, zeros included.
+report.json puts one result per line.
 """
 
 from __future__ import annotations

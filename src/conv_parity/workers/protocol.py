@@ -132,8 +132,6 @@ def decode_array(data: bytes | bytearray | memoryview) -> np.ndarray:
 
 def encode_frame(header: dict[str, Any], arrays: Sequence[np.ndarray] = ()) -> bytes:
     """The bytes of one frame."""
-    if len(arrays) > MAX_ARRAYS:
-        raise ProtocolError(f"too many arrays in one frame ({len(arrays)})")
     return frame_from_blobs(header, [encode_array(a) for a in arrays])
 
 
