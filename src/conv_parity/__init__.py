@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
+from conv_parity.backends import KERAS_BACKENDS as BACKENDS
 from conv_parity.errors import ConvParityError, HarnessError, InvalidConfig, UsageError
 
 __version__ = "0.1.0"
-
-#: The Keras backends conv-parity knows how to drive, named as Keras names them.
-BACKENDS: tuple[str, ...] = ("tensorflow", "torch", "jax", "numpy", "openvino")
 
 __all__ = [
     "BACKENDS",

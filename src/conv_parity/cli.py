@@ -23,7 +23,8 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
-from conv_parity import BACKENDS, __version__
+from conv_parity import __version__
+from conv_parity import backends as targets
 from conv_parity.errors import HarnessError, InvalidConfig, UsageError
 
 EXIT_OK, EXIT_DISCREPANCY, EXIT_USAGE, EXIT_HARNESS = 0, 1, 2, 3
@@ -76,9 +77,13 @@ _BACKENDS_EXAMPLES = """\
 examples:
   conv-parity backends
   conv-parity backends --json
+  conv-parity backends --backends tensorflow:*
 
-Starts one worker per installed backend (concurrently) and reports its versions, device and
-import time; a backend that is installed but fails to import shows its error.
+Starts one worker per installed backend and variant (concurrently) and reports its versions,
+device, platform facts (CPU ISA, TensorFlow's oneDNN, torch's mkldnn, OpenVINO's precision...)
+and import time; a backend that is installed but fails to import shows its error. A variant
+(BACKEND:SETTING) is the same backend started under one setting, with its own worker and row:
+name it in --backends of any subcommand.
 """
 
 _REPORT_EXAMPLES = """\
@@ -229,7 +234,7 @@ def _parse_backends(spec: str | None) -> list[str]:
     if not backends:
         raise UsageError(
             "no Keras backend is installed here; install one of "
-            f"{', '.join(BACKENDS)} (e.g. pip install 'conv-parity[jax]')")
+            f"{', '.join(targets.KERAS_BACKENDS)} (e.g. pip install 'conv-parity[jax]')")
     return backends
 
 
@@ -320,12 +325,12 @@ def _check_doc(case: Any, results: list[dict[str, Any]], env: dict[str, Any],
 def _versions(env: dict[str, Any], backend: str) -> str:
     info = (env.get("backends") or {}).get(backend) or {}
     keras = info.get("keras_version") or env.get("keras") or "?"
-    version = str(info.get("backend_version") or (info.get("versions") or {}).get(backend)
+    library = backend.split(":")[0]
+    version = str(info.get("backend_version") or (info.get("versions") or {}).get(library)
                   or "?")
-    if backend == "openvino":
-        version = version.split("-")[0]  # "2026.4.1-22982-e213a...-releases/..." -> 2026.4.1
+    version = version.split("-")[0]  # openvino: "2026.4.1-22982-e213a...-releases/..."
     if not version[:1].isalpha():  # the numpy backend reports "numpy 2.x (convs via jax ...)"
-        version = f"{backend} {version}"
+        version = f"{library} {version}"
     return f"{keras} / {version}"
 
 
@@ -369,6 +374,13 @@ def _print_check(case: Any, outcomes: list[Any], env: dict[str, Any],
             print(f"  diagnosis: {o.diagnosis}")
         if o.repro:
             print(f"  repro: python {o.repro}")
+    from conv_parity.variants import summary_lines
+
+    disagreeing = summary_lines([o.to_json() for o in outcomes])
+    if disagreeing:
+        print()
+        for line in disagreeing:
+            print(line)
     ok = len(outcomes) - len(failures)
     verdict = "all conform" if not failures else f"{len(failures)} discrepanc" + (
         "y" if len(failures) == 1 else "ies")
@@ -584,23 +596,29 @@ def _print_fuzz(result: Any, discrepancies: list[dict[str, Any]]) -> None:
 
 
 def cmd_backends(args: argparse.Namespace) -> int:
-    """Start every installed backend's worker concurrently and report what each one says."""
-    from conv_parity.engine import installed_backends
+    """Start every installed target's worker concurrently and report what each one says."""
+    from conv_parity import facts
     from conv_parity.workers import WorkerPool
 
-    installed = installed_backends()
+    if args.backends:
+        names, _ = targets.parse(args.backends)
+    else:
+        names = [n for n, s in targets.SPECS.items() if s.installed()]
     rows: list[dict[str, Any]] = []
-    if installed:
-        _log(f"conv-parity: importing {', '.join(installed)} (one worker each, concurrently)...")
+    if names:
+        _log(f"conv-parity: importing {', '.join(names)} (one worker each, concurrently)...")
     with _stdout_to_stderr(args.json), WorkerPool(timeout=args.timeout) as pool:
-        pool.start(installed)
-        infos = {b: pool.info(b) for b in installed}
-    for backend in BACKENDS:
+        pool.start(names)
+        infos = {b: pool.info(b) for b in names}
+    shown = names if args.backends else list(targets.SPECS)
+    for backend in shown:
+        spec = targets.get(backend)
         if backend in infos:
             entry = {**infos[backend].to_json(), "installed": True}
         else:
             entry = {"backend": backend, "installed": False, "available": False,
-                     "import_error": "not installed"}
+                     "import_error": f"not installed (needs {'/'.join(spec.modules)})"}
+        entry["summary"] = spec.summary
         rows.append(entry)
     if args.json:
         from conv_parity.report import SCHEMA_VERSION
@@ -610,6 +628,9 @@ def cmd_backends(args: argparse.Namespace) -> int:
         _emit_json(json.dumps({"schema_version": SCHEMA_VERSION, "environment": env,
                                "backends": rows}, indent=1, default=str))
         return EXIT_OK
+    cpu = facts.cpu()
+    print(f"CPU: {cpu['cpu.model']} ({cpu['cpu.count']} cores; "
+          f"{' '.join(cpu['cpu.isa']) or 'no AVX2/AVX-512/AMX'})")
     table = []
     for r in rows:
         if r["available"]:
@@ -622,12 +643,13 @@ def cmd_backends(args: argparse.Namespace) -> int:
         table.append([
             r["backend"], status, r.get("keras_version") or "-",
             r.get("backend_version") or "-", r.get("device") or "-",
+            facts.describe(r.get("facts") or {}, facts.HEADLINE) or "-",
             f"{secs:.1f} s" if isinstance(secs, (int, float)) else "-",
             _one_line(r.get("import_error") if r["installed"] and not r["available"] else "", 100)
             or "-",
         ])
     for line in _table(["backend", "importable", "keras", "backend version", "device",
-                        "import time", "error"], table):
+                        "facts", "import time", "error"], table):
         print(line)
     return EXIT_OK
 
@@ -687,8 +709,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     def backends_opt(p: argparse.ArgumentParser) -> None:
         p.add_argument("--backends", metavar="LIST",
-                       help=f"comma-separated, from {', '.join(BACKENDS)} "
-                            f"(default: every installed one)")
+                       help=f"comma-separated, from {', '.join(targets.SPECS)}; 'all' is "
+                            "every installed backend, 'BACKEND:*' its variants "
+                            "(default: every installed backend)")
 
     check = sub.add_parser(
         "check", help="check one layer on every backend", formatter_class=fmt,
@@ -765,8 +788,11 @@ def build_parser() -> argparse.ArgumentParser:
     back = sub.add_parser(
         "backends", help="which backends are importable here", formatter_class=fmt,
         epilog=_BACKENDS_EXAMPLES,
-        description="Import every installed Keras backend in its own worker and report "
-                    "versions, device and import time.")
+        description="Import every installed Keras backend and variant in its own worker and "
+                    "report versions, device, platform facts and import time.")
+    back.add_argument("--backends", metavar="LIST",
+                      help="only these targets (names, 'all', 'BACKEND:*'; default: every "
+                           "installed backend and variant)")
     back.add_argument("--json", action="store_true", help="one JSON document on stdout")
     back.add_argument("--timeout", type=_positive_float, default=120.0, metavar="S",
                       help=argparse.SUPPRESS)

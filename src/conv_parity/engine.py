@@ -9,7 +9,6 @@ diagnosis, a heatmap of the error and a standalone repro script.
 
 from __future__ import annotations
 
-import importlib.util
 import platform
 import sys
 import tempfile
@@ -20,49 +19,26 @@ from typing import Any
 
 import numpy as np
 
-from conv_parity import BACKENDS, __version__, reference
+from conv_parity import __version__, facts, reference
+from conv_parity import backends as targets
 from conv_parity.case import ConvCase
 from conv_parity.errors import InvalidConfig, UsageError
 from conv_parity.registry import Registry, installed_keras_version
 from conv_parity.verdict import Outcome, Reference, classify
 from conv_parity.workers import BackendInfo, WorkerPool, WorkItem
 
-#: The Python module each backend needs; the Keras NumPy backend computes conv with jax.lax.
-_BACKEND_MODULES = {
-    "tensorflow": ("tensorflow",),
-    "torch": ("torch",),
-    "jax": ("jax",),
-    "numpy": ("jax",),
-    "openvino": ("openvino",),
-}
 DEFAULT_TIMEOUT = 120.0
 DEFAULT_CHUNK = 16
 
 
 def installed_backends() -> list[str]:
     """Backends whose libraries are installed (found without importing them: cheap)."""
-    return [
-        b for b in BACKENDS
-        if all(importlib.util.find_spec(m) is not None for m in _BACKEND_MODULES[b])
-    ]
+    return targets.installed()
 
 
 def parse_backends(spec: str | Sequence[str] | None) -> tuple[list[str], bool]:
-    """(backends, explicit): None/"all"/"" means every installed backend (not explicit)."""
-    if spec is None or spec in ("", "all") or (not isinstance(spec, str) and not spec):
-        return installed_backends(), False
-    names = [s.strip() for s in spec.split(",")] if isinstance(spec, str) else list(spec)
-    names = [n for n in names if n]
-    unknown = [n for n in names if n not in BACKENDS]
-    if unknown:
-        raise UsageError(
-            f"unknown backend {', '.join(map(repr, unknown))}; choose from {', '.join(BACKENDS)}"
-        )
-    missing = [n for n in names if n not in installed_backends()]
-    if missing:
-        need = ", ".join(f"{n} (needs {'/'.join(_BACKEND_MODULES[n])})" for n in missing)
-        raise UsageError(f"backend not installed here: {need}; see `conv-parity backends`")
-    return list(dict.fromkeys(names)), True
+    """(targets, explicit) from a selection: see :func:`conv_parity.backends.parse`."""
+    return targets.parse(spec)
 
 
 def _reduction_size(case: ConvCase) -> int:
@@ -148,6 +124,7 @@ class Engine:
             "conv_parity": __version__,
             "keras": self.keras_version,
             "numpy": np.__version__,
+            "facts": facts.cpu(),
             "backends": {b: self.pool.info(b).to_json() for b in self.backends},
         }
 
@@ -170,22 +147,20 @@ class Engine:
                 self._run([c for c in group if (c, backend) not in self._cache])
             return self._cache[(case, backend)]
 
-    def check(self, cases: Iterable[ConvCase], mutation: str | None = None) -> list[Outcome]:
+    def check(self, cases: Iterable[ConvCase]) -> list[Outcome]:
         """Every case on every selected backend; outcomes ordered by case, then backend."""
         case_list = list(cases)
         with self._lock:
-            if mutation is None:
-                todo = [c for c in dict.fromkeys(case_list)
-                        if any((c, b) not in self._cache for b in self.backends)]
-                self._run(todo)
-                return [self._cache[(c, b)] for c in case_list for b in self.backends]
-            return self._evaluate(case_list, mutation)
+            todo = [c for c in dict.fromkeys(case_list)
+                    if any((c, b) not in self._cache for b in self.backends)]
+            self._run(todo)
+            return [self._cache[(c, b)] for c in case_list for b in self.backends]
 
     def _run(self, cases: list[ConvCase]) -> None:
-        for outcome in self._evaluate(cases, None):
+        for outcome in self._evaluate(cases):
             self._cache[(outcome.case, outcome.backend)] = outcome
 
-    def _evaluate(self, cases: list[ConvCase], mutation: str | None) -> list[Outcome]:
+    def _evaluate(self, cases: list[ConvCase]) -> list[Outcome]:
         if not cases:
             return []
         self.start()
@@ -193,18 +168,20 @@ class Engine:
         for case in cases:
             x, weights = case.arrays()
             prepared.append((case, x, weights, compute_reference(case, x, weights)))
-        items = [WorkItem(case=c, x=x, weights=w, mutation=mutation) for c, x, w, _ in prepared]
+        items = [WorkItem(case=c, x=x, weights=w) for c, x, w, _ in prepared]
         results = self.pool.run_many({b: items for b in self.backends})
         outcomes: list[Outcome] = []
         for i, (case, x, weights, ref) in enumerate(prepared):
             per_backend = {b: results[b][i] for b in self.backends}
             available = [r for r in per_backend.values() if r.status != "unavailable"]
             all_raised = bool(available) and all(r.status == "error" for r in available)
+            # Keras-wide means several Keras backends: variants of one backend share its code.
+            distinct = len({targets.keras_backend(r.backend) for r in available})
             for b, res in per_backend.items():
                 out = classify(
                     case, ref, res,
                     every_available_backend_raised=all_raised,
-                    available_backends=len(available),
+                    available_backends=distinct,
                 )
                 if res.status == "unavailable" and self.explicit:
                     out.verdict = "crash"
@@ -215,15 +192,21 @@ class Engine:
                 outcomes.append(out)
         return outcomes
 
+    def facts(self, backend: str) -> dict[str, Any]:
+        """The platform facts of a target's worker (empty when it could not start)."""
+        return self.pool.info(backend).facts
+
     def _apply_registry(self, out: Outcome) -> None:
-        entry = self.registry.match(out.case, out.backend, self.keras_version)
+        entry = self.registry.match(out.case, out.backend, self.keras_version,
+                                    facts=self.facts(out.backend), observed=out.verdict)
         if entry is None:
             return
         out.known = entry.to_json()
+        hint = f"; {entry.upgrade_hint()}" if entry.fixed_in else ""
         if out.verdict == entry.verdict:
             out.observed_verdict = out.verdict
             out.verdict = "xfail"
-            out.message = f"known discrepancy {entry.id} ({entry.link}): {out.message}"
+            out.message = f"known discrepancy {entry.id} ({entry.link}{hint}): {out.message}"
         elif out.verdict == "pass":
             out.known["stale"] = True
             out.message = (

@@ -200,7 +200,9 @@ def _case_of(item: pytest.Item) -> tuple[ConvCase, str] | None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """One pass: strict xfail markers for known discrepancies; warn about unused entries."""
+    """One pass: seed the fuzz tests' shards; note which entries match a collected case and
+    warn about the rest. (Known discrepancies become strict xfails when the case runs: an entry
+    can depend on platform facts that only the backend's worker knows, see ``conv_assert``.)"""
     from conv_parity import fuzzing
 
     state: _State = config.stash[_STATE]
@@ -212,13 +214,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if found is None:
             continue
         any_case = True
-        entry = state.registry.match(found[0], found[1], state.keras_version)
-        if entry is not None:
-            item.add_marker(pytest.mark.xfail(
-                strict=True, raises=KnownDiscrepancy,
-                reason=(f"known discrepancy {entry.id} ({entry.link}); if this passes, the bug is "
-                        f"fixed: delete the entry from known_discrepancies.toml"),
-            ))
+        state.registry.note_collected(found[0], found[1], state.keras_version)
     unused = [e.id for e in state.registry.unused(state.keras_version, state.backends)]
     if any_case and unused and state.layers is None and not state.shard:
         warnings.warn(pytest.PytestWarning(
@@ -226,6 +222,21 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             f"case (Keras {state.keras_version}, profile {state.profile}): fine for a small "
             f"profile or a fuzz-only finding; otherwise narrow or delete them"
         ), stacklevel=1)
+
+
+def mark_known(item: pytest.Item, outcome: Any) -> None:
+    """Make the item a strict xfail when a registered discrepancy matched its outcome (under
+    the worker's facts): a reproduced one raises KnownDiscrepancy (XFAIL); one that passes is
+    an XPASS(strict) failure, so a stale entry gets fixed."""
+    known = outcome.known
+    if not known:
+        return
+    hint = f" (fixed in Keras {known['fixed_in']}: upgrade)" if known.get("fixed_in") else ""
+    item.add_marker(pytest.mark.xfail(
+        strict=True, raises=KnownDiscrepancy,
+        reason=(f"known discrepancy {known['id']} ({known['link']}){hint}; if this passes, the "
+                f"bug is fixed: delete the entry from known_discrepancies.toml"),
+    ))
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -255,6 +266,7 @@ def conv_assert(request: pytest.FixtureRequest, conv_engine: Any) -> Callable[[C
             state.env_sent = True
             request.node.user_properties.append((_ENV_KEY, conv_engine.environment()))
         request.node.user_properties.append((_OUTCOME_KEY, outcome.to_json()))
+        mark_known(request.node, outcome)
         enforce(outcome)
 
     return check
@@ -417,6 +429,13 @@ def _terminal_summary(state: _State, tr: Any) -> None:
                 tr.write_line(f"    repro: python {o['repro']}")
         if len(failures) > 50:
             tr.write_line(f"  ... and {len(failures) - 50} more (see the report)")
+    from conv_parity.variants import summary_lines
+
+    disagreeing = summary_lines(state.outcomes)
+    if disagreeing:
+        tr.write_line("")
+        for line in disagreeing:
+            tr.write_line(line)
     if fuzz_line:
         tr.write_line(fuzz_line)
     if state.report_dir is not None:

@@ -1,7 +1,9 @@
 """Known upstream discrepancies, as data (``known_discrepancies.toml`` beside this module).
 
 Each entry scopes one confirmed Keras/backend bug: a Keras version specifier, the backends, the
-layers, a predicate on the case, dtype/mode scope, the verdict it produces, and an upstream link.
+layers, a predicate on the case, dtype/mode scope, the platform facts it needs (TF's oneDNN on or
+off, ...: reported by each worker, see :mod:`conv_parity.facts`), the verdict it produces, the
+release that fixed it and an upstream link.
 The engine turns a matching outcome into ``xfail``; a matching case that now *passes* fails the
 run (strict: delete the entry), and an entry that matches no collected case is warned about.
 ``python -m conv_parity.registry --write docs/known-discrepancies.md`` regenerates the table.
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import re
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -20,7 +23,8 @@ from typing import Any
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import Version
 
-from conv_parity import BACKENDS, kinds
+from conv_parity import backends as targets
+from conv_parity import kinds
 from conv_parity.case import ConvCase
 from conv_parity.errors import UsageError
 
@@ -78,15 +82,99 @@ def _same_pad_deficit(case: ConvCase) -> int:
     return max(0, -min(raws, default=0))
 
 
-def _spec_output(case: ConvCase) -> tuple[tuple[int, ...] | None, bool]:
-    """(the reference's output shape or None, whether the spec rejects an empty output)."""
+def _spec_output(case: ConvCase) -> tuple[tuple[int, ...] | None, int | None]:
+    """(the reference's output shape or None, and when the spec rejects the case because an
+    output axis would have no positions, that axis's size: 0, or negative when the window
+    overshoots the input by more; else None)."""
     from conv_parity.errors import InvalidConfig
     from conv_parity.reference import output_shape
 
     try:
-        return tuple(output_shape(case.layer, case.input_shape, **case.kwargs)), False
+        return tuple(output_shape(case.layer, case.input_shape, **case.kwargs)), None
     except InvalidConfig as exc:
-        return None, str(exc).startswith("output size would be 0 ")
+        found = re.match(r"output size would be (-?\d+) ", str(exc))
+        return None, int(found.group(1)) if found else None
+
+
+def _broadcast(a: Sequence[int], b: Sequence[int]) -> list[int] | None:
+    """NumPy broadcasting of two shapes (None when they do not broadcast)."""
+    out = []
+    for x, y in zip((1,) * (len(b) - len(a)) + tuple(a), (1,) * (len(a) - len(b)) + tuple(b)):
+        if x != y and 1 not in (x, y):
+            return None
+        out.append(y if x == 1 else x)
+    return out
+
+
+def _tf_add_bias(shape: list[int], filters: int, first: bool) -> list[int] | None:
+    """The shape Keras's TF ``ops.add`` gives a layer output of ``shape`` plus its bias
+    reshaped to (1, F, 1...) or (1..., F): ``tf.nn.bias_add`` (shape kept) when F > 1 matches
+    axis 1 or -1, else broadcasting (keras/src/backend/tensorflow/numpy.py add). None: raises."""
+    if filters > 1 and filters in (shape[1], shape[-1]):
+        return shape
+    rank = len(shape) - 2
+    bias = (1, filters, *(1,) * rank) if first else (*(1,) * (rank + 1), filters)
+    return _broadcast(shape, bias)
+
+
+def _tf_min_output_size(case: ConvCase) -> int:
+    """The smallest output size TF's own shape check computes for a valid-padded conv. TF
+    rejects a negative size and lets 0 through. A dilated conv runs on the space-to-batch
+    tensor (the input padded to a multiple of the rate, ``ceil(n / d)`` long) with the
+    undilated kernel, so its size is ``ceil(n / d) - k + 1``."""
+    kw = case.kwargs
+    sizes = []
+    for n, k, s, d in zip(case.spatial_shape, kw["kernel_size"], kw["strides"],
+                          kw["dilation_rate"]):
+        sizes.append(-(-n // d) - k + 1 if d > 1 else (n - k) // s + 1)
+    return min(sizes)
+
+
+def _tf_onednn_passthrough(case: ConvCase) -> str | None:
+    """What TensorFlow's oneDNN kernels make of a conv with nothing to compute, simulated.
+
+    oneDNN's conv and depthwise kernels return their input unchanged when the batch is empty
+    or the output would have no positions. A "same" conv with dilation goes through
+    ``with_space_to_batch``, which pads the input by ``k_eff - 1`` first, so the padded input
+    comes back. The layer then adds its bias to that (:func:`_tf_add_bias`).
+
+    An op whose output has no positions gets through when TF's own shape check computes a
+    size of exactly 0 (:func:`_tf_min_output_size`). For a configuration the spec accepts (an
+    empty batch): "error" when a later step raises
+    (a separable conv's pointwise kernel wants C * depth_multiplier channels; the bias does not
+    fit), "wrong-shape" when the result's shape is not the spec's. For an op whose output the
+    spec rejects as empty: "tensor" when a tensor comes back instead of an error. None when
+    the result is right, or the case is not such a conv (convs Keras compiles with XLA,
+    grouped or channels-first 3D, and transposed convs are unaffected).
+    """
+    kind = kinds.get_kind(case.layer)
+    kw = case.kwargs
+    if kind.family not in ("conv", "depthwise", "separable"):
+        return None
+    ref, size = _spec_output(case)
+    if not (case.input_shape[0] == 0 and ref is not None) and not (
+            kind.is_op and size is not None and _tf_min_output_size(case) == 0):
+        return None
+    first = kw.get("data_format") == "channels_first"
+    rank = len(case.input_shape) - 2
+    if kind.family == "conv" and (kw.get("groups", 1) > 1 or (first and rank == 3)):
+        return None
+    shape: list[int] | None = list(case.input_shape)
+    if kw.get("padding") == "same" and max(kw.get("dilation_rate") or (1,)) > 1:
+        axes = range(2, 2 + rank) if first else range(1, 1 + rank)
+        for axis, k, d in zip(axes, kw["kernel_size"], kw["dilation_rate"]):
+            shape[axis] += (k - 1) * d
+    if kind.family == "separable" and kw["depth_multiplier"] > 1:
+        shape = None  # the pointwise conv's kernel wants C * m input channels
+    elif not kind.is_op and kw.get("use_bias"):
+        c_in = kinds.channels(kw, case.input_shape)
+        n_out = c_in * kw["depth_multiplier"] if kind.family == "depthwise" else kw["filters"]
+        shape = _tf_add_bias(shape, n_out, first)
+    if ref is None:
+        return None if shape is None else "tensor"
+    if shape is None:
+        return "error"
+    return None if tuple(shape) == tuple(ref) else "wrong-shape"
 
 
 @functools.lru_cache(maxsize=4096)
@@ -98,7 +186,7 @@ def _derived(case: ConvCase) -> dict[str, Any]:
     strides = kw.get("strides") or window
     spatial = case.spatial_shape
     op = kw.get("output_padding")
-    out_shape, empty = _spec_output(case)
+    out_shape, empty_size = _spec_output(case)
     out_spatial: tuple[int, ...] = ()
     out_channels = 0
     if out_shape is not None:
@@ -129,12 +217,15 @@ def _derived(case: ConvCase) -> dict[str, Any]:
         "zero_size_window": 0 in window,
         "out_channels_equal_last_spatial": out_channels > 1
         and bool(out_spatial) and out_spatial[-1] == out_channels,
-        "spec_empty_output": empty,
+        # the spec rejects the case: an output axis of size 0 or less (its size: next key)
+        "spec_empty_output": empty_size is not None,
+        "spec_empty_output_size": empty_size,
         "spec_valid": out_shape is not None,
         "same_symmetric_window_gt_input": kw.get("padding") == "same"
         and all(b == a for b, a in same_pads)
         and any(k > n for k, n in zip(window, spatial)),
         "edge_replication_visible": _edge_replication_visible(case),
+        "tf_onednn_passthrough": _tf_onednn_passthrough(case),
     }
 
 
@@ -192,6 +283,10 @@ class Entry:
     modes: tuple[str, ...] = ()
     repro: str = ""
     requires: Mapping[str, SpecifierSet] = field(default_factory=dict)  # library -> versions
+    #: Platform facts (conv_parity.facts) the bug needs, e.g. {"tensorflow.onednn": False}.
+    facts: Mapping[str, Any] = field(default_factory=dict)
+    #: The first Keras release without the bug, where one is known ("3.15.0").
+    fixed_in: str | None = None
 
     def possible_here(self, keras_version: str | None) -> bool:
         """Whether this Keras (and the libraries installed here) are ones the entry is about."""
@@ -203,8 +298,22 @@ class Entry:
                 return False
         return True
 
-    def applies(self, case: ConvCase, backend: str, keras_version: str | None) -> bool:
-        if backend not in self.backends or case.layer not in self.layers:
+    def facts_hold(self, facts: Mapping[str, Any] | None) -> bool:
+        """Whether the facts a worker reported are the ones the entry is about. ``None`` (not
+        known yet: collection, fuzz filtering) holds for every scope, so what those decide
+        does not depend on the machine."""
+        if facts is None:
+            return True
+        return all(key in facts and _matches_condition(facts[key], value)
+                   for key, value in self.facts.items())
+
+    def applies(self, case: ConvCase, backend: str, keras_version: str | None,
+                facts: Mapping[str, Any] | None = None) -> bool:
+        """Whether the entry explains ``case`` on ``backend`` (a target name: a variant is its
+        Keras backend under other facts) with this Keras and these facts (see facts_hold)."""
+        if targets.keras_backend(backend) not in self.backends or case.layer not in self.layers:
+            return False
+        if not self.facts_hold(facts):
             return False
         if refused_by_keras(case, keras_version):
             return False
@@ -223,7 +332,12 @@ class Entry:
     def to_json(self) -> dict[str, Any]:
         return {"id": self.id, "link": self.link, "note": self.note, "verdict": self.verdict,
                 "keras": str(self.keras),
-                "requires": {lib: str(v) for lib, v in self.requires.items()}}
+                "requires": {lib: str(v) for lib, v in self.requires.items()},
+                "facts": dict(self.facts), "fixed_in": self.fixed_in}
+
+    def upgrade_hint(self) -> str:
+        """'fixed in Keras 3.15.0: upgrade' where a fix release is known, else ''."""
+        return f"fixed in Keras {self.fixed_in}: upgrade" if self.fixed_in else ""
 
 
 _VERSIONS: dict[str, str | None] = {}
@@ -254,8 +368,10 @@ def _parse_entry(raw: Mapping[str, Any], source: str) -> Entry:
         raise UsageError(f"{source}: entry {eid!r}: bad keras specifier {raw['keras']!r}") from None
     backends = tuple(need("backends"))
     for b in backends:
-        if b not in BACKENDS:
-            raise UsageError(f"{source}: entry {eid!r}: unknown backend {b!r}")
+        if b not in targets.KERAS_BACKENDS:
+            raise UsageError(f"{source}: entry {eid!r}: unknown backend {b!r} (entries name "
+                             f"Keras backends: {', '.join(targets.KERAS_BACKENDS)}; scope a "
+                             "variant's setting with `facts`)")
     layers = tuple(need("layers"))
     for name in layers:
         kinds.get_kind(name)
@@ -266,8 +382,19 @@ def _parse_entry(raw: Mapping[str, Any], source: str) -> Entry:
         requires = {lib: SpecifierSet(v) for lib, v in dict(raw.get("requires", {})).items()}
     except InvalidSpecifier:
         raise UsageError(f"{source}: entry {eid!r}: bad version specifier in requires") from None
+    facts = raw.get("facts", {})
+    if not isinstance(facts, Mapping):
+        raise UsageError(f"{source}: entry {eid!r}: facts must be a table, got {facts!r}")
+    fixed_in = raw.get("fixed_in")
+    if fixed_in is not None:
+        try:
+            Version(fixed_in)
+        except Exception:
+            raise UsageError(f"{source}: entry {eid!r}: fixed_in must be a Keras version like "
+                             f"'3.15.0', got {fixed_in!r}") from None
     return Entry(
         id=eid, keras=spec, backends=backends, layers=layers, verdict=verdict, requires=requires,
+        facts=dict(facts), fixed_in=fixed_in,
         link=need("link"), note=need("note"), where=dict(raw.get("where", {})),
         dtypes=tuple(raw.get("dtypes", ())), modes=tuple(raw.get("modes", ())),
         repro=raw.get("repro", ""),
@@ -294,12 +421,26 @@ class Registry:
             raise UsageError(f"cannot read known discrepancies {path}: {exc}") from None
         return cls(_parse_entry(raw, str(path)) for raw in data.get("discrepancy", []))
 
-    def match(self, case: ConvCase, backend: str, keras_version: str | None) -> Entry | None:
+    def match(self, case: ConvCase, backend: str, keras_version: str | None,
+              facts: Mapping[str, Any] | None = None,
+              observed: str | None = None) -> Entry | None:
+        """The entry that explains the case (``facts=None``: facts not known, every scope
+        holds). When several apply, the first whose verdict is the ``observed`` one wins (a
+        channels-first conv can be both 'raises without oneDNN' and 'bias on the wrong axis');
+        without such an entry, the first that applies."""
+        found = [e for e in self.entries if e.applies(case, backend, keras_version, facts)]
+        if not found:
+            return None
+        entry = next((e for e in found if e.verdict == observed), found[0])
+        self.used.add(entry.id)
+        return entry
+
+    def note_collected(self, case: ConvCase, backend: str, keras_version: str | None) -> None:
+        """Mark every entry that could explain ``case`` (under any facts) as used: which one
+        does is decided when it runs, from the worker's facts and the observed verdict."""
         for entry in self.entries:
             if entry.applies(case, backend, keras_version):
                 self.used.add(entry.id)
-                return entry
-        return None
 
     def unused(
         self, keras_version: str | None = None, backends: Sequence[str] | None = None
@@ -330,12 +471,22 @@ class Registry:
             when = ", ".join(f"{k}={v}" for k, v in e.where.items()) or "always"
             if e.requires:
                 when += "; " + ", ".join(f"{lib} {v}" for lib, v in e.requires.items())
+            if e.facts:
+                when += "; " + ", ".join(f"{k}={_fact_text(v)}" for k, v in e.facts.items())
+            if e.fixed_in:
+                when += f"; fixed in Keras {e.fixed_in}"
             if e.dtypes:
                 when += f"; dtype in {list(e.dtypes)}"
             cells = [e.id, f"`{e.keras}`", ", ".join(e.backends), ", ".join(e.layers), when,
                      e.verdict, e.link, e.note.replace("\n", " ").replace("|", "\\|")]
             lines.append("| " + " | ".join(cells) + " |")
         return "\n".join(lines) + "\n"
+
+
+def _fact_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return str(value)
 
 
 def installed_keras_version() -> str | None:

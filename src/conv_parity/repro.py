@@ -20,11 +20,10 @@ from typing import Any
 
 import numpy as np
 
+from conv_parity import backends as targets
 from conv_parity import kinds
 from conv_parity.case import ConvCase
 
-_LIBS = {"tensorflow": "tensorflow", "torch": "torch", "jax": "jax", "numpy": "numpy",
-         "openvino": "openvino"}
 _LETTERS = "dhw"
 
 
@@ -254,7 +253,13 @@ def render(case: ConvCase, backend: str, note: str | None = None) -> str:
     kwargs = case.call_kwargs
     kw_src = "{\n" + "".join(f"    {k!r}: {v!r},\n" for k, v in kwargs.items()) + "}"
     note_doc = ("\n" + textwrap.fill(note, 96) + "\n") if note else ""
-    lib = _LIBS.get(backend, backend)
+    spec = targets.get(backend)
+    lib = spec.library
+    env_src = "".join(f"os.environ[{k!r}] = {v!r}  # the {backend} setting\n"
+                      for k, v in spec.environment.items())
+    setting_src = textwrap.indent(
+        f"# the {backend} setting:\n{spec.after_import_source}\n", "    ") \
+        if spec.after_import_source else ""
     call = textwrap.indent(_call_source(case), "        ")
     ref_src = _reference_source(case)
     return f'''#!/usr/bin/env python3
@@ -268,8 +273,8 @@ reference below is the same computation written as a direct loop in float64 NumP
 import os
 import sys
 
-os.environ["KERAS_BACKEND"] = {backend!r}  # must be set before keras is imported
-
+os.environ["KERAS_BACKEND"] = {spec.keras_backend!r}  # must be set before keras is imported
+{env_src}
 import numpy as np
 
 LAYER = {case.layer!r}
@@ -303,7 +308,7 @@ def make_arrays():
 def main():
     import keras
 
-    x, weights = make_arrays()
+{setting_src}    x, weights = make_arrays()
     print(f"keras {{keras.__version__}}, backend {{keras.backend.backend()}}")
     if NOTE:
         print("conv-parity:", NOTE)
@@ -336,7 +341,7 @@ def main():
     if bad.any():
         where = tuple(int(i) for i in np.argwhere(bad)[0])
         print(f"DISCREPANCY: {{int(bad.sum())}} of {{bad.size}} values differ; first at {{where}}: "
-              f"output {{y64[where]!r}}, reference {{y_ref[where]!r}}")
+              f"output {{float(y64[where])!r}}, reference {{float(y_ref[where])!r}}")
         return 1
     print("OK")
     return 0

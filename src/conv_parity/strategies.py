@@ -98,10 +98,10 @@ class KnownFilter:
 
     def __init__(self, registry: Registry, backends: Sequence[str] | None = None,
                  keras_version: str | None = None, counter: FilterCounter | None = None) -> None:
-        from conv_parity import BACKENDS
+        from conv_parity.backends import KERAS_BACKENDS
 
         self.registry = registry
-        self.backends = tuple(backends) if backends is not None else tuple(BACKENDS)
+        self.backends = tuple(backends) if backends is not None else KERAS_BACKENDS
         self.keras_version = keras_version if keras_version is not None else (
             installed_keras_version())
         self.counter = counter if counter is not None else COUNTER

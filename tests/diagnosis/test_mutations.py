@@ -46,9 +46,14 @@ EXTRA = [
 ]
 
 
+#: One test-only target per mutant: the backend with that bug injected (conv_parity.backends).
+MUTANTS = {name: f"{BACKEND}:mutant-{name}" for name in mutations.MUTATIONS}
+
+
 @pytest.fixture(scope="module")
 def engine():
-    with Engine([BACKEND], extra_env={"CONV_PARITY_ENABLE_MUTATIONS": "1"}) as eng:
+    with Engine([BACKEND, *MUTANTS.values()],
+                extra_env={"CONV_PARITY_ENABLE_MUTATIONS": "1"}) as eng:
         yield eng
 
 
@@ -64,13 +69,13 @@ def _names(outcome, expected: frozenset[str]) -> bool:
 
 
 def _score(engine, cases: list[ConvCase]) -> dict[str, dict]:
-    baseline = engine.check(cases)
-    conforming = [o.case for o in baseline if o.verdict == "pass"]
+    outcomes = engine.check(cases)  # every mutant runs beside the plain backend, concurrently
+    conforming = {o.case for o in outcomes if o.backend == BACKEND and o.verdict == "pass"}
     assert conforming, "nothing conforms unmutated: the mutation test would prove nothing"
     table: dict[str, dict] = {}
-    for name in mutations.MUTATIONS:
-        outcomes = engine.check(conforming, mutation=name)
-        failing = [o for o in outcomes if o.verdict in FAILING]
+    for name, target in MUTANTS.items():
+        failing = [o for o in outcomes if o.backend == target and o.case in conforming
+                   and o.verdict in FAILING]
         expected = mutations.EXPECTED_DIAGNOSIS[name]
         named = [_names(o, expected) for o in failing]
         table[name] = {

@@ -159,6 +159,38 @@ def test_stale_known_entries_are_called_out() -> None:
     assert "Stale known discrepancies:</b>" in render_html(doc) and "old-bug" in render_html(doc)
 
 
+def _variant_doc() -> dict:
+    known = {"id": "tf-x", "link": "unreported", "note": "n", "verdict": "fail-error-parity",
+             "fixed_in": "3.15.0"}
+    results = [
+        make_result(backend="tensorflow:onednn-off", verdict="xfail",
+                    observed_verdict="fail-error-parity", known=known),
+        make_result(backend="tensorflow:onednn-on", verdict="pass"),
+    ]
+    info = {"available": True, "keras_version": "3.15.1", "backend_version": "2.21.0",
+            "device": "cpu", "import_error": None}
+    env = {"python": "3.11", "platform": "Linux", "keras": "3.15.1", "numpy": "2.4",
+           "facts": {"cpu.model": "Xeon Test", "cpu.count": 2, "cpu.isa": ["avx2", "amx_tile"]},
+           "backends": {
+               "tensorflow:onednn-off": {**info, "facts": {"tensorflow.onednn": False}},
+               "tensorflow:onednn-on": {**info, "facts": {"tensorflow.onednn": True}}}}
+    return build_doc(results, {}, env, True)
+
+
+def test_reports_show_facts_variant_disagreements_and_fix_releases() -> None:
+    doc = _variant_doc()
+    md, html = render_markdown(doc), render_html(doc)
+    assert (r"**Platform:** Xeon Test (2 cores; avx2 amx\_tile); tensorflow:onednn-off: "
+            "onednn=off; tensorflow:onednn-on: onednn=on") in md
+    assert "## Where variants of one backend disagree (1)" in md
+    assert "tensorflow:onednn-on: pass, tensorflow:onednn-off: fail-error-parity" in md
+    assert "**fixed in Keras 3.15.0: upgrade**" in md
+    header = next(line for line in md.splitlines() if line.startswith("| layer / op"))
+    assert header == "| layer / op | tensorflow:onednn-on | tensorflow:onednn-off |"
+    assert "Where variants of one backend disagree (1)" in html
+    assert "platform facts</b> Xeon Test" in html and "fixed in Keras 3.15.0: upgrade" in html
+
+
 def test_html_empty_report() -> None:
     doc = build_doc([], {}, {"python": None, "platform": None, "keras": None, "numpy": None,
                              "backends": {}}, False)

@@ -10,19 +10,11 @@ import psutil
 import pytest
 
 from conv_parity import BACKENDS
-
-# What each Keras backend needs besides keras itself.
-_NEEDS = {
-    "tensorflow": ("tensorflow",),
-    "torch": ("torch",),
-    "jax": ("jax",),
-    "numpy": ("jax",),  # Keras' numpy backend computes convs with jax.lax
-    "openvino": ("openvino",),
-}
+from conv_parity import backends as targets
 
 
 def missing_module(backend: str) -> str | None:
-    for name in ("keras", *_NEEDS[backend]):
+    for name in ("keras", *targets.get(backend).modules):
         if importlib.util.find_spec(name) is None:
             return name
     return None

@@ -14,13 +14,30 @@ def is_failure(verdict: str) -> bool:
 
 
 def backend_order(doc: Mapping[str, Any]) -> list[str]:
-    """Backends in Keras's usual order first, then any others alphabetically."""
-    from conv_parity import BACKENDS
+    """Backends in Keras's usual order first (each followed by its variants), then others."""
+    from conv_parity.backends import ordered
 
     names = {r["backend"] for r in doc["results"]}
     names |= set((doc.get("run") or {}).get("backends") or [])
-    known = [b for b in BACKENDS if b in names]
-    return known + sorted(names - set(known))
+    return ordered(names)
+
+
+def cpu_line(doc: Mapping[str, Any]) -> str:
+    """``Intel Xeon ... (2 cores; avx2 avx512f amx_tile); tensorflow: onednn=on; ...``: the
+    platform facts that select kernels, for report headers ('' for reports without facts)."""
+    env = doc.get("environment") or {}
+    cpu = env.get("facts") or {}
+    parts = []
+    if cpu.get("cpu.model"):
+        isa = " ".join(cpu.get("cpu.isa") or []) or "no AVX2/AVX-512/AMX"
+        parts.append(f"{cpu['cpu.model']} ({cpu.get('cpu.count', '?')} cores; {isa})")
+    from conv_parity.facts import HEADLINE, describe
+
+    for name, info in (env.get("backends") or {}).items():
+        text = describe(info.get("facts") or {}, HEADLINE)
+        if text:
+            parts.append(f"{name}: {text}")
+    return "; ".join(parts)
 
 
 def layer_order(doc: Mapping[str, Any]) -> list[str]:

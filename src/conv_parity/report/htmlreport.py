@@ -299,11 +299,14 @@ def _env_html(doc: Mapping[str, Any]) -> str:
     out.append(" · ".join(f"<b>{esc(k)}</b> {esc(env.get(k) or '?')}"
                           for k in ("python", "keras", "numpy", "platform")))
     out.append("</p>")
+    cpu = common.cpu_line(doc)
+    if cpu:
+        out.append(f'<p class="runline"><b>platform facts</b> {esc(cpu)}</p>')
     backends = env.get("backends") or {}
     if backends:
         out.append('<table class="env"><thead><tr><th>backend</th><th>available</th>'
                    "<th>keras</th><th>backend version</th><th>device</th><th>fp settings</th>"
-                   "</tr></thead><tbody>")
+                   "<th>facts</th></tr></thead><tbody>")
         for name, info in backends.items():
             if info.get("available"):
                 avail = '<span class="yes">yes</span>'
@@ -317,7 +320,8 @@ def _env_html(doc: Mapping[str, Any]) -> str:
                 f"<td>{esc(info.get('keras_version') or '—')}</td>"
                 f"<td>{esc(info.get('backend_version') or '—')}</td>"
                 f"<td>{esc(info.get('device') or '—')}</td>"
-                f"<td class=\"mono\">{esc(_fp(info.get('fp_settings')))}</td></tr>")
+                f"<td class=\"mono\">{esc(_fp(info.get('fp_settings')))}</td>"
+                f"<td class=\"mono\">{esc(_fp(info.get('facts')))}</td></tr>")
         out.append("</tbody></table>")
     run = dict(doc.get("run") or {})
     if run:
@@ -330,6 +334,25 @@ def _env_html(doc: Mapping[str, Any]) -> str:
             out.append(f"<tr><th>sources</th><td class=\"mono\">"
                        f"{esc(json.dumps(sources, ensure_ascii=False))}</td></tr>")
         out.append("</tbody></table></details>")
+    return "".join(out)
+
+
+def _disagreements_html(doc: Mapping[str, Any]) -> str:
+    """The cases where variants of one backend (oneDNN on/off, ...) observed different
+    verdicts ('' when they all agree)."""
+    from conv_parity.variants import disagreements
+
+    found = disagreements(doc["results"])
+    if not found:
+        return ""
+    out = [f"<h2>Where variants of one backend disagree ({len(found)})</h2>",
+           '<table class="others"><thead><tr><th>case</th><th>backend</th>'
+           "<th>observed per variant</th></tr></thead><tbody>"]
+    for d in found[:MAX_ROWS]:
+        per = ", ".join(f"<b>{esc(t)}</b> {_badge(v)}" for t, v in d.observed)
+        out.append(f'<tr><td class="mono">{esc(d.case_id)}</td><td>{esc(d.keras_backend)}</td>'
+                   f"<td>{per}</td></tr>")
+    out.append("</tbody></table>")
     return "".join(out)
 
 
@@ -383,7 +406,9 @@ def _card(r: Mapping[str, Any]) -> str:
     if known:
         note = f" — {esc(known['note'])}" if known.get("note") else ""
         link = f" {_safe_link(known['link'])}" if known.get("link") else ""
-        facts.append(("known", f"<code>{esc(known['id'])}</code>{link}{note}"))
+        fix = (f" — <b>fixed in Keras {esc(known['fixed_in'])}: upgrade</b>"
+               if known.get("fixed_in") else "")
+        facts.append(("known", f"<code>{esc(known['id'])}</code>{link}{fix}{note}"))
     if r.get("repro"):
         facts.append(("repro", f"<code>{esc(r['repro'])}</code>"))
     if r.get("seconds") is not None:
@@ -419,6 +444,8 @@ def _row(r: Mapping[str, Any]) -> str:
         note = f"<code>{esc(known['id'])}</code> "
         if known.get("link"):
             note += _safe_link(known["link"]) + " "
+        if known.get("fixed_in"):
+            note += f"<b>fixed in Keras {esc(known['fixed_in'])}: upgrade</b> "
     if r.get("message"):
         note += esc(_clip(" ".join(str(r["message"]).split()), 240))
     secs = "" if r.get("seconds") is None else esc(common.fmt_float(r["seconds"], 3))
@@ -486,6 +513,7 @@ def render_html(doc: Mapping[str, Any]) -> str:
                "parity, crash, timeout) · xfail: known discrepancy · unsupported: every backend "
                "rejects the configuration · skip: backend not available. Click a cell to filter."
                "</p>")
+    out.append(_disagreements_html(doc))
     out.append("<h2>Environment</h2>")
     out.append(_env_html(doc))
 

@@ -11,7 +11,9 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from conv_parity.facts import HEADLINE, describe
 from conv_parity.report import common
+from conv_parity.variants import disagreements
 
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]|#~])")
 MAX_MESSAGE = 1500
@@ -124,6 +126,9 @@ def render_markdown(
                 ""]
     out.append(" · ".join(f"**{k}:** {md_text(v)}" for k, v in common.run_line(doc)))
     out.append("")
+    cpu = common.cpu_line(doc)
+    if cpu:
+        out += [f"**Platform:** {md_text(cpu)}", ""]
     env = doc.get("environment") or {}
     conflicts = env.get("conflicts") or {}
     if conflicts:
@@ -146,17 +151,29 @@ def render_markdown(
     else:
         out += ["_No results._", ""]
 
+    disagreeing = disagreements(doc["results"])
+    if disagreeing:
+        out += [f"## Where variants of one backend disagree ({len(disagreeing)})", "",
+                "| case | backend | observed per variant |", "|---|---|---|"]
+        for d in disagreeing[:50]:
+            per = ", ".join(f"{md_text(t)}: {md_text(v)}" for t, v in d.observed)
+            out.append(f"| {md_code(d.case_id)} | {md_text(d.keras_backend)} | {per} |")
+        if len(disagreeing) > 50:
+            out.append(f"| …and {len(disagreeing) - 50} more | | |")
+        out.append("")
+
     backends = env.get("backends") or {}
     if backends:
         out += ["<details><summary>Environment</summary>", "",
-                "| backend | available | keras | backend version | device |",
-                "|---|---|---|---|---|"]
+                "| backend | available | keras | backend version | device | facts |",
+                "|---|---|---|---|---|---|"]
         for name, info in backends.items():
             avail = "yes" if info.get("available") else (
                 "no: " + md_text(_truncate(str(info.get("import_error") or ""), 120)))
             out.append(f"| {md_text(name)} | {avail} | {md_text(info.get('keras_version') or '—')}"
                        f" | {md_text(info.get('backend_version') or '—')}"
-                       f" | {md_text(info.get('device') or '—')} |")
+                       f" | {md_text(info.get('device') or '—')}"
+                       f" | {md_text(describe(info.get('facts') or {}, HEADLINE) or '—')} |")
         out += ["", f"python {md_text(env.get('python') or '?')} · numpy "
                 f"{md_text(env.get('numpy') or '?')} · {md_text(env.get('platform') or '?')}",
                 "", "</details>", ""]
@@ -164,14 +181,17 @@ def render_markdown(
     known: dict[str, dict[str, Any]] = {}
     for r in doc["results"]:
         if r.get("known") and r["verdict"] == "xfail":
-            entry = known.setdefault(r["known"]["id"], {"n": 0, "link": r["known"].get("link")})
+            entry = known.setdefault(r["known"]["id"], {"n": 0, "link": r["known"].get("link"),
+                                                         "fixed_in": r["known"].get("fixed_in")})
             entry["n"] += 1
     if known:
         out += [f"<details><summary>Known discrepancies hit ({len(known)})</summary>", ""]
         for kid, entry in sorted(known.items()):
             link = f" — {md_text(entry['link'])}" if entry["link"] else ""
+            fix = (f" — **fixed in Keras {md_text(entry['fixed_in'])}: upgrade**"
+                   if entry.get("fixed_in") else "")
             plural = "" if entry["n"] == 1 else "s"
-            out.append(f"- {md_code(kid)}: {entry['n']} result{plural}{link}")
+            out.append(f"- {md_code(kid)}: {entry['n']} result{plural}{link}{fix}")
         out += ["", "</details>", ""]
 
     stale = common.stale_known(doc)

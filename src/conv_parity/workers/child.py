@@ -1,7 +1,8 @@
-"""The worker process: ``python -m conv_parity.workers.child <backend>``.
+"""The worker process: ``python -m conv_parity.workers.child <target>``.
 
-Keras fixes its backend at import, so each backend runs in its own long-lived process. This
-module imports Keras once (KERAS_BACKEND is set by the pool), reports the backend's facts, then
+Keras fixes its backend at import, so each target (a backend or a variant of one, see
+:mod:`conv_parity.backends`) runs in its own long-lived process. This module applies the
+target's settings, imports Keras once, reports the backend's facts, then
 serves batches of cases over the channel whose file descriptor is in CONV_PARITY_CHANNEL_FD.
 Every exception of the code under test becomes data (type, message, phase); only a real crash
 or hang of the backend ends the process, and the pool recovers from those.
@@ -26,11 +27,14 @@ from typing import Any
 
 import numpy as np
 
+from conv_parity import facts
+from conv_parity.backends import MUTATION_GATE, BackendSpec, get
 from conv_parity.workers import hooks
 from conv_parity.workers.protocol import Channel, ChannelClosed, ProtocolError
 
 _PR_SET_PDEATHSIG = 1
 _keras: Any = None  # the keras module, once imported
+_mutation: str | None = None  # the injected bug of a test-only mutant target (gated)
 
 
 def _die_with_parent() -> None:
@@ -58,103 +62,30 @@ def _die_with_parent() -> None:
     threading.Thread(target=watchdog, args=(os.getppid(),), daemon=True).start()
 
 
-def _limit_threads() -> None:
+def _limit_threads(spec: BackendSpec) -> None:
     """Apply CONV_PARITY_THREADS to the libraries that do not read the OMP env vars."""
     n = os.environ.get("CONV_PARITY_THREADS")
-    if not n:
+    if not n or spec.limit_threads is None:
         return
-    backend = os.environ.get("KERAS_BACKEND")
     try:
-        if backend == "torch":
-            import torch
-
-            torch.set_num_threads(int(n))
-            torch.set_num_interop_threads(1)
-        elif backend == "tensorflow":
-            import tensorflow as tf
-
-            tf.config.threading.set_intra_op_parallelism_threads(int(n))
-            tf.config.threading.set_inter_op_parallelism_threads(1)
+        spec.limit_threads(int(n))
     except Exception as exc:  # a thread setting must never make a backend unavailable
         print(f"conv-parity worker: could not limit threads: {exc}", file=sys.stderr)
 
 
-def _version(module: str) -> str | None:
-    try:
-        from importlib import metadata
-
-        return metadata.version(module)
-    except Exception:
-        mod = sys.modules.get(module)
-        return getattr(mod, "__version__", None)
-
-
-def backend_facts(backend: str) -> dict[str, Any]:
-    """Versions, device and the floating-point settings that change results on this backend."""
+def backend_facts(spec: BackendSpec) -> dict[str, Any]:
+    """Versions, device, floating-point settings and the platform facts of this worker."""
     import keras
 
-    versions: dict[str, str] = {"keras": keras.__version__, "numpy": np.__version__}
-    fp: dict[str, Any] = {"floatx": keras.config.floatx()}
-    device = "cpu"
-    backend_version: str | None = None
-    if backend == "torch":
-        import torch
-
-        backend_version = versions["torch"] = torch.__version__
-        fp["torch.float32_matmul_precision"] = torch.get_float32_matmul_precision()
-        fp["torch.backends.cuda.matmul.allow_tf32"] = bool(torch.backends.cuda.matmul.allow_tf32)
-        fp["torch.backends.cudnn.allow_tf32"] = bool(torch.backends.cudnn.allow_tf32)
-        fp["torch.num_threads"] = torch.get_num_threads()
-        with contextlib.suppress(Exception):
-            fp["torch.mkldnn_enabled"] = bool(torch.backends.mkldnn.is_available())
-        from keras.src.backend.torch.core import get_device
-
-        device = str(get_device())
-        if device.startswith("cuda"):
-            device += f" ({torch.cuda.get_device_name()})"
-    elif backend == "tensorflow":
-        import tensorflow as tf
-
-        backend_version = versions["tensorflow"] = tf.__version__
-        fp["tf.tensor_float_32_execution_enabled"] = bool(
-            tf.config.experimental.tensor_float_32_execution_enabled()
-        )
-        fp["TF_ENABLE_ONEDNN_OPTS"] = os.environ.get("TF_ENABLE_ONEDNN_OPTS")
-        fp["tf.intra_op_threads"] = tf.config.threading.get_intra_op_parallelism_threads()
-        gpus = tf.config.list_logical_devices("GPU")
-        device = gpus[0].name if gpus else "cpu"
-    elif backend in ("jax", "numpy"):
-        import jax
-
-        versions["jax"] = jax.__version__
-        versions["jaxlib"] = _version("jaxlib") or "?"
-        if backend == "jax":
-            backend_version = jax.__version__
-        else:  # the Keras numpy backend computes convolutions with jax.lax
-            backend_version = f"numpy {np.__version__} (convs via jax {jax.__version__})"
-        fp["jax_default_matmul_precision"] = jax.config.jax_default_matmul_precision
-        fp["jax_enable_x64"] = bool(jax.config.jax_enable_x64)
-        dev = jax.devices()[0]
-        device = f"{dev.platform}:{getattr(dev, 'device_kind', '')}" if backend == "jax" else "cpu"
-    elif backend == "openvino":
-        import openvino as ov
-
-        backend_version = versions["openvino"] = ov.__version__
-        from keras.src.backend.openvino.core import get_device
-
-        device = get_device()
-        fp["convert_to_numpy INFERENCE_PRECISION_HINT"] = "f32 (set by keras)"
-        try:
-            hint = ov.Core().get_property(device, "INFERENCE_PRECISION_HINT")
-            fp["device default INFERENCE_PRECISION_HINT"] = str(hint)
-        except Exception:
-            pass
+    who = facts.IDENTITY[spec.keras_backend]()
     return {
         "keras_version": keras.__version__,
-        "backend_version": backend_version,
-        "versions": versions,
-        "device": device,
-        "fp_settings": fp,
+        "backend_version": who.backend_version,
+        "versions": {"keras": keras.__version__, "numpy": np.__version__, **who.versions},
+        "device": who.device,
+        "fp_settings": {"floatx": keras.config.floatx(), **who.fp_settings},
+        "facts": facts.collect(spec.keras_backend),
+        "target": spec.to_json(),
     }
 
 
@@ -263,13 +194,12 @@ def _compute(item_header: dict[str, Any], case: Any, x: np.ndarray, weights: lis
     fault = item_header.get("fault")
     if fault and hooks.enabled():
         hooks.inject(fault, channel)
-    mutation = item_header.get("mutation")
-    if mutation is not None and os.environ.get("CONV_PARITY_ENABLE_MUTATIONS") == "1":
+    if _mutation is not None and os.environ.get(MUTATION_GATE) == "1":
         try:
             import conv_parity.mutations as mutations
         except Exception as exc:
             raise _tag(exc, "call") from None
-        return mutations.apply(mutation, case, x, weights, run_case)
+        return mutations.apply(_mutation, case, x, weights, run_case)
     return run_case(case, x, weights)
 
 
@@ -354,24 +284,27 @@ def serve(channel: Channel, backend: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the worker process."""
-    global _keras
+    global _keras, _mutation
     argv = sys.argv[1:] if argv is None else argv
-    backend = argv[0] if argv else os.environ.get("KERAS_BACKEND", "")
+    target = argv[0] if argv else os.environ.get("KERAS_BACKEND", "")
     _die_with_parent()
     faulthandler.enable()  # a segfault leaves a Python traceback in the log tail
     channel = Channel.from_fd(int(os.environ["CONV_PARITY_CHANNEL_FD"]))
     t0 = time.perf_counter()
     ready: dict[str, Any] = {
         "type": "ready",
-        "backend": backend,
+        "backend": target,
         "pid": os.getpid(),
         "python": platform.python_version(),
     }
     try:
+        spec = get(target)
+        backend = spec.keras_backend
+        os.environ.update(spec.environment)  # the pool set them already; a direct start too
         os.environ["KERAS_BACKEND"] = backend
         if hooks.enabled():
             hooks.hide_modules()
-        _limit_threads()
+        _limit_threads(spec)
         import keras
 
         if keras.backend.backend() != backend:
@@ -379,8 +312,11 @@ def main(argv: list[str] | None = None) -> int:
                 f"keras loaded backend {keras.backend.backend()!r}, not {backend!r} "
                 "(is KERAS_BACKEND overridden by keras.json?)"
             )
+        if spec.after_import is not None:
+            spec.after_import()
         _keras = keras
-        ready.update(backend_facts(backend))
+        _mutation = spec.mutation
+        ready.update(backend_facts(spec))
         # Everything imported so far lives as long as the process: keep the cyclic GC from
         # re-scanning it after every few layers built (measured: ~4% of a fast case).
         gc.freeze()
@@ -392,7 +328,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         channel.send(ready)
         if ready["available"]:
-            serve(channel, backend)
+            serve(channel, target)
     except (BrokenPipeError, ConnectionError, ChannelClosed):
         pass  # the parent went away: nothing left to do
     except ProtocolError as exc:

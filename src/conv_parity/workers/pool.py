@@ -34,7 +34,8 @@ from pathlib import Path
 from typing import Any
 
 import conv_parity
-from conv_parity.errors import HarnessError, UsageError
+from conv_parity import backends as targets
+from conv_parity.errors import HarnessError
 from conv_parity.workers.protocol import (
     Channel,
     ChannelClosed,
@@ -45,8 +46,7 @@ from conv_parity.workers.protocol import (
 )
 from conv_parity.workers.results import BackendInfo, BackendResult, WorkItem
 
-KNOWN_BACKENDS: tuple[str, ...] = conv_parity.BACKENDS
-PASSTHROUGH_ENV = ("CONV_PARITY_TEST_HOOKS", "CONV_PARITY_ENABLE_MUTATIONS")
+PASSTHROUGH_ENV = ("CONV_PARITY_TEST_HOOKS", targets.MUTATION_GATE)
 TAIL_LINES = 30
 _BATCH_MAX_ITEMS = 256
 _BATCH_MAX_BYTES = 256 * 2**20
@@ -272,11 +272,11 @@ class WorkerPool:
         self._workers: dict[str, _Worker] = {}
         self._infos: dict[str, BackendInfo] = {}
         self._unavailable: dict[str, BackendInfo] = {}
-        self._locks: dict[str, threading.Lock] = {b: threading.Lock() for b in KNOWN_BACKENDS}
+        self._locks: dict[str, threading.Lock] = {}  # one per target, made on first use
         self._owners: dict[str, int] = {}  # backend -> thread id of its running run()
-        self._state = threading.Lock()  # guards _workers/_infos/_unavailable
+        self._state = threading.Lock()  # guards _workers/_infos/_unavailable/_locks
         self._closed = False
-        self.restarts: dict[str, int] = dict.fromkeys(KNOWN_BACKENDS, 0)
+        self.restarts: dict[str, int] = {}
         _POOLS.add(self)
         _install_handlers()
 
@@ -288,10 +288,13 @@ class WorkerPool:
         self.close()
 
     def _check_backend(self, backend: str) -> None:
-        if backend not in KNOWN_BACKENDS:
-            raise UsageError(f"unknown backend {backend!r}; known: {', '.join(KNOWN_BACKENDS)}")
+        """Known target (UsageError otherwise), pool open; makes the target's lock."""
+        targets.get(backend)
         if self._closed:
             raise HarnessError("WorkerPool is closed")
+        with self._state:
+            self._locks.setdefault(backend, threading.Lock())
+            self.restarts.setdefault(backend, 0)
 
     def log_path(self, backend: str) -> Path:
         """Where the backend's worker stdout/stderr go (appended across restarts)."""
@@ -303,7 +306,7 @@ class WorkerPool:
             if name in os.environ:
                 env[name] = os.environ[name]
         env.update(self.extra_env)
-        env["KERAS_BACKEND"] = backend
+        env = targets.worker_env(backend, env)  # the target's settings, KERAS_BACKEND
         env["PYTHONPATH"] = _pythonpath_for_child()
         env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         env.setdefault("PYTHONUNBUFFERED", "1")
@@ -378,6 +381,8 @@ class WorkerPool:
             versions=dict(header.get("versions") or {}),
             device=header.get("device"),
             fp_settings=dict(header.get("fp_settings") or {}),
+            facts=dict(header.get("facts") or {}),
+            target=dict(header.get("target") or {}),
             import_seconds=header.get("import_seconds"),
             startup_seconds=time.monotonic() - worker.started,
             pid=header.get("pid", worker.pid),
@@ -512,8 +517,6 @@ class WorkerPool:
             header = {"type": "case", "seq": start + k, "case": case_json}
             if item.fault is not None:
                 header["fault"] = item.fault
-            if item.mutation is not None:
-                header["mutation"] = item.mutation
             parts.append(frame_from_blobs(header, blobs))
         worker.channel.sock.settimeout(self.timeout)
         worker.channel.sock.sendall(b"".join(parts))

@@ -87,6 +87,10 @@ class BackendInfo:
     versions: dict[str, str] = field(default_factory=dict)  # every relevant library -> version
     device: str | None = None
     fp_settings: dict[str, Any] = field(default_factory=dict)
+    #: Platform facts in force in this worker (conv_parity.facts): what the registry scopes by.
+    facts: dict[str, Any] = field(default_factory=dict)
+    #: The target's record (conv_parity.backends.BackendSpec.to_json): keras backend, setting.
+    target: dict[str, Any] = field(default_factory=dict)
     import_seconds: float | None = None  # measured inside the worker: import keras + backend
     startup_seconds: float | None = None  # measured by the pool: spawn -> ready message
     pid: int | None = None
@@ -104,6 +108,8 @@ class BackendInfo:
             "versions": dict(self.versions),
             "device": self.device,
             "fp_settings": dict(self.fp_settings),
+            "facts": dict(self.facts),
+            "target": dict(self.target),
             "import_seconds": self.import_seconds,
             "startup_seconds": self.startup_seconds,
             "pid": self.pid,
@@ -116,15 +122,14 @@ class BackendInfo:
 class WorkItem:
     """One case to run: the case and the arrays made from its seed in the parent.
 
-    `fault` (test hooks) and `mutation` (suite self-tests) are honoured by the worker only when
-    CONV_PARITY_TEST_HOOKS=1 / CONV_PARITY_ENABLE_MUTATIONS=1 are set in its environment.
+    `fault` (test hooks) is honoured by the worker only when CONV_PARITY_TEST_HOOKS=1 is set
+    in its environment. (Injected bugs are targets of their own: conv_parity.backends.mutant.)
     """
 
     case: Any  # conv_parity.case.ConvCase (not imported here to keep this module light)
     x: np.ndarray
     weights: list[np.ndarray] = field(default_factory=list)
     fault: str | None = None
-    mutation: Any = None  # JSON-serialisable description, interpreted by conv_parity.mutations
     _wire: tuple[dict[str, Any], list[bytes]] | None = field(
         default=None, init=False, repr=False, compare=False
     )

@@ -1,0 +1,228 @@
+"""Every runnable target, one frozen record each, looked up by name.
+
+A *target* is what one worker process runs: a Keras backend (``tensorflow``, ``torch``, ``jax``,
+``numpy``, ``openvino``, named as Keras names them), or a *variant* of one, started under one
+setting that selects other kernels (``tensorflow:onednn-off``: the same backend with
+``TF_ENABLE_ONEDNN_OPTS=0``), or a test-only mutant (``jax:mutant-shift_h``, see
+:mod:`conv_parity.mutations`). A record holds every fact callers would otherwise switch on: the
+Keras backend, the modules it needs, the distribution whose version is the backend's, the
+environment set before Keras is imported and the settings applied just after.
+
+Selections (``--backends``, ``--conv-backends``) are comma-separated names and patterns:
+``all`` is every installed default backend, ``tensorflow:*`` every installed variant of one
+backend; patterns match installed targets only, a literal name must be installed.
+
+Why variants exist: TensorFlow turns oneDNN on by default on CPUs with AVX512_VNNI / AVX512_BF16
+/ AMX and off on older ones, and then computes (and fails) differently; a verdict must not
+depend on which machine ran it, so one run can hold both settings, each its own worker and row.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from conv_parity.errors import UsageError
+
+#: The gate of the test-only mutant targets (the worker honours a mutation only when it is "1").
+MUTATION_GATE = "CONV_PARITY_ENABLE_MUTATIONS"
+_MUTANT_PREFIX = "mutant-"
+
+
+def _torch_threads(n: int) -> None:
+    import torch
+
+    torch.set_num_threads(n)
+    torch.set_num_interop_threads(1)
+
+
+def _tf_threads(n: int) -> None:
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(n)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+
+
+def _torch_mkldnn_off() -> None:
+    import torch
+
+    torch.backends.mkldnn.enabled = False
+
+
+@dataclass(frozen=True)
+class BackendSpec:
+    """One runnable target. ``env`` is applied before Keras is imported, ``after_import`` right
+    after (settings that have no environment variable, e.g. ``torch.backends.mkldnn``)."""
+
+    name: str
+    keras_backend: str
+    modules: tuple[str, ...]
+    library: str
+    summary: str
+    env: tuple[tuple[str, str], ...] = ()
+    after_import: Callable[[], None] | None = field(default=None, compare=False)
+    after_import_source: str = ""  # the same setting as code, for repro scripts
+    limit_threads: Callable[[int], None] | None = field(default=None, compare=False)
+    mutation: str | None = None
+    #: Selected by ``all`` (the plain backends); variants and mutants are asked for by name.
+    default: bool = False
+
+    @property
+    def setting(self) -> str | None:
+        """The part after the colon (``onednn-off``), None for a plain backend."""
+        return self.name.split(":", 1)[1] if ":" in self.name else None
+
+    @property
+    def environment(self) -> dict[str, str]:
+        return dict(self.env)
+
+    def installed(self) -> bool:
+        """Whether the modules it needs can be found (without importing them: cheap)."""
+        return all(importlib.util.find_spec(m) is not None for m in self.modules)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "keras_backend": self.keras_backend,
+                "setting": self.setting, "env": self.environment,
+                "after_import": self.after_import_source or None, "summary": self.summary}
+
+
+def _plain(name: str, modules: tuple[str, ...], library: str, summary: str,
+           limit: Callable[[int], None] | None = None) -> BackendSpec:
+    return BackendSpec(name, name, modules, library, summary, limit_threads=limit, default=True)
+
+
+_BASE = (
+    _plain("tensorflow", ("tensorflow",), "tensorflow", "TensorFlow", _tf_threads),
+    _plain("torch", ("torch",), "torch", "PyTorch", _torch_threads),
+    _plain("jax", ("jax",), "jax", "JAX"),
+    # The Keras NumPy backend computes convolutions with jax.lax.
+    _plain("numpy", ("jax",), "numpy", "NumPy (convolutions via jax.lax)"),
+    _plain("openvino", ("openvino",), "openvino", "OpenVINO (inference only)"),
+)
+_BY_NAME = {s.name: s for s in _BASE}
+
+_VARIANTS = (
+    BackendSpec("tensorflow:onednn-on", "tensorflow", ("tensorflow",), "tensorflow",
+                "TensorFlow with oneDNN forced on (TF_ENABLE_ONEDNN_OPTS=1; any x86 CPU)",
+                env=(("TF_ENABLE_ONEDNN_OPTS", "1"),), limit_threads=_tf_threads),
+    BackendSpec("tensorflow:onednn-off", "tensorflow", ("tensorflow",), "tensorflow",
+                "TensorFlow with oneDNN off (TF_ENABLE_ONEDNN_OPTS=0)",
+                env=(("TF_ENABLE_ONEDNN_OPTS", "0"),), limit_threads=_tf_threads),
+    BackendSpec("torch:mkldnn-off", "torch", ("torch",), "torch",
+                "PyTorch with its oneDNN (mkldnn) kernels off",
+                after_import=_torch_mkldnn_off,
+                after_import_source="import torch\ntorch.backends.mkldnn.enabled = False",
+                limit_threads=_torch_threads),
+)
+
+#: Every named target, in display order (mutants are made on demand, see :func:`get`).
+SPECS: dict[str, BackendSpec] = {s.name: s for s in (*_BASE, *_VARIANTS)}
+#: The Keras backends, named as Keras names them.
+KERAS_BACKENDS: tuple[str, ...] = tuple(s.name for s in _BASE)
+
+
+def mutant(base: str, mutation: str) -> BackendSpec:
+    """The test-only target that runs ``base`` with ``mutation`` injected (worker-side gate:
+    the environment variable :data:`MUTATION_GATE` must be "1" there)."""
+    spec = get(base)
+    return BackendSpec(
+        f"{spec.keras_backend}:{_MUTANT_PREFIX}{mutation}", spec.keras_backend, spec.modules,
+        spec.library, f"{spec.summary} with the injected bug {mutation!r} (test only)",
+        limit_threads=spec.limit_threads, mutation=mutation,
+    )
+
+
+def get(name: str) -> BackendSpec:
+    """The record of ``name``; an unknown name is a UsageError that lists the known ones."""
+    spec = SPECS.get(name)
+    if spec is not None:
+        return spec
+    base, _, setting = name.partition(":")
+    if setting.startswith(_MUTANT_PREFIX) and base in _BY_NAME:
+        from conv_parity.mutations import MUTATIONS
+
+        mutation = setting[len(_MUTANT_PREFIX):]
+        if mutation in MUTATIONS:
+            return mutant(base, mutation)
+        raise UsageError(f"unknown mutant {name!r}; mutations: {', '.join(MUTATIONS)}")
+    raise UsageError(f"unknown backend {name!r}; choose from {', '.join(SPECS)} "
+                     "(or 'all', or 'BACKEND:*' for every variant of one)")
+
+
+def keras_backend(name: str) -> str:
+    """The Keras backend a target runs (``tensorflow:onednn-off`` -> ``tensorflow``)."""
+    return get(name).keras_backend
+
+
+def variants_of(backend: str) -> list[BackendSpec]:
+    """The named variants of a Keras backend (not the plain backend, not mutants)."""
+    return [s for s in SPECS.values() if s.keras_backend == backend and not s.default]
+
+
+def installed() -> list[str]:
+    """Plain backends whose libraries are installed (found without importing them)."""
+    return [s.name for s in _BASE if s.installed()]
+
+
+def _expand(token: str) -> list[str] | None:
+    """A pattern's installed targets, or None when ``token`` is a literal name."""
+    if token == "all":
+        return installed()
+    if token.endswith(":*"):
+        base = token[:-2]
+        if base not in _BY_NAME:
+            raise UsageError(f"unknown backend {base!r} in {token!r}; choose from "
+                             f"{', '.join(KERAS_BACKENDS)}")
+        return [s.name for s in variants_of(base) if s.installed()]
+    return None
+
+
+def parse(selection: str | Sequence[str] | None) -> tuple[list[str], bool]:
+    """(target names, explicit) from a selection.
+
+    None, "" or "all" mean every installed backend (not explicit: one that fails to import is
+    skipped). Patterns (``all``, ``BACKEND:*``) match installed targets; a literal name that is
+    not installed is a UsageError saying what it needs.
+    """
+    if selection is None or (isinstance(selection, str) and selection.strip() in ("", "all")) \
+            or (not isinstance(selection, str) and not selection):
+        return installed(), False
+    tokens = [t.strip() for t in selection.split(",")] if isinstance(selection, str) \
+        else [str(t).strip() for t in selection]
+    names: list[str] = []
+    literal = False
+    for token in filter(None, tokens):
+        expanded = _expand(token)
+        if expanded is None:
+            literal = True
+            spec = get(token)
+            if not spec.installed():
+                raise UsageError(f"backend not installed here: {token} (needs "
+                                 f"{'/'.join(spec.modules)}); see `conv-parity backends`")
+            expanded = [token]
+        names.extend(expanded)
+    return list(dict.fromkeys(names)), literal
+
+
+def worker_env(name: str, base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment a target's worker starts with: ``base`` (default: this process's),
+    then the target's own settings, then KERAS_BACKEND."""
+    spec = get(name)
+    env = dict(os.environ if base is None else base)
+    env.update(spec.environment)
+    env["KERAS_BACKEND"] = spec.keras_backend
+    return env
+
+
+def ordered(names: Iterable[str]) -> list[str]:
+    """Names in display order: known targets as listed in :data:`SPECS`, each plain backend
+    followed by its variants, then anything else alphabetically."""
+    names = set(names)
+    rank = {n: i for i, n in enumerate(
+        n for base in KERAS_BACKENDS for n in (base, *(v.name for v in variants_of(base))))}
+    known = sorted((n for n in names if n in rank), key=rank.__getitem__)
+    rest = sorted(names - set(known), key=lambda n: (n.split(":")[0] not in rank, n))
+    return known + rest
