@@ -78,9 +78,10 @@ def bare_main(backend: str, cases_path: str) -> None:
     Each stdin line ``a b`` runs cases[a:b] and answers one JSON line of timings, so the
     parent can interleave bare and pool samples of the same cases.
     """
+    from conv_parity.backends import get
     from conv_parity.workers import child
 
-    child._limit_threads()
+    child._limit_threads(get(backend))
     import keras
 
     child._keras = keras

@@ -22,9 +22,10 @@ from __future__ import annotations
 import importlib.util
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from conv_parity import facts
 from conv_parity.errors import UsageError
 
 #: The gate of the test-only mutant targets (the worker honours a mutation only when it is "1").
@@ -66,6 +67,10 @@ class BackendSpec:
     after_import: Callable[[], None] | None = field(default=None, compare=False)
     after_import_source: str = ""  # the same setting as code, for repro scripts
     limit_threads: Callable[[int], None] | None = field(default=None, compare=False)
+    #: How its worker describes itself (versions, device, fp settings) and its fact probes
+    #: (conv_parity.facts); both run in the worker, after Keras is imported.
+    identity: Callable[[], facts.Identity] | None = field(default=None, compare=False)
+    probes: tuple[Callable[[], facts.Facts], ...] = field(default=(), compare=False)
     mutation: str | None = None
     #: Selected by ``all`` (the plain backends); variants and mutants are asked for by name.
     default: bool = False
@@ -89,33 +94,39 @@ class BackendSpec:
                 "after_import": self.after_import_source or None, "summary": self.summary}
 
 
-def _plain(name: str, modules: tuple[str, ...], library: str, summary: str,
-           limit: Callable[[int], None] | None = None) -> BackendSpec:
-    return BackendSpec(name, name, modules, library, summary, limit_threads=limit, default=True)
-
-
 _BASE = (
-    _plain("tensorflow", ("tensorflow",), "tensorflow", "TensorFlow", _tf_threads),
-    _plain("torch", ("torch",), "torch", "PyTorch", _torch_threads),
-    _plain("jax", ("jax",), "jax", "JAX"),
+    BackendSpec("tensorflow", "tensorflow", ("tensorflow",), "tensorflow", "TensorFlow",
+                limit_threads=_tf_threads, identity=facts.identity_tensorflow,
+                probes=(facts.tensorflow_facts,), default=True),
+    BackendSpec("torch", "torch", ("torch",), "torch", "PyTorch", limit_threads=_torch_threads,
+                identity=facts.identity_torch, probes=(facts.torch_facts,), default=True),
+    BackendSpec("jax", "jax", ("jax",), "jax", "JAX", identity=facts.identity_jax,
+                probes=(facts.jax_facts,), default=True),
     # The Keras NumPy backend computes convolutions with jax.lax.
-    _plain("numpy", ("jax",), "numpy", "NumPy (convolutions via jax.lax)"),
-    _plain("openvino", ("openvino",), "openvino", "OpenVINO (inference only)"),
+    BackendSpec("numpy", "numpy", ("jax",), "numpy", "NumPy (convolutions via jax.lax)",
+                identity=facts.identity_numpy, probes=(facts.jax_facts,), default=True),
+    BackendSpec("openvino", "openvino", ("openvino",), "openvino", "OpenVINO (inference only)",
+                identity=facts.identity_openvino, probes=(facts.openvino_facts,),
+                default=True),
 )
 _BY_NAME = {s.name: s for s in _BASE}
 
+
+def _variant(base: str, setting: str, summary: str, **changes: object) -> BackendSpec:
+    """``base`` started under one setting: its record with the setting's fields changed."""
+    return replace(_BY_NAME[base], name=f"{base}:{setting}", summary=summary, default=False,
+                   **changes)
+
+
 _VARIANTS = (
-    BackendSpec("tensorflow:onednn-on", "tensorflow", ("tensorflow",), "tensorflow",
-                "TensorFlow with oneDNN forced on (TF_ENABLE_ONEDNN_OPTS=1; any x86 CPU)",
-                env=(("TF_ENABLE_ONEDNN_OPTS", "1"),), limit_threads=_tf_threads),
-    BackendSpec("tensorflow:onednn-off", "tensorflow", ("tensorflow",), "tensorflow",
-                "TensorFlow with oneDNN off (TF_ENABLE_ONEDNN_OPTS=0)",
-                env=(("TF_ENABLE_ONEDNN_OPTS", "0"),), limit_threads=_tf_threads),
-    BackendSpec("torch:mkldnn-off", "torch", ("torch",), "torch",
-                "PyTorch with its oneDNN (mkldnn) kernels off",
-                after_import=_torch_mkldnn_off,
-                after_import_source="import torch\ntorch.backends.mkldnn.enabled = False",
-                limit_threads=_torch_threads),
+    _variant("tensorflow", "onednn-on",
+             "TensorFlow with oneDNN forced on (TF_ENABLE_ONEDNN_OPTS=1; any x86 CPU)",
+             env=(("TF_ENABLE_ONEDNN_OPTS", "1"),)),
+    _variant("tensorflow", "onednn-off", "TensorFlow with oneDNN off (TF_ENABLE_ONEDNN_OPTS=0)",
+             env=(("TF_ENABLE_ONEDNN_OPTS", "0"),)),
+    _variant("torch", "mkldnn-off", "PyTorch with its oneDNN (mkldnn) kernels off",
+             after_import=_torch_mkldnn_off,
+             after_import_source="import torch\ntorch.backends.mkldnn.enabled = False"),
 )
 
 #: Every named target, in display order (mutants are made on demand, see :func:`get`).
@@ -127,12 +138,10 @@ KERAS_BACKENDS: tuple[str, ...] = tuple(s.name for s in _BASE)
 def mutant(base: str, mutation: str) -> BackendSpec:
     """The test-only target that runs ``base`` with ``mutation`` injected (worker-side gate:
     the environment variable :data:`MUTATION_GATE` must be "1" there)."""
-    spec = get(base)
-    return BackendSpec(
-        f"{spec.keras_backend}:{_MUTANT_PREFIX}{mutation}", spec.keras_backend, spec.modules,
-        spec.library, f"{spec.summary} with the injected bug {mutation!r} (test only)",
-        limit_threads=spec.limit_threads, mutation=mutation,
-    )
+    spec = _BY_NAME[get(base).keras_backend]
+    return replace(spec, name=f"{spec.keras_backend}:{_MUTANT_PREFIX}{mutation}",
+                   summary=f"{spec.summary} with the injected bug {mutation!r} (test only)",
+                   default=False, mutation=mutation)
 
 
 def get(name: str) -> BackendSpec:

@@ -19,7 +19,6 @@ from conv_parity import kinds
 from conv_parity.errors import UsageError
 
 DTYPES = ("float16", "float32", "float64")
-MODES = ("eager",)
 
 _ABBREV = {
     "filters": "f",
@@ -78,8 +77,10 @@ class ConvCase:
             )
         if dtype not in DTYPES:
             raise UsageError(f"dtype must be one of {DTYPES}, got {dtype!r}")
+        from conv_parity.modes import MODES
+
         if mode not in MODES:
-            raise UsageError(f"mode must be one of {MODES}, got {mode!r}")
+            raise UsageError(f"mode must be one of {tuple(MODES)}, got {mode!r}")
         canon = kinds.canonicalize(layer, kwargs, input_shape)
         case = cls(layer, tuple(canon.items()), tuple(input_shape), dtype, 0, mode)
         if seed is None:

@@ -24,13 +24,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from conv_parity import compare, kinds
+from conv_parity import compare, geometry, kinds
 from conv_parity.case import ConvCase
 from conv_parity.errors import ConvParityError
+
+if TYPE_CHECKING:
+    from conv_parity.verdict import Reference
 
 #: Every code diagnose() can return, with what it means. Codes are stable (reports key on them).
 CODES: dict[str, str] = {
@@ -149,27 +152,15 @@ class _Geom:
 
 def _window(case: ConvCase) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """(effective window size, strides) per spatial dim, dilation included."""
-    kw = case.kwargs
-    if case.kind.is_pool:
-        k = tuple(kw["pool_size"])
-        s = tuple(kw["strides"]) if kw.get("strides") is not None else k
-        return k, s
-    d = tuple(kw.get("dilation_rate") or (1,) * len(kw["kernel_size"]))
-    k_eff = tuple((k - 1) * di + 1 for k, di in zip(kw["kernel_size"], d))
-    return k_eff, tuple(kw["strides"])
+    window, strides = geometry.window(case), geometry.strides(case)
+    d = tuple(case.kwargs.get("dilation_rate") or (1,) * len(window))
+    return tuple((k - 1) * di + 1 for k, di in zip(window, d)), strides
 
 
 def same_pads(case: ConvCase) -> list[tuple[int, int]]:
     """Keras's (TensorFlow's) 'same' split per spatial dim: the odd extra at the end."""
-    g = _Geom.of(case)
     k, s = _window(case)
-    pads = []
-    for ax, ki, si in zip(g.spatial_axes, k, s):
-        n = case.input_shape[ax]
-        out = -(-n // si)
-        total = max((out - 1) * si + ki - n, 0)
-        pads.append((total // 2, total - total // 2))
-    return pads
+    return [geometry.same_padding(n, ki, si) for n, ki, si in zip(case.spatial_shape, k, s)]
 
 
 def _pad_input(case: ConvCase, x: np.ndarray, pads: Sequence[tuple[int, int]],
@@ -201,14 +192,18 @@ class _Ctx:
     """Everything the candidates share: the case, its arrays, the reference and the verdict fn."""
 
     def __init__(self, case: ConvCase, x: np.ndarray, weights: Sequence[np.ndarray],
-                 output: np.ndarray, backend: str, tolerance_fn: ToleranceFn | None) -> None:
+                 output: np.ndarray, backend: str, tolerance_fn: ToleranceFn | None,
+                 reference: Reference | None = None) -> None:
         self.case, self.x, self.weights = case, np.asarray(x), [np.asarray(w) for w in weights]
         self.out = np.asarray(output, dtype=np.float64)
         self.backend = backend
         self.geom = _Geom.of(case)
         self.tolerance_fn = tolerance_fn
-        self.ref = _forward(case, self.x, self.weights)
-        self.mag = _magnitude(case, self.x, self.weights)
+        if reference is not None and reference.output is not None:
+            self.ref, self.mag = reference.output, reference.magnitude  # the engine's, reused
+        else:
+            self.ref = _forward(case, self.x, self.weights)
+            self.mag = _magnitude(case, self.x, self.weights)
 
     def who(self) -> str:
         return f"{self.backend}'s output"
@@ -263,15 +258,17 @@ _PARTIAL = frozenset({"shifted-d", "shifted-h", "shifted-w"})
 
 
 def diagnose(case: ConvCase, x: np.ndarray, weights: Sequence[np.ndarray], output: np.ndarray,
-             backend: str, tolerance_fn: ToleranceFn | None = None) -> Diagnosis | None:
+             backend: str, tolerance_fn: ToleranceFn | None = None,
+             reference: Reference | None = None) -> Diagnosis | None:
     """The first known wrong interpretation `output` matches, or Diagnosis("none", ...).
 
     Returns None when there is nothing to diagnose: the reference rejects the case, or the
     output actually conforms. `tolerance_fn(candidate_ref, candidate_mag)` may replace the
     default per-element check (the suite's :func:`conv_parity.compare.tolerance`).
+    `reference` is the engine's answer for the case, reused instead of recomputed.
     """
     try:
-        ctx = _Ctx(case, x, weights, output, backend, tolerance_fn)
+        ctx = _Ctx(case, x, weights, output, backend, tolerance_fn, reference)
     except (ConvParityError, ValueError):
         return None
     if ctx.out.shape != ctx.ref.shape:

@@ -19,10 +19,11 @@ from typing import Any
 
 import numpy as np
 
-from conv_parity import __version__, facts, reference
+from conv_parity import __version__, facts, modes
 from conv_parity import backends as targets
 from conv_parity.case import ConvCase
-from conv_parity.errors import InvalidConfig, UsageError
+from conv_parity.errors import UsageError
+from conv_parity.modes import Arrays
 from conv_parity.registry import Registry, installed_keras_version
 from conv_parity.verdict import Outcome, Reference, classify
 from conv_parity.workers import BackendInfo, WorkerPool, WorkItem
@@ -41,27 +42,13 @@ def parse_backends(spec: str | Sequence[str] | None) -> tuple[list[str], bool]:
     return targets.parse(spec)
 
 
-def _reduction_size(case: ConvCase) -> int:
-    kw = case.kwargs
-    window = kw.get("kernel_size") or kw.get("pool_size") or (1,)
-    channels = max(case.input_shape) if case.input_shape else 1
-    return int(np.prod(window)) * max(1, channels) * max(1, kw.get("filters", 1) or 1)
-
-
 def compute_reference(case: ConvCase, x: np.ndarray, weights: list[np.ndarray]) -> Reference:
-    """The spec's answer for a case: its output and magnitude, or its rejection.
+    """The spec's answer for a case on these arrays: its mode's reference half."""
+    return modes.get(case.mode).expected(case, Arrays(x, weights))
 
-    The reference gets the full canonical kwargs: for ops, the geometry (kernel_size, filters)
-    is what its shape rule needs, and forward() ignores it in favour of the kernel arrays.
-    """
-    kwargs = case.kwargs
-    try:
-        shape = reference.output_shape(case.layer, case.input_shape, **kwargs)
-        out = reference.forward(case.layer, x, weights, **kwargs)
-        mag = reference.magnitude(case.layer, x, weights, **kwargs)
-    except InvalidConfig as exc:
-        return Reference(invalid=str(exc))
-    return Reference(tuple(shape), out, mag, reduction_size=_reduction_size(case))
+
+#: A case with the arrays to compute it on (seeded, or real weights from a model).
+Prepared = tuple[ConvCase, Arrays]
 
 
 class Engine:
@@ -148,7 +135,8 @@ class Engine:
             return self._cache[(case, backend)]
 
     def check(self, cases: Iterable[ConvCase]) -> list[Outcome]:
-        """Every case on every selected backend; outcomes ordered by case, then backend."""
+        """Every case on every selected backend; outcomes ordered by case, then backend. The
+        seeded shortcut of :meth:`check_prepared`."""
         case_list = list(cases)
         with self._lock:
             todo = [c for c in dict.fromkeys(case_list)
@@ -156,28 +144,48 @@ class Engine:
             self._run(todo)
             return [self._cache[(c, b)] for c in case_list for b in self.backends]
 
+    def check_prepared(self, items: Iterable[Prepared]) -> list[Outcome]:
+        """Cases with the arrays to run them on (real weights: the model package's door);
+        outcomes ordered by item, then backend. Not cached: arrays are not part of a case."""
+        with self._lock:
+            return self._evaluate(list(items))
+
     def _run(self, cases: list[ConvCase]) -> None:
-        for outcome in self._evaluate(cases):
+        for outcome in self._evaluate([(c, Arrays.of(c)) for c in cases]):
             self._cache[(outcome.case, outcome.backend)] = outcome
 
-    def _evaluate(self, cases: list[ConvCase]) -> list[Outcome]:
-        if not cases:
+    def _evaluate(self, prepared: list[Prepared]) -> list[Outcome]:
+        if not prepared:
             return []
         self.start()
-        prepared = []
-        for case in cases:
-            x, weights = case.arrays()
-            prepared.append((case, x, weights, compute_reference(case, x, weights)))
-        items = [WorkItem(case=c, x=x, weights=w) for c, x, w, _ in prepared]
-        results = self.pool.run_many({b: items for b in self.backends})
+        refs = [compute_reference(c, a.x, a.weights) for c, a in prepared]
+        work: dict[str, list[WorkItem]] = {b: [] for b in self.backends}
+        skipped: dict[tuple[int, str], str] = {}
+        for i, (case, arrays) in enumerate(prepared):
+            item = WorkItem(case=case, x=arrays.x, weights=arrays.weights,
+                            extras=dict(arrays.extras))
+            for b in self.backends:
+                reason = modes.get(case.mode).skip_reason(targets.get(b))
+                if reason is None:
+                    work[b].append(item)
+                else:
+                    skipped[(i, b)] = reason
+        ran = self.pool.run_many(work)
+        stream = {b: iter(results) for b, results in ran.items()}
         outcomes: list[Outcome] = []
-        for i, (case, x, weights, ref) in enumerate(prepared):
-            per_backend = {b: results[b][i] for b in self.backends}
-            available = [r for r in per_backend.values() if r.status != "unavailable"]
+        for i, ((case, arrays), ref) in enumerate(zip(prepared, refs)):
+            per_backend = {b: (None if (i, b) in skipped else next(stream[b]))
+                           for b in self.backends}
+            available = [r for r in per_backend.values()
+                         if r is not None and r.status != "unavailable"]
             all_raised = bool(available) and all(r.status == "error" for r in available)
             # Keras-wide means several Keras backends: variants of one backend share its code.
             distinct = len({targets.keras_backend(r.backend) for r in available})
             for b, res in per_backend.items():
+                if res is None:
+                    outcomes.append(Outcome(case, b, "skip", skipped[(i, b)],
+                                            reference_shape=ref.shape))
+                    continue
                 out = classify(
                     case, ref, res,
                     every_available_backend_raised=all_raised,
@@ -188,7 +196,7 @@ class Engine:
                     out.message = f"{b} was requested explicitly but cannot start: " + out.message
                 self._apply_registry(out)
                 if out.failed or out.verdict == "xfail":
-                    self._explain(out, x, weights, ref, res.output)
+                    self._explain(out, arrays, ref, res.output)
                 outcomes.append(out)
         return outcomes
 
@@ -216,8 +224,8 @@ class Engine:
         else:
             out.message += f" (known discrepancy {entry.id} expects {entry.verdict} instead)"
 
-    def _explain(self, out: Outcome, x: np.ndarray, weights: list[np.ndarray],
-                 ref: Reference, output: np.ndarray | None) -> None:
+    def _explain(self, out: Outcome, arrays: Arrays, ref: Reference,
+                 output: np.ndarray | None) -> None:
         """Diagnosis in words, error heatmap and repro script: best effort, never fatal."""
         notes = []
         judged = out.observed_verdict or out.verdict
@@ -225,7 +233,8 @@ class Engine:
             try:
                 from conv_parity.diagnosis import diagnose
 
-                found = diagnose(out.case, x, weights, output, out.backend)
+                found = diagnose(out.case, arrays.x, arrays.weights, output, out.backend,
+                                 reference=ref)
                 if found is not None:
                     out.diagnosis, out.diagnosis_code = found.text, found.code
             except Exception as exc:  # a diagnosis bug must not hide the verdict
@@ -242,7 +251,8 @@ class Engine:
 
             folder = self.report_dir or Path(tempfile.gettempdir()) / "conv-parity"
             out.repro = str(write_repro(out.case, out.backend, folder,
-                                        note=out.diagnosis or out.message.splitlines()[0]))
+                                        note=out.diagnosis or out.message.splitlines()[0],
+                                        arrays=None if arrays.seeded else arrays))
         except Exception as exc:
             notes.append(f"repro script failed: {type(exc).__name__}: {exc}")
         if notes:

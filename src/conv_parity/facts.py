@@ -7,10 +7,11 @@ CPU plugin defaults to bf16 inference on AMX CPUs. So each worker reports what i
 not only the environment variables, and the registry scopes entries by these values.
 
 Facts are a flat mapping of dotted names to JSON scalars (or lists of strings), e.g.
-``{"cpu.amx": True, "tensorflow.onednn": False}``. :data:`PROBES` holds one tuple of probe
-functions per Keras backend, plus :func:`cpu` for every backend; a probe that fails records
-``"<name>.error"`` and never makes a backend unavailable. Probes import their library lazily:
-they run in the worker, after Keras (and so the library) is imported.
+``{"cpu.amx": True, "tensorflow.onednn": False}``. Each target's record
+(:class:`conv_parity.backends.BackendSpec`) names its probes and its identity function from
+here; :func:`cpu` runs for every target; a probe that fails records ``"<name>.error"`` and never
+makes a backend unavailable. Probes import their library lazily: they run in the worker, after
+Keras (and so the library) is imported.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import contextlib
 import functools
 import os
 import platform
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple
 
 Facts = dict[str, Any]
@@ -55,7 +56,7 @@ def cpu() -> Facts:
     }
 
 
-def _tensorflow() -> Facts:
+def tensorflow_facts() -> Facts:
     import tensorflow as tf
     from tensorflow.python.util import _pywrap_util_port
 
@@ -68,7 +69,7 @@ def _tensorflow() -> Facts:
     }
 
 
-def _torch() -> Facts:
+def torch_facts() -> Facts:
     import torch
 
     facts: Facts = {
@@ -82,7 +83,7 @@ def _torch() -> Facts:
     return facts
 
 
-def _jax() -> Facts:
+def jax_facts() -> Facts:
     import jax
 
     return {
@@ -93,7 +94,7 @@ def _jax() -> Facts:
     }
 
 
-def _openvino() -> Facts:
+def openvino_facts() -> Facts:
     import openvino as ov
     from keras.src.backend.openvino.core import get_device
 
@@ -113,7 +114,7 @@ def _version(distribution: str) -> str | None:
     return None
 
 
-def _identity_tensorflow() -> Identity:
+def identity_tensorflow() -> Identity:
     import tensorflow as tf
 
     gpus = tf.config.list_logical_devices("GPU")
@@ -127,7 +128,7 @@ def _identity_tensorflow() -> Identity:
                     })
 
 
-def _identity_torch() -> Identity:
+def identity_torch() -> Identity:
     import torch
     from keras.src.backend.torch.core import get_device
 
@@ -158,7 +159,7 @@ def _jax_fp() -> Facts:
             "jax_enable_x64": bool(jax.config.jax_enable_x64)}
 
 
-def _identity_jax() -> Identity:
+def identity_jax() -> Identity:
     import jax
 
     dev = jax.devices()[0]
@@ -166,7 +167,7 @@ def _identity_jax() -> Identity:
                     f"{dev.platform}:{getattr(dev, 'device_kind', '')}", _jax_fp())
 
 
-def _identity_numpy() -> Identity:
+def identity_numpy() -> Identity:
     import jax
     import numpy as np
 
@@ -174,7 +175,7 @@ def _identity_numpy() -> Identity:
                     _jax_versions(), "cpu", _jax_fp())
 
 
-def _identity_openvino() -> Identity:
+def identity_openvino() -> Identity:
     import openvino as ov
     from keras.src.backend.openvino.core import get_device
 
@@ -196,34 +197,16 @@ class Identity(NamedTuple):
     fp_settings: Facts
 
 
-#: Keras backend -> how its worker describes itself.
-IDENTITY: dict[str, Callable[[], Identity]] = {
-    "tensorflow": _identity_tensorflow,
-    "torch": _identity_torch,
-    "jax": _identity_jax,
-    "numpy": _identity_numpy,
-    "openvino": _identity_openvino,
-}
-
-
-#: Keras backend -> its probes (the cpu probe runs for every backend).
-PROBES: dict[str, tuple[Callable[[], Facts], ...]] = {
-    "tensorflow": (_tensorflow,),
-    "torch": (_torch,),
-    "jax": (_jax,),
-    "numpy": (_jax,),  # the numpy backend convolves with jax.lax
-    "openvino": (_openvino,),
-}
-
-
-def collect(keras_backend: str) -> Facts:
-    """Every fact of a worker running ``keras_backend`` (call it after importing Keras)."""
+def collect(probes: Iterable[Callable[[], Facts]]) -> Facts:
+    """The CPU's facts and those of a target's probes (``BackendSpec.probes``; call it in the
+    worker, after importing Keras)."""
     facts = dict(cpu())
-    for probe in PROBES.get(keras_backend, ()):
+    for probe in probes:
         try:
             facts.update(probe())
         except Exception as exc:  # a probe must never make a backend unavailable
-            facts[f"{probe.__name__.strip('_')}.error"] = f"{type(exc).__name__}: {exc}"
+            facts[f"{probe.__name__.removesuffix('_facts')}.error"] = \
+                f"{type(exc).__name__}: {exc}"
     return facts
 
 

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from conv_parity import kinds
+from conv_parity import geometry, kinds
 from conv_parity.case import ConvCase
 from conv_parity.errors import InvalidConfig, UsageError
 
@@ -39,14 +39,8 @@ _PROFILES = {
 }
 
 
-def _kernel(case: ConvCase) -> tuple[int, ...]:
-    kw = case.kwargs
-    return tuple(kw.get("kernel_size") or kw.get("pool_size") or ())
-
-
-def _strides(case: ConvCase) -> tuple[int, ...]:
-    s = case.kwargs.get("strides")
-    return tuple(s) if s is not None else _kernel(case)
+_kernel = geometry.window
+_strides = geometry.strides
 
 
 def _sizes_for_distinctness(case: ConvCase) -> list[int]:

@@ -52,6 +52,15 @@ class Kind:
     def has_weights(self) -> bool:
         return bool(self.weight_names)
 
+    @property
+    def is_transposed(self) -> bool:
+        return self.family == "conv_transpose"
+
+    @property
+    def has_bias(self) -> bool:
+        """Whether the kind can add a bias (the layers with ``use_bias``; ops never do)."""
+        return "use_bias" in self.params
+
 
 _LAYER_COMMON_TAIL = {"activation": None, "use_bias": True}
 

@@ -24,9 +24,10 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import Version
 
 from conv_parity import backends as targets
-from conv_parity import kinds
+from conv_parity import geometry, kinds
 from conv_parity.case import ConvCase
 from conv_parity.errors import UsageError
+from conv_parity.vocabulary import FAILURE_VERDICTS
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -34,22 +35,13 @@ else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
 DEFAULT_PATH = Path(__file__).with_name("known_discrepancies.toml")
-VERDICTS = (
-    "pass", "fail-shape", "fail-values", "fail-symbolic-shape", "fail-error-parity",
-    "crash", "timeout", "unsupported", "skip", "xfail",
-)
-FAILING_VERDICTS = (
-    "fail-shape", "fail-values", "fail-symbolic-shape", "fail-error-parity", "crash", "timeout",
-)
 
 
 def _same_pads(n: int, k: int, s: int) -> tuple[int, int]:
     """TF-style "same" padding of one axis: (before, after), the extra one after."""
     if s <= 0:  # the spec rejects it; no padding is defined
         return 0, 0
-    from conv_parity.reference._geometry import same_padding
-
-    return same_padding(n, k, s)
+    return geometry.same_padding(n, k, s)
 
 
 def _edge_replication_visible(case: ConvCase) -> bool:
@@ -59,8 +51,7 @@ def _edge_replication_visible(case: ConvCase) -> bool:
     kw = case.kwargs
     if kw.get("padding") != "same" or "pool_size" not in kw:
         return False
-    window = kw["pool_size"]
-    strides = kw.get("strides") or window
+    window, strides = geometry.window(case), geometry.strides(case)
     pads = [_same_pads(n, k, s) for n, k, s in zip(case.spatial_shape, window, strides)]
     if all(before == after for before, after in pads):
         return False
@@ -74,9 +65,7 @@ def _edge_replication_visible(case: ConvCase) -> bool:
 def _same_pad_deficit(case: ConvCase) -> int:
     """The most negative raw "same" padding ``(ceil(n/s)-1)*s + k - n`` over the axes: how many
     trailing input positions a "same" window grid leaves uncovered (0 when none)."""
-    kw = case.kwargs
-    window = kw.get("kernel_size") or kw.get("pool_size") or ()
-    strides = kw.get("strides") or window
+    window, strides = geometry.window(case), geometry.strides(case)
     raws = [(-(-n // s) - 1) * s + k - n
             for n, k, s in zip(case.spatial_shape, window, strides) if s > 0]
     return max(0, -min(raws, default=0))
@@ -87,10 +76,9 @@ def _spec_output(case: ConvCase) -> tuple[tuple[int, ...] | None, int | None]:
     output axis would have no positions, that axis's size: 0, or negative when the window
     overshoots the input by more; else None)."""
     from conv_parity.errors import InvalidConfig
-    from conv_parity.reference import output_shape
 
     try:
-        return tuple(output_shape(case.layer, case.input_shape, **case.kwargs)), None
+        return geometry.of(case).output_shape, None
     except InvalidConfig as exc:
         found = re.match(r"output size would be (-?\d+) ", str(exc))
         return None, int(found.group(1)) if found else None
@@ -182,8 +170,7 @@ def _derived(case: ConvCase) -> dict[str, Any]:
     """Case attributes a predicate may name besides the kwargs themselves (cached: every entry
     asks for them, and they include the reference's shape rule). Callers must not mutate it."""
     kw = case.kwargs
-    window = kw.get("kernel_size") or kw.get("pool_size") or (1,)
-    strides = kw.get("strides") or window
+    window, strides = geometry.window(case), geometry.strides(case)
     spatial = case.spatial_shape
     op = kw.get("output_padding")
     out_shape, empty_size = _spec_output(case)
@@ -376,8 +363,8 @@ def _parse_entry(raw: Mapping[str, Any], source: str) -> Entry:
     for name in layers:
         kinds.get_kind(name)
     verdict = need("verdict")
-    if verdict not in FAILING_VERDICTS:
-        raise UsageError(f"{source}: entry {eid!r}: verdict must be one of {FAILING_VERDICTS}")
+    if verdict not in FAILURE_VERDICTS:
+        raise UsageError(f"{source}: entry {eid!r}: verdict must be one of {FAILURE_VERDICTS}")
     try:
         requires = {lib: SpecifierSet(v) for lib, v in dict(raw.get("requires", {})).items()}
     except InvalidSpecifier:

@@ -21,8 +21,9 @@ from typing import Any
 import numpy as np
 
 from conv_parity import backends as targets
-from conv_parity import kinds
+from conv_parity import kinds, modes
 from conv_parity.case import ConvCase
+from conv_parity.modes import Arrays
 
 _LETTERS = "dhw"
 
@@ -38,17 +39,26 @@ def repro_command(path: str | Path) -> str:
 
 
 def write_repro(case: ConvCase, backend: str, directory: str | Path, *,
-                reference_output: np.ndarray | None = None, note: str | None = None) -> Path:
+                reference_output: np.ndarray | None = None, note: str | None = None,
+                arrays: Arrays | None = None) -> Path:
     """Write ``<directory>/repro/<case_id>--<backend>.py`` and return its path.
 
     `reference_output` is accepted for callers that have it; the script recomputes the
     reference itself (readable code beats an opaque embedded array). `note` (e.g. the diagnosis)
-    goes into the docstring and is printed.
+    goes into the docstring and is printed. `arrays` that are not seed-derived (a model's real
+    weights) are saved beside the script as ``<same name>.npz``, which the script loads.
     """
     del reference_output  # the script derives it; kept in the signature for callers
     path = repro_path(case, backend, directory)
     path.parent.mkdir(parents=True, exist_ok=True)
-    text = render(case, backend, note=note)
+    npz = None
+    if arrays is not None and not arrays.seeded:
+        npz = path.with_suffix(".npz")
+        named = {"x": arrays.x, **{f"w{i}": w for i, w in enumerate(arrays.weights)}}
+        with open(npz.with_name(npz.name + ".tmp"), "wb") as f:
+            np.savez(f, **named)
+        npz.with_name(npz.name + ".tmp").replace(npz)
+    text = render(case, backend, note=note, arrays_file=npz.name if npz else None)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text)
     tmp.replace(path)
@@ -232,24 +242,10 @@ def _reference_source(case: ConvCase) -> str:
     return "\n".join(lines)
 
 
-def _call_source(case: ConvCase) -> str:
-    kind = case.kind
-    if kind.is_op:
-        op = case.layer[len("ops."):]
-        return textwrap.dedent(f"""\
-            xt = keras.ops.convert_to_tensor(x)
-            wt = [keras.ops.convert_to_tensor(w) for w in weights]
-            y = keras.ops.convert_to_numpy(keras.ops.{op}(xt, *wt, **KWARGS))""")
-    inits = "".join(f', {name}="zeros"' for name in kind.initializer_kwargs)
-    return textwrap.dedent(f"""\
-        layer = keras.layers.{case.layer}(**KWARGS{inits}, dtype=DTYPE)
-        layer.build(INPUT_SHAPE)
-        layer.set_weights(weights)
-        y = keras.ops.convert_to_numpy(layer(keras.ops.convert_to_tensor(x)))""")
-
-
-def render(case: ConvCase, backend: str, note: str | None = None) -> str:
-    """The source text of the repro script of `case` on `backend`."""
+def render(case: ConvCase, backend: str, note: str | None = None,
+           arrays_file: str | None = None) -> str:
+    """The source text of the repro script of `case` on `backend` (its arrays loaded from
+    ``arrays_file`` beside it when given, else regenerated from the seed)."""
     kwargs = case.call_kwargs
     kw_src = "{\n" + "".join(f"    {k!r}: {v!r},\n" for k, v in kwargs.items()) + "}"
     note_doc = ("\n" + textwrap.fill(note, 96) + "\n") if note else ""
@@ -260,7 +256,7 @@ def render(case: ConvCase, backend: str, note: str | None = None) -> str:
     setting_src = textwrap.indent(
         f"# the {backend} setting:\n{spec.after_import_source}\n", "    ") \
         if spec.after_import_source else ""
-    call = textwrap.indent(_call_source(case), "        ")
+    call = textwrap.indent(modes.get(case.mode).repro_call(case), "        ")
     ref_src = _reference_source(case)
     return f'''#!/usr/bin/env python3
 """conv-parity repro: {case.id} on the {backend} backend.
@@ -287,10 +283,15 @@ STRIDES = {_geometry(case)["strides"]!r}
 KERNEL = {_geometry(case)["kernel"]!r}
 DILATION = {_geometry(case)["dilation"]!r}
 NOTE = {note!r}
+ARRAYS_FILE = {arrays_file!r}
 
 
 def make_arrays():
-    """Input and weights from the seed: standard normal, weights scaled by 1/sqrt(fan-in)."""
+    """Input and weights from the seed: standard normal, weights scaled by 1/sqrt(fan-in);
+    or, where conv-parity saved them (real weights), from the .npz beside this script."""
+    if ARRAYS_FILE:
+        with np.load(os.path.join(os.path.dirname(os.path.abspath(__file__)), ARRAYS_FILE)) as f:
+            return f["x"], [f[f"w{{i}}"] for i in range(len(WEIGHT_SHAPES))]
     rng = np.random.default_rng(SEED)
     x = rng.standard_normal(INPUT_SHAPE).astype(DTYPE)
     weights = []

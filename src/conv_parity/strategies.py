@@ -29,7 +29,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from conv_parity import kinds, reference
+from conv_parity import geometry, kinds, reference
 from conv_parity.case import ConvCase
 from conv_parity.errors import InvalidConfig, UsageError
 from conv_parity.registry import Registry, installed_keras_version
@@ -277,13 +277,9 @@ def _apply_edge(draw: Callable[[st.SearchStrategy[Any]], Any], edge: str, fam: s
 
 def boundaries(case: ConvCase) -> list[str]:
     """Which boundaries of :data:`EDGES` the case sits on (any spatial axis; output_one: all)."""
-    kw = case.kwargs
-    cf = kw["data_format"] == "channels_first"
-    spatial = case.input_shape[2:] if cf else case.input_shape[1:-1]
-    window = kw.get("kernel_size") or kw.get("pool_size")
-    strides = kw.get("strides") or window
-    out = reference.output_shape(case.layer, case.input_shape, **kw)
-    out_spatial = out[2:] if cf else out[1:-1]
+    spatial = case.spatial_shape
+    window, strides = geometry.window(case), geometry.strides(case)
+    out_spatial = geometry.of(case).out_spatial
     found = []
     if all(o == 1 for o in out_spatial):
         found.append("output_one")

@@ -12,21 +12,36 @@ from typing import Any
 import numpy as np
 
 from conv_parity.case import ConvCase
-from conv_parity.compare import compare_values, reference_error_bound
+from conv_parity.compare import ValueCheck, compare_values, reference_error_bound
+from conv_parity.vocabulary import OK_VERDICTS
 from conv_parity.workers.results import BackendResult
 
-PASSING = ("pass", "unsupported", "xfail", "skip")
+PASSING = OK_VERDICTS  # kept: the verdicts that are not failures
 
 
 @dataclass
 class Reference:
-    """What the spec says about a case: an output (with its magnitude) or a rejection."""
+    """What the spec says about a case: named outputs (with their magnitudes) or a rejection.
+
+    ``shape`` is the first output's (a forward pass's ``y``); ``outputs`` and ``magnitudes``
+    map each output name of the case's mode to its array, ``reduction_sizes`` to how many
+    products one of its elements sums (the reference's own error bound).
+    """
 
     shape: tuple[int, ...] | None = None
-    output: np.ndarray | None = None
-    magnitude: np.ndarray | None = None
+    outputs: dict[str, np.ndarray] = field(default_factory=dict)
+    magnitudes: dict[str, np.ndarray] = field(default_factory=dict)
     invalid: str | None = None  # InvalidConfig message when the spec rejects the case
-    reduction_size: int = 1
+    reduction_sizes: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def output(self) -> np.ndarray | None:
+        """The first output (``y`` of a forward pass)."""
+        return next(iter(self.outputs.values()), None)
+
+    @property
+    def magnitude(self) -> np.ndarray | None:
+        return next(iter(self.magnitudes.values()), None)
 
 
 @dataclass
@@ -237,14 +252,27 @@ def classify(
         out.verdict = "fail-values"
         out.message = f"{b} returned dtype {result.dtype}, expected {case.dtype}"
         return out
-    assert ref.output is not None and ref.magnitude is not None and result.output is not None
-    bound = reference_error_bound(ref.magnitude, ref.reduction_size)
-    check = compare_values(result.output, ref.output, ref.magnitude, case.dtype, bound)
+    for name, expected in ref.outputs.items():  # every named output is there, shaped right
+        got = result.outputs.get(name)
+        if got is None:
+            out.verdict = "fail-values"
+            out.message = f"{b} returned no {name!r} (outputs: {', '.join(result.outputs)})"
+            return out
+        if got.shape != expected.shape:
+            out.verdict = "fail-shape"
+            out.message = (f"{b} {name} shape {_fmt_shape(got.shape)} != reference shape "
+                           f"{_fmt_shape(expected.shape)}")
+            return out
+    worst = _compare_outputs(ref, result, case.dtype)
+    if worst is None:  # nothing to compare (a mode without outputs)
+        return out
+    name, check = worst
     out.max_abs_err = check.max_abs_err
     out.tolerance = check.worst_tolerance if not check.ok else check.max_tolerance
     out.mismatches = check.mismatches
     if check.worst_index is not None:
         out.worst = {
+            "output": name,
             "index": list(check.worst_index),
             "value": check.worst_value,
             "reference": check.worst_reference,
@@ -254,12 +282,32 @@ def classify(
         out.message = f"max |err| {check.max_abs_err:.3g} within tolerance"
         return out
     out.verdict = "fail-values"
-    size = int(np.prod(ref.shape)) if ref.shape else 0
-    idx = _fmt_shape(check.worst_index)
+    size = int(np.prod(ref.outputs[name].shape))
+    where = name + "[" + ", ".join(map(str, check.worst_index or ())) + "]"
     out.message = (
-        f"{check.mismatches} of {size} elements differ; worst at {idx}: {b} "
+        f"{check.mismatches} of {size} elements differ; worst at {where}: {b} "
         f"{check.worst_value:.7g} vs reference {check.worst_reference:.7g} "
         f"(|err| {abs((check.worst_value or 0) - (check.worst_reference or 0)):.3g} > "
         f"tolerance {check.worst_tolerance:.3g}); max |err| {check.max_abs_err:.3g}"
     )
     return out
+
+
+def _compare_outputs(ref: Reference, result: BackendResult,
+                     dtype: str) -> tuple[str, ValueCheck] | None:
+    """Every named output (present and shaped right) against the reference's: the worst one,
+    a failing one first, then the largest error relative to its tolerance, with its name."""
+    checks = []
+    for name, expected in ref.outputs.items():
+        bound = reference_error_bound(ref.magnitudes[name], ref.reduction_sizes.get(name, 1))
+        checks.append((name, compare_values(result.outputs[name], expected,
+                                            ref.magnitudes[name], dtype, bound)))
+    if not checks:
+        return None
+
+    def badness(item: tuple[str, ValueCheck]) -> tuple[bool, float]:
+        check = item[1]
+        err = abs((check.worst_value or 0) - (check.worst_reference or 0))
+        return (not check.ok, err / max(check.worst_tolerance or 0, np.finfo(np.float64).tiny))
+
+    return max(checks, key=badness)

@@ -20,7 +20,8 @@ def _ok(case: ConvCase, output: np.ndarray, **kw) -> BackendResult:
     fields = {"shape": output.shape, "dtype": str(output.dtype),
               "symbolic_shape": output.shape, "functional_shape": output.shape}
     fields.update(kw)
-    return BackendResult(backend="torch", case_id=case.id, status="ok", output=output, **fields)
+    return BackendResult(backend="torch", case_id=case.id, status="ok", outputs={"y": output},
+                         **fields)
 
 
 def _ref(case: ConvCase):

@@ -6,11 +6,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from conv_parity.report.schema import FAILURE_VERDICTS, OK_VERDICTS, VERDICTS
-
-
-def is_failure(verdict: str) -> bool:
-    return verdict not in OK_VERDICTS
+from conv_parity.vocabulary import FAILURE_VERDICTS, VERDICTS, is_failure
 
 
 def backend_order(doc: Mapping[str, Any]) -> list[str]:

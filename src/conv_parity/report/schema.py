@@ -34,24 +34,12 @@ from typing import Any
 
 import numpy as np
 
-SCHEMA_VERSION = 1
+# The vocabulary lives in conv_parity.vocabulary; re-exported here for the report API.
+from conv_parity.vocabulary import FAILURE_VERDICTS as FAILURE_VERDICTS
+from conv_parity.vocabulary import OK_VERDICTS as OK_VERDICTS
+from conv_parity.vocabulary import VERDICTS as VERDICTS
 
-#: Every verdict, in the order reports list them.
-VERDICTS: tuple[str, ...] = (
-    "pass",
-    "fail-shape",
-    "fail-values",
-    "fail-symbolic-shape",
-    "fail-error-parity",
-    "crash",
-    "timeout",
-    "unsupported",
-    "skip",
-    "xfail",
-)
-#: Verdicts that are not failures: everything else is a discrepancy a person must look at.
-OK_VERDICTS: frozenset[str] = frozenset({"pass", "skip", "xfail", "unsupported"})
-FAILURE_VERDICTS: tuple[str, ...] = tuple(v for v in VERDICTS if v not in OK_VERDICTS)
+SCHEMA_VERSION = 1
 
 #: Optional result fields and their defaults: ReportWriter fills them so every result has them.
 RESULT_DEFAULTS: dict[str, Any] = {

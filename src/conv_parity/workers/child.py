@@ -7,13 +7,13 @@ serves batches of cases over the channel whose file descriptor is in CONV_PARITY
 Every exception of the code under test becomes data (type, message, phase); only a real crash
 or hang of the backend ends the process, and the pool recovers from those.
 
-The compute path is one function, :func:`run_case`, so that the suite's self-tests can wrap it
-(``conv_parity.mutations``) and the benchmark can call exactly what the worker calls.
+What a case computes is its mode's worker half (:mod:`conv_parity.modes`); the forward pass is
+also :func:`run_case`, so that the suite's self-tests can wrap it (``conv_parity.mutations``)
+and the benchmark can call exactly what the worker calls.
 """
 
 from __future__ import annotations
 
-import contextlib
 import faulthandler
 import gc
 import os
@@ -23,14 +23,19 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from conv_parity import facts
+from conv_parity import facts, modes
 from conv_parity.backends import MUTATION_GATE, BackendSpec, get
+from conv_parity.modes import Arrays
+from conv_parity.modes._keras import make_layer, op_function, tagged
 from conv_parity.workers import hooks
 from conv_parity.workers.protocol import Channel, ChannelClosed, ProtocolError
+
+if TYPE_CHECKING:
+    from conv_parity.case import ConvCase
 
 _PR_SET_PDEATHSIG = 1
 _keras: Any = None  # the keras module, once imported
@@ -77,14 +82,15 @@ def backend_facts(spec: BackendSpec) -> dict[str, Any]:
     """Versions, device, floating-point settings and the platform facts of this worker."""
     import keras
 
-    who = facts.IDENTITY[spec.keras_backend]()
+    assert spec.identity is not None, f"{spec.name} has no identity function"
+    who = spec.identity()
     return {
         "keras_version": keras.__version__,
         "backend_version": who.backend_version,
         "versions": {"keras": keras.__version__, "numpy": np.__version__, **who.versions},
         "device": who.device,
         "fp_settings": {"floatx": keras.config.floatx(), **who.fp_settings},
-        "facts": facts.collect(spec.keras_backend),
+        "facts": facts.collect(spec.probes),
         "target": spec.to_json(),
     }
 
@@ -99,80 +105,30 @@ def _error(exc: BaseException, phase: str) -> dict[str, Any]:
     }
 
 
-def _tag(exc: BaseException, phase: str) -> BaseException:
-    with contextlib.suppress(Exception):
-        exc.conv_parity_phase = phase  # type: ignore[attr-defined]
-    return exc
+def run_case(case: ConvCase, x: np.ndarray, weights: list[np.ndarray]) -> np.ndarray:
+    """The forward output ``y`` of a case, computed as its mode does (the mutants wrap this;
+    the benchmark's bare loop calls it). An exception leaves with ``conv_parity_phase``."""
+    return modes.get(case.mode).run(_keras, case, Arrays(x, weights))["y"]
 
 
-def _make_layer(case: Any) -> Any:
-    """Construct (phase "construct") the layer of a layer case, zeros-initialised."""
-    keras = _keras
-    cls = getattr(keras.layers, case.layer)
-    kwargs = dict(case.call_kwargs)
-    for name in case.kind.initializer_kwargs:
-        kwargs[name] = "zeros"  # no backend pays for random init; set_weights follows
-    return cls(dtype=case.dtype, **kwargs)
-
-
-# The layer built by the last run_case, reused by the symbolic phase of the same case so a
-# layer is built once per case (building costs ~40 ms per new shape on JAX).
-_last: tuple[Any, Any] | None = None
-
-
-def run_case(case: Any, x: np.ndarray, weights: list[np.ndarray]) -> np.ndarray:
-    """The eager path: construct, build, set_weights, call; the output as NumPy.
-
-    An exception leaves with attribute ``conv_parity_phase`` (construct / build / call).
-    """
-    global _last
-    keras = _keras
-    _last = None
-    if case.kind.is_op:
-        try:
-            op = getattr(keras.ops, case.layer[len("ops.") :])
-            xt = keras.ops.convert_to_tensor(x)
-            wt = [keras.ops.convert_to_tensor(w) for w in weights]
-            y = op(xt, *wt, **case.call_kwargs)
-            return keras.ops.convert_to_numpy(y)
-        except Exception as exc:
-            raise _tag(exc, "call") from None
-    try:
-        layer = _make_layer(case)
-    except Exception as exc:
-        raise _tag(exc, "construct") from None
-    try:
-        layer.build(tuple(case.input_shape))
-        layer.set_weights(weights)
-    except Exception as exc:
-        raise _tag(exc, "build") from None
-    _last = (case, layer)
-    try:
-        y = layer(keras.ops.convert_to_tensor(x))
-        return keras.ops.convert_to_numpy(y)
-    except Exception as exc:
-        raise _tag(exc, "call") from None
-
-
-def symbolic_shapes(case: Any) -> tuple[tuple | None, tuple | None, dict | None]:
+def symbolic_shapes(case: ConvCase) -> tuple[tuple | None, tuple | None, dict | None]:
     """(compute_output_shape, functional KerasTensor shape, error) for the case.
 
     The KerasTensor gets the concrete input shape (batch included) so its result is comparable
-    with the eager shape. For op cases both shapes come from the op on KerasTensors.
+    with the eager shape. For op cases both shapes come from the op on KerasTensors. A layer the
+    mode just built for this case is reused (building costs ~40 ms per new shape on JAX).
     """
     keras = _keras
     input_shape = tuple(case.input_shape)
     try:
         if case.kind.is_op:
-            op = getattr(keras.ops, case.layer[len("ops.") :])
             xs = keras.KerasTensor(input_shape, dtype=case.dtype)
             ws = [keras.KerasTensor(s, dtype=case.dtype) for s in case.weight_shapes()]
-            shape = _plain(op(xs, *ws, **case.call_kwargs).shape)
+            shape = _plain(op_function(keras, case)(xs, *ws, **case.call_kwargs).shape)
             return shape, shape, None
-        if _last is not None and _last[0] is case:
-            layer = _last[1]
-        else:
-            layer = _make_layer(case)
+        mode = modes.get(case.mode)
+        layer = mode.layer_for(keras, case) if hasattr(mode, "layer_for") \
+            else make_layer(keras, case)
         computed = _plain(layer.compute_output_shape(input_shape))
     except Exception as exc:
         return None, None, _error(exc, "symbolic")
@@ -189,8 +145,10 @@ def _plain(shape: Any) -> tuple | None:
     return tuple(None if d is None else int(d) for d in shape)
 
 
-def _compute(item_header: dict[str, Any], case: Any, x: np.ndarray, weights: list[np.ndarray],
-             channel: Channel) -> np.ndarray:
+def _compute(item_header: dict[str, Any], case: ConvCase, arrays: Arrays,
+             channel: Channel) -> dict[str, np.ndarray]:
+    """The named outputs of one case: its mode's worker half (a gated mutant wraps the forward
+    pass; the fault hooks act first)."""
     fault = item_header.get("fault")
     if fault and hooks.enabled():
         hooks.inject(fault, channel)
@@ -198,14 +156,24 @@ def _compute(item_header: dict[str, Any], case: Any, x: np.ndarray, weights: lis
         try:
             import conv_parity.mutations as mutations
         except Exception as exc:
-            raise _tag(exc, "call") from None
-        return mutations.apply(_mutation, case, x, weights, run_case)
-    return run_case(case, x, weights)
+            raise tagged(exc, "call") from None
+        return {"y": mutations.apply(_mutation, case, arrays.x, arrays.weights, run_case)}
+    return modes.get(case.mode).run(_keras, case, arrays)
+
+
+def _arrays(item_header: dict[str, Any], arrays: list[np.ndarray]) -> Arrays:
+    """The wire's arrays as the mode sees them: input, weights, then the named extras."""
+    extras = list(item_header.get("extras") or ())
+    n_weights = len(arrays) - 1 - len(extras)
+    return Arrays(arrays[0], list(arrays[1:1 + n_weights]),
+                  dict(zip(extras, arrays[1 + n_weights:])))
 
 
 def process(item_header: dict[str, Any], arrays: list[np.ndarray], channel: Channel,
-            compute: Callable[..., np.ndarray] = _compute) -> tuple[dict[str, Any], list]:
-    """One case -> (result header, [output]). Never raises for errors of the code under test."""
+            compute: Callable[..., dict[str, np.ndarray]] = _compute,
+            ) -> tuple[dict[str, Any], list]:
+    """One case -> (result header, [outputs in order]); the header names them. Never raises
+    for errors of the code under test."""
     from conv_parity.case import ConvCase
 
     t0 = time.perf_counter()
@@ -215,20 +183,22 @@ def process(item_header: dict[str, Any], arrays: list[np.ndarray], channel: Chan
     except Exception as exc:
         out.update(status="error", error=_error(exc, "construct"))
         return out, []
-    x, weights = arrays[0], list(arrays[1:])
-    output: np.ndarray | None = None
+    outputs: dict[str, np.ndarray] = {}
     try:
-        output = np.asarray(compute(item_header, case, x, weights, channel))
+        outputs = {k: np.asarray(v) for k, v in
+                   compute(item_header, case, _arrays(item_header, arrays), channel).items()}
     except Exception as exc:
         out.update(status="error", error=_error(exc, getattr(exc, "conv_parity_phase", "call")))
     failed_phase = out.get("error", {}).get("phase")
     if failed_phase not in ("construct", "build"):
         sym, fun, sym_err = symbolic_shapes(case)
         out.update(symbolic_shape=sym, functional_shape=fun, symbolic_error=sym_err)
-    if output is not None:
-        out.update(status="ok", shape=list(output.shape), dtype=str(output.dtype))
+    if outputs:
+        first = next(iter(outputs.values()))
+        out.update(status="ok", shape=list(first.shape), dtype=str(first.dtype),
+                   outputs=list(outputs))
     out["seconds"] = time.perf_counter() - t0
-    return out, [] if output is None else [output]
+    return out, list(outputs.values())
 
 
 _statm_fd: int | None = None
@@ -249,9 +219,43 @@ def _rss_mb() -> float:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+class _Retire(Exception):
+    """The worker served enough (cases or memory): the pool replaces it."""
+
+
+def _serve_batch(channel: Channel, header: dict[str, Any], served: list[int]) -> None:
+    """Read a whole batch, then answer each case in order (limits travel with each batch, so
+    changing them on a live pool takes effect)."""
+    max_cases = int(header.get("max_cases") or 0)
+    max_rss = float(header.get("max_rss_mb") or 0)
+    batch = [channel.recv() for _ in range(int(header["n"]))]
+    for item_header, arrays in batch:
+        result, out = process(item_header, arrays, channel)
+        served[0] += 1
+        rss = _rss_mb()
+        result["rss_mb"] = round(rss, 1)
+        channel.send(result, out)
+        reason = None
+        if max_cases and served[0] >= max_cases:
+            reason = f"served {served[0]} cases (max_cases_per_worker={max_cases})"
+        elif max_rss and rss > max_rss:
+            reason = f"RSS {rss:.0f} MB > max_rss_mb={max_rss:.0f}"
+        if reason:
+            channel.send({"type": "retire", "reason": reason})
+            raise _Retire(reason)
+
+
+#: Message type -> its handler; "shutdown" ends the loop. A new kind of request (prepared
+#: arrays of a model, ...) is one entry here.
+HANDLERS: dict[str, Callable[[Channel, dict[str, Any], list[int]], None]] = {
+    "batch": _serve_batch,
+}
+
+
 def serve(channel: Channel, backend: str) -> None:
-    """Answer batches until the channel closes, a shutdown frame arrives or it is time to retire."""
-    done = 0
+    """Answer requests until the channel closes, a shutdown frame arrives or it is time to
+    retire."""
+    served = [0]
     while True:
         try:
             header, _ = channel.recv()
@@ -260,26 +264,13 @@ def serve(channel: Channel, backend: str) -> None:
         kind = header["type"]
         if kind == "shutdown":
             return
-        if kind != "batch":
+        handler = HANDLERS.get(kind)
+        if handler is None:
             raise ProtocolError(f"worker got unexpected frame type {kind!r}")
-        # Limits travel with each batch, so changing them on a live pool takes effect.
-        max_cases = int(header.get("max_cases") or 0)
-        max_rss = float(header.get("max_rss_mb") or 0)
-        batch = [channel.recv() for _ in range(int(header["n"]))]
-        for item_header, arrays in batch:
-            result, out = process(item_header, arrays, channel)
-            done += 1
-            rss = _rss_mb()
-            result["rss_mb"] = round(rss, 1)
-            channel.send(result, out)
-            reason = None
-            if max_cases and done >= max_cases:
-                reason = f"served {done} cases (max_cases_per_worker={max_cases})"
-            elif max_rss and rss > max_rss:
-                reason = f"RSS {rss:.0f} MB > max_rss_mb={max_rss:.0f}"
-            if reason:
-                channel.send({"type": "retire", "reason": reason})
-                return
+        try:
+            handler(channel, header, served)
+        except _Retire:
+            return
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -517,6 +517,8 @@ class WorkerPool:
             header = {"type": "case", "seq": start + k, "case": case_json}
             if item.fault is not None:
                 header["fault"] = item.fault
+            if item.extras:
+                header["extras"] = list(item.extras)
             parts.append(frame_from_blobs(header, blobs))
         worker.channel.sock.settimeout(self.timeout)
         worker.channel.sock.sendall(b"".join(parts))
@@ -560,10 +562,19 @@ class WorkerPool:
                 error={"type": etype, "message": msg, "phase": "worker"},
                 stderr_tail=worker.tail(), pid=worker.pid,
             ), False
-        output = arrays[0] if arrays else None
-        worker.observe(float(header.get("seconds", 0.0)), 0 if output is None else output.nbytes)
+        names = header.get("outputs") or ["y"][:len(arrays)]
+        if len(names) != len(arrays):
+            self._discard(worker)
+            return BackendResult(
+                backend, case_id, "crash", pid=worker.pid, stderr_tail=worker.tail(),
+                error={"type": "ProtocolError", "phase": "worker",
+                       "message": f"{len(arrays)} arrays for outputs {names}"}), False
+        outputs = dict(zip(names, arrays))
+        first = next(iter(outputs.values()), None)
+        worker.observe(float(header.get("seconds", 0.0)),
+                       sum(a.nbytes for a in outputs.values()))
         status = header.get("status", "error")
-        if status == "ok" and output is None:
+        if status == "ok" and first is None:
             status = "error"
             header["error"] = {"type": "ProtocolError", "message": "ok result without output",
                                "phase": "worker"}
@@ -571,9 +582,9 @@ class WorkerPool:
             backend=backend,
             case_id=case_id,
             status=status,
-            output=output,
-            shape=None if output is None else tuple(output.shape),
-            dtype=None if output is None else str(output.dtype),
+            outputs=outputs,
+            shape=None if first is None else tuple(first.shape),
+            dtype=None if first is None else str(first.dtype),
             symbolic_shape=_tuple(header.get("symbolic_shape")),
             functional_shape=_tuple(header.get("functional_shape")),
             error=header.get("error"),

@@ -38,8 +38,9 @@ class BackendResult:
     backend: str
     case_id: str
     status: Status
-    output: np.ndarray | None = None
-    shape: tuple | None = None
+    #: What the mode computed, by name (``{"y": ...}`` for a forward pass); empty on errors.
+    outputs: dict[str, np.ndarray] = field(default_factory=dict)
+    shape: tuple | None = None  # the first output's (``y``)
     dtype: str | None = None
     symbolic_shape: tuple | None = None
     functional_shape: tuple | None = None
@@ -53,12 +54,18 @@ class BackendResult:
     def ok(self) -> bool:
         return self.status == "ok"
 
+    @property
+    def output(self) -> np.ndarray | None:
+        """The first output (``y`` of a forward pass), None when there is none."""
+        return next(iter(self.outputs.values()), None)
+
     def to_json(self) -> dict[str, Any]:
         """JSON-ready dict without the output array."""
         return {
             "backend": self.backend,
             "case_id": self.case_id,
             "status": self.status,
+            "outputs": list(self.outputs),
             "shape": None if self.shape is None else list(self.shape),
             "dtype": self.dtype,
             "symbolic_shape": _listify(self.symbolic_shape),
@@ -130,6 +137,8 @@ class WorkItem:
     x: np.ndarray
     weights: list[np.ndarray] = field(default_factory=list)
     fault: str | None = None
+    #: Extra named arrays the mode needs (a cotangent), after the weights on the wire.
+    extras: dict[str, np.ndarray] = field(default_factory=dict)
     _wire: tuple[dict[str, Any], list[bytes]] | None = field(
         default=None, init=False, repr=False, compare=False
     )
@@ -141,5 +150,6 @@ class WorkItem:
         the parent's per-case work. So the arrays must not change after a first run.
         """
         if self._wire is None:
-            self._wire = (self.case.to_json(), [encode_array(a) for a in (self.x, *self.weights)])
+            arrays = (self.x, *self.weights, *self.extras.values())
+            self._wire = (self.case.to_json(), [encode_array(a) for a in arrays])
         return self._wire

@@ -1,0 +1,79 @@
+"""One geometry: window, strides, dilation, "same" padding, channel axis and output shape.
+
+Every module that needs these numbers asks here (STYLE.md pattern 5) instead of re-deriving
+them (``kernel_size or pool_size``, ceil divisions, channel axes). :class:`Geometry` is the
+reference's validated record (``reference/_geometry.py`` documents every rule and the Keras file
+it was read from); :func:`of` builds it for a case. Independent re-derivations remain only where
+they *check* this one: the repro script's inline reference, the CLI's shape-rule text and the
+test oracle.
+"""
+
+from __future__ import annotations
+
+import functools
+from math import prod
+from typing import TYPE_CHECKING
+
+from conv_parity.errors import InvalidConfig
+from conv_parity.reference._geometry import (
+    Geometry,
+    build,
+    conv_transpose_window,
+    same_padding,
+)
+
+if TYPE_CHECKING:
+    from conv_parity.case import ConvCase
+
+__all__ = [
+    "Geometry",
+    "conv_transpose_window",
+    "of",
+    "or_none",
+    "reduction_size",
+    "same_padding",
+    "strides",
+    "window",
+]
+
+
+@functools.lru_cache(maxsize=8192)
+def of(case: ConvCase) -> Geometry:
+    """The validated geometry of a case; InvalidConfig when the spec rejects it."""
+    return build(case.layer, case.kwargs, case.input_shape)
+
+
+def or_none(case: ConvCase) -> Geometry | None:
+    """:func:`of`, or None for a configuration the spec rejects."""
+    try:
+        return of(case)
+    except InvalidConfig:
+        return None
+
+
+def window(case: ConvCase) -> tuple[int, ...]:
+    """The kernel or pool window as given (valid or not): ``kernel_size`` or ``pool_size``."""
+    kw = case.kwargs
+    return tuple(kw["pool_size"] if case.kind.is_pool else kw["kernel_size"])
+
+
+def strides(case: ConvCase) -> tuple[int, ...]:
+    """The strides as Keras applies them: a pooling layer's ``None`` means its window."""
+    given = case.kwargs.get("strides")
+    return window(case) if given is None else tuple(given)
+
+
+def reduction_size(case: ConvCase) -> int:
+    """How many products one output element sums (the K of the reference's error bound):
+    the taps times the input channels one output reads (a group's for grouped convs; one for
+    depthwise; the pointwise stage's C * m more for separable; transposed convs: an upper
+    bound, every tap of every channel)."""
+    geo = or_none(case)
+    if geo is None:
+        return max(1, prod(window(case)))
+    taps = max(1, geo.taps)
+    if case.kind.is_pool or geo.family == "depthwise":
+        return taps
+    if geo.family == "separable":
+        return taps * geo.c_in * geo.depth_multiplier
+    return taps * max(1, geo.c_in // geo.groups)

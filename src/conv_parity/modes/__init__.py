@@ -1,0 +1,35 @@
+"""Modes: how a case is computed (eager forward today; compiled paths and gradients to come).
+
+One file per mode behind a small protocol (STYLE.md pattern 2), looked up by name: the engine,
+the worker and the repro script ask ``MODES[case.mode]`` and never branch on the mode's name.
+A mode has
+
+* ``outputs``: the names of what it computes (``("y",)`` for a forward pass; a gradient mode
+  would say ``("dx", "dkernel", "dbias")``): results, references and comparisons are mappings
+  of these names to arrays, and the worst element is reported with its name;
+* a worker half, :meth:`Mode.run`: what a backend computes, in the worker process;
+* a reference half, :meth:`Mode.expected`: what it should be, from the NumPy reference;
+* :meth:`Mode.skip_reason`: why a backend cannot run it at all (None when it can);
+* :meth:`Mode.repro_call`: the lines of a repro script that compute ``y`` with plain Keras.
+
+Public API: :data:`MODES`, :func:`get`, :class:`Mode`, :class:`Arrays`.
+"""
+
+from __future__ import annotations
+
+from conv_parity.errors import UsageError
+from conv_parity.modes._protocol import Arrays, Mode
+from conv_parity.modes.eager import Eager
+
+MODES: dict[str, Mode] = {m.name: m for m in (Eager(),)}
+
+
+def get(name: str) -> Mode:
+    """The mode called ``name``; an unknown name is a UsageError listing the known ones."""
+    try:
+        return MODES[name]
+    except KeyError:
+        raise UsageError(f"unknown mode {name!r}; choose from {', '.join(MODES)}") from None
+
+
+__all__ = ["MODES", "Arrays", "Mode", "get"]

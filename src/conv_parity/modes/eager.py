@@ -1,0 +1,100 @@
+"""The eager forward pass: construct, build, set_weights, call once; one output, ``y``."""
+
+from __future__ import annotations
+
+import textwrap
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from conv_parity.modes._keras import make_layer, op_function, tagged
+from conv_parity.modes._protocol import Arrays
+
+if TYPE_CHECKING:
+    from conv_parity.backends import BackendSpec
+    from conv_parity.case import ConvCase
+    from conv_parity.verdict import Reference
+
+
+class Eager:
+    """What a user's first call of a layer (or ``keras.ops`` function) computes."""
+
+    name = "eager"
+    outputs = ("y",)
+
+    def __init__(self) -> None:
+        # The layer the last run built, reused by the symbolic phase of the same case (building
+        # costs ~40 ms per new shape on JAX). Lives in the worker process only.
+        self._built: tuple[ConvCase, Any] | None = None
+
+    def skip_reason(self, spec: BackendSpec) -> str | None:
+        return None  # every backend computes a forward pass
+
+    def layer_for(self, keras: Any, case: ConvCase) -> Any:
+        """The layer :meth:`run` built for ``case``, or a fresh unbuilt one."""
+        if self._built is not None and self._built[0] is case:
+            return self._built[1]
+        return make_layer(keras, case)
+
+    def run(self, keras: Any, case: ConvCase, arrays: Arrays) -> dict[str, np.ndarray]:
+        """An exception leaves with attribute ``conv_parity_phase`` (construct/build/call)."""
+        self._built = None
+        if case.kind.is_op:
+            try:
+                xt = keras.ops.convert_to_tensor(arrays.x)
+                wt = [keras.ops.convert_to_tensor(w) for w in arrays.weights]
+                y = op_function(keras, case)(xt, *wt, **case.call_kwargs)
+                return {"y": keras.ops.convert_to_numpy(y)}
+            except Exception as exc:
+                raise tagged(exc, "call") from None
+        try:
+            layer = make_layer(keras, case)
+        except Exception as exc:
+            raise tagged(exc, "construct") from None
+        try:
+            layer.build(tuple(case.input_shape))
+            layer.set_weights(arrays.weights)
+        except Exception as exc:
+            raise tagged(exc, "build") from None
+        self._built = (case, layer)
+        try:
+            y = layer(keras.ops.convert_to_tensor(arrays.x))
+            return {"y": keras.ops.convert_to_numpy(y)}
+        except Exception as exc:
+            raise tagged(exc, "call") from None
+
+    def expected(self, case: ConvCase, arrays: Arrays) -> Reference:
+        """The spec's answer: the output and its magnitude, or the rejection.
+
+        The reference gets the full canonical kwargs: for ops, the geometry (kernel_size,
+        filters) is what its shape rule needs; forward() reads the kernel arrays.
+        """
+        from conv_parity import reference
+        from conv_parity.errors import InvalidConfig
+        from conv_parity.geometry import reduction_size
+        from conv_parity.verdict import Reference
+
+        kwargs = case.kwargs
+        try:
+            shape = reference.output_shape(case.layer, case.input_shape, **kwargs)
+            out = reference.forward(case.layer, arrays.x, arrays.weights, **kwargs)
+            mag = reference.magnitude(case.layer, arrays.x, arrays.weights, **kwargs)
+        except InvalidConfig as exc:
+            return Reference(invalid=str(exc))
+        return Reference(tuple(shape), {"y": out}, {"y": mag},
+                         reduction_sizes={"y": reduction_size(case)})
+
+    def repro_call(self, case: ConvCase) -> str:
+        """Lines that compute ``y`` from ``x`` and ``weights`` with plain Keras."""
+        if case.kind.is_op:
+            op = case.layer[len("ops."):]
+            return textwrap.dedent(f"""\
+                xt = keras.ops.convert_to_tensor(x)
+                wt = [keras.ops.convert_to_tensor(w) for w in weights]
+                y = keras.ops.convert_to_numpy(keras.ops.{op}(xt, *wt, **KWARGS))""")
+        inits = "".join(f', {name}="zeros"' for name in case.kind.initializer_kwargs)
+        return textwrap.dedent(f"""\
+            layer = keras.layers.{case.layer}(**KWARGS{inits}, dtype=DTYPE)
+            layer.build(INPUT_SHAPE)
+            layer.set_weights(weights)
+            y = keras.ops.convert_to_numpy(layer(keras.ops.convert_to_tensor(x)))""")

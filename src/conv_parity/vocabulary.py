@@ -1,0 +1,32 @@
+"""The verdict vocabulary: every verdict name, in report order, and which ones are failures.
+
+One home (DESIGN.md "Contracts"): the rules that pick a verdict (:mod:`conv_parity.verdict`),
+the registry, the report schema, the plugin and the CLI all read these names from here.
+"""
+
+from __future__ import annotations
+
+#: Every verdict, in the order reports list them.
+VERDICTS: tuple[str, ...] = (
+    "pass",
+    "fail-shape",
+    "fail-values",
+    "fail-symbolic-shape",
+    "fail-error-parity",
+    "crash",
+    "timeout",
+    "unsupported",
+    "skip",
+    "xfail",
+)
+#: Verdicts that are not failures: everything else is a discrepancy a person must look at.
+OK_VERDICTS: frozenset[str] = frozenset({"pass", "skip", "xfail", "unsupported"})
+#: The failures, in report order (also what a known-discrepancy entry may expect).
+FAILURE_VERDICTS: tuple[str, ...] = tuple(v for v in VERDICTS if v not in OK_VERDICTS)
+#: Verdicts that say the backend conforms on the case (a test passes without a mark).
+CONFORMING: frozenset[str] = frozenset({"pass", "unsupported"})
+
+
+def is_failure(verdict: str) -> bool:
+    """``is_failure("fail-values") is True``; pass, skip, xfail and unsupported are not."""
+    return verdict not in OK_VERDICTS
