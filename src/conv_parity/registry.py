@@ -165,6 +165,117 @@ def _tf_onednn_passthrough(case: ConvCase) -> str | None:
     return None if tuple(shape) == tuple(ref) else "wrong-shape"
 
 
+def _same_raw_pads(case: ConvCase) -> list[int] | None:
+    """Per axis, the raw total "same" padding of a (non-transposed) conv or pool,
+    ``d*(k-1) - (n-1) % s`` (negative where the stride leaves trailing input uncovered; TF clips
+    it to 0); None unless padding="same"."""
+    kw = case.kwargs
+    if kw.get("padding") != "same" or case.kind.is_transposed:
+        return None
+    window, strides = geometry.window(case), geometry.strides(case)
+    dil = kw.get("dilation_rate") or (1,) * len(window)
+    return [d * (k - 1) - (n - 1) % s if s > 0 else 0
+            for n, k, s, d in zip(case.spatial_shape, window, strides, dil)]
+
+
+def _same_pads_reversed(case: ConvCase) -> tuple[bool, bool]:
+    """(symmetric "same" pads that differ from their axis-reversed order, and whether torch
+    rejects the reversed pads: an axis left shorter than its effective window, or for pooling
+    a pad over half the window). Keras < 3.9's torch backend passed them reversed."""
+    raws = _same_raw_pads(case)
+    if not raws or min(raws) < 0 or any(t % 2 for t in raws):
+        return False, False
+    pads = [t // 2 for t in raws]
+    rev = pads[::-1]
+    if rev == pads:
+        return False, False
+    window = geometry.window(case)
+    dil = case.kwargs.get("dilation_rate") or (1,) * len(window)
+    pool = case.kind.is_pool
+    rejected = any(
+        n + 2 * p < (k - 1) * d + 1 or (pool and p > k // 2)
+        for n, k, d, p in zip(case.spatial_shape, window, dil, rev)
+    )
+    return True, rejected
+
+
+def _transpose_odd_same_crops(case: ConvCase) -> list[int]:
+    """The axes where a transposed conv's "same" crop of the full ``(n-1)*s + K`` output (K
+    the dilated kernel) is odd and positive, so it cannot be split evenly (Keras < 3.15's torch
+    backend, symmetric padding plus right-side output_padding, crops one too many on the
+    left)."""
+    kw = case.kwargs
+    if not case.kind.is_transposed or kw.get("padding") != "same":
+        return []
+    window = geometry.window(case)
+    strides = kw.get("strides") or (1,) * len(window)
+    dil = kw.get("dilation_rate") or (1,) * len(window)
+    op = kw.get("output_padding")
+    out = []
+    for i, (k, s, d) in enumerate(zip(window, strides, dil)):
+        big_k = (k - 1) * d + 1
+        o = (s - big_k % 2) if op is None else op[i]
+        crop = big_k - big_k % 2 - o
+        if crop > 0 and crop % 2:
+            out.append(i)
+    return out
+
+
+def _covered(n: int, k: int, s: int, d: int, start: int, length: int) -> bool:
+    """Whether any position of the window [start, start + length) of one axis of a full
+    transposed conv receives a product (``i * s + j * d`` for an input i and a tap j)."""
+    hit = {i * s + j * d for i in range(n) for j in range(k)}
+    return any(p in hit for p in range(start, start + length))
+
+
+def _transpose_odd_crop_visible(case: ConvCase) -> bool:
+    """Whether cropping one more on the left of the odd-crop axes can change the output: not
+    when both the right window and the shifted one are structurally zero (some axis whose
+    window only holds the gaps between a dilated kernel's taps)."""
+    odd = _transpose_odd_same_crops(case)
+    if not odd:
+        return False
+    kw = case.kwargs
+    window = geometry.window(case)
+    strides = kw.get("strides") or (1,) * len(window)
+    dil = kw.get("dilation_rate") or (1,) * len(window)
+    op = kw.get("output_padding")
+
+    def nonzero(shift: bool) -> bool:
+        for i, (n, k, s, d) in enumerate(zip(case.spatial_shape, window, strides, dil)):
+            start, length = geometry.conv_transpose_window(
+                n, k, s, d, "same", None if op is None else op[i])
+            if not _covered(n, k, s, d, start + (shift and i in odd), length):
+                return False
+        return True
+
+    return nonzero(False) or nonzero(True)
+
+
+def _same_uneven_not_trailing(case: ConvCase) -> bool:
+    """Some axis has an odd (uneven) non-negative raw "same" padding, and the uneven axes are
+    not exactly the last ones (an old torch average pool padded the last m axes)."""
+    raws = _same_raw_pads(case)
+    if not raws:
+        return False
+    odd = [t % 2 == 1 for t in raws]
+    m = sum(odd)
+    return m > 0 and odd != [False] * (len(odd) - m) + [True] * m
+
+
+def _same_uneven_misplaced_rejected(case: ConvCase) -> bool:
+    """With the uneven extra pad put on the last m axes instead of the uneven ones (see
+    :func:`_same_uneven_not_trailing`), some axis ends up shorter than its pool window."""
+    if not _same_uneven_not_trailing(case):
+        return False
+    raws = _same_raw_pads(case) or []
+    window = geometry.window(case)
+    m = sum(t % 2 for t in raws)
+    r = len(raws)
+    return any(n + 2 * (t // 2) + (1 if i >= r - m else 0) < k
+               for i, (n, k, t) in enumerate(zip(case.spatial_shape, window, raws)))
+
+
 @functools.lru_cache(maxsize=4096)
 def _derived(case: ConvCase) -> dict[str, Any]:
     """Case attributes a predicate may name besides the kwargs themselves (cached: every entry
@@ -181,6 +292,9 @@ def _derived(case: ConvCase) -> dict[str, Any]:
         out_spatial = out_shape[2:] if first else out_shape[1:-1]
         out_channels = out_shape[1] if first else out_shape[-1]
     same_pads = [_same_pads(n, k, s) for n, k, s in zip(spatial, window, strides)]
+    raws = _same_raw_pads(case)
+    reversed_pads = _same_pads_reversed(case)
+    odd_crops = _transpose_odd_same_crops(case)
     return {
         "batch": case.input_shape[0],
         "channels": kinds.channels(kw, case.input_shape),
@@ -213,6 +327,21 @@ def _derived(case: ConvCase) -> dict[str, Any]:
         and any(k > n for k, n in zip(window, spatial)),
         "edge_replication_visible": _edge_replication_visible(case),
         "tf_onednn_passthrough": _tf_onednn_passthrough(case),
+        # Keras < 3.9 torch "same" padding (negative totals, pads passed in reversed order)
+        "same_pad_negative": bool(raws) and min(raws) < 0,
+        "same_pads_even": bool(raws) and all(t % 2 == 0 for t in raws),
+        "same_pads_reversed_differ": reversed_pads[0],
+        "same_pads_reversed_rejected": reversed_pads[1],
+        # Keras < 3.5 torch average pool's own "same" padding
+        "same_uneven_not_trailing": _same_uneven_not_trailing(case),
+        "same_uneven_misplaced_rejected": _same_uneven_misplaced_rejected(case),
+        # Keras < 3.15 torch transposed "same" crops
+        "transpose_odd_same_crop": bool(odd_crops),
+        "transpose_odd_same_crop_visible": _transpose_odd_crop_visible(case),
+        # the shortest input axis among the odd-crop axes with stride 1 (0: none)
+        "transpose_odd_same_crop_stride_1": min(
+            (case.spatial_shape[i] for i in odd_crops
+             if (kw.get("strides") or (1,) * len(window))[i] == 1), default=0),
     }
 
 
