@@ -16,9 +16,9 @@ import os
 import sys
 import warnings
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Generator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -26,6 +26,14 @@ from conv_parity import grid, kinds
 from conv_parity.case import ConvCase
 from conv_parity.errors import ConvParityError
 from conv_parity.registry import Registry, installed_keras_version
+
+if TYPE_CHECKING:
+    from pluggy import Result
+
+    from conv_parity.engine import Engine
+    from conv_parity.report import ReportWriter
+    from conv_parity.strategies import FilterCounter
+    from conv_parity.verdict import Outcome
 
 _OPTIONS: list[tuple[str, str, str | None]] = [
     ("backends", "comma-separated Keras backends (default: every installed one)", None),
@@ -45,6 +53,7 @@ _ENV_KEY = "conv_parity_environment"
 _FUZZ_KEY = "conv_parity_fuzz"
 _FILTERED_BEFORE = pytest.StashKey[int]()
 _STATE = pytest.StashKey["_State"]()
+_FILTER_COUNTER = pytest.StashKey["FilterCounter"]()
 
 
 class ConformanceFailure(AssertionError):
@@ -102,10 +111,10 @@ class _State:
         self.registry = Registry.load(_option(config, "registry"))
         self.keras_version = installed_keras_version()
         self._cases: list[ConvCase] | None = None
-        self._engine: Any = None
+        self._engine: Engine | None = None
         self.outcomes: list[dict[str, Any]] = []
         self.environment: dict[str, Any] = {}
-        self.writer: Any = None
+        self.writer: ReportWriter | None = None
         self.env_sent = False
         #: Fuzz tests seen, and the examples their known-discrepancy filter dropped.
         self.fuzz = {"tests": 0, "filtered_known": 0}
@@ -122,7 +131,7 @@ class _State:
             self._cases = grid.shard(cases, self.shard) if self.shard else cases
         return self._cases
 
-    def engine(self) -> Any:
+    def engine(self) -> Engine:
         if self._engine is None:
             from conv_parity.engine import Engine
 
@@ -224,7 +233,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         ), stacklevel=1)
 
 
-def mark_known(item: pytest.Item, outcome: Any) -> None:
+def mark_known(item: pytest.Item, outcome: Outcome) -> None:
     """Make the item a strict xfail when a registered discrepancy matched its outcome (under
     the worker's facts): a reproduced one raises KnownDiscrepancy (XFAIL); one that passes is
     an XPASS(strict) failure, so a stale entry gets fixed."""
@@ -247,7 +256,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
 
 @pytest.fixture(scope="session")
-def conv_engine(request: pytest.FixtureRequest) -> Any:
+def conv_engine(request: pytest.FixtureRequest) -> Engine:
     """The session's Engine (backend workers start on first use, all concurrently)."""
     state: _State = request.config.stash[_STATE]
     engine = state.engine()
@@ -256,7 +265,8 @@ def conv_engine(request: pytest.FixtureRequest) -> Any:
 
 
 @pytest.fixture
-def conv_assert(request: pytest.FixtureRequest, conv_engine: Any) -> Callable[[ConvCase, str], None]:
+def conv_assert(request: pytest.FixtureRequest,
+                conv_engine: Engine) -> Callable[[ConvCase, str], None]:
     """A function that checks one case on one backend and turns the verdict into an outcome."""
     state: _State = request.config.stash[_STATE]
 
@@ -272,37 +282,68 @@ def conv_assert(request: pytest.FixtureRequest, conv_engine: Any) -> Callable[[C
     return check
 
 
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_call(item: pytest.Item) -> Any:
-    if item.get_closest_marker("conv_fuzz") is not None:
-        from conv_parity.strategies import COUNTER
+def filter_counter(config: pytest.Config) -> FilterCounter:
+    """This session's known-filter counter (one per pytest process, kept in ``config.stash``;
+    made on first use so that a run without fuzz tests never imports the strategies)."""
+    counter = config.stash.get(_FILTER_COUNTER, None)
+    if counter is None:
+        from conv_parity.strategies import FilterCounter
 
-        item.stash[_FILTERED_BEFORE] = COUNTER.filtered_known
+        counter = config.stash[_FILTER_COUNTER] = FilterCounter()
+    return counter
+
+
+@pytest.fixture(scope="session")
+def conv_filter_counter(request: pytest.FixtureRequest) -> FilterCounter:
+    """The counter to give the strategies' known filter (``KnownFilter(..., counter)``) in a
+    ``conv_fuzz`` test: what it drops is reported per test, in report.json and the summary."""
+    return filter_counter(request.config)
+
+
+@pytest.fixture
+def conv_record_failures(request: pytest.FixtureRequest) -> Callable[[Sequence[Outcome]], None]:
+    """A function that records one fuzz example's failing outcomes on this test, replacing the
+    previous example's: hypothesis runs the minimal failing example last, so a failed fuzz test
+    reports its shrunk outcomes like grid outcomes (as user properties, also under xdist).
+
+    Function-scoped on purpose, and kept across examples (the fuzz suite's settings suppress
+    hypothesis's ``function_scoped_fixture`` health check for it).
+    """
+    properties = request.node.user_properties
+    recorded: list[tuple[str, object]] = []
+
+    def record(failures: Sequence[Outcome]) -> None:
+        properties[:] = [p for p in properties if not any(p is r for r in recorded)]
+        recorded[:] = [(_OUTCOME_KEY, o.to_json()) for o in failures]
+        properties.extend(recorded)
+
+    return record
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
+    if item.get_closest_marker("conv_fuzz") is not None:
+        item.stash[_FILTERED_BEFORE] = filter_counter(item.config).filtered_known
     yield
 
 
 @pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
-    """A fuzz test reports how many examples its known filter dropped; a failed one's last
-    (shrunk) outcomes go to the report like grid outcomes."""
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, Result[pytest.TestReport], None]:
+    """A fuzz test reports how many examples its known filter dropped (the session counter's
+    growth during its call). Its failing outcomes are on the item already
+    (``conv_record_failures``)."""
     result = yield
     report = result.get_result()
     if call.when != "call" or item.get_closest_marker("conv_fuzz") is None:
         return
     if _FILTERED_BEFORE in item.stash:
-        from conv_parity.strategies import COUNTER
-
-        filtered = COUNTER.filtered_known - item.stash[_FILTERED_BEFORE]
+        filtered = filter_counter(item.config).filtered_known - item.stash[_FILTERED_BEFORE]
         report.user_properties.append((_FUZZ_KEY, {"filtered_known": filtered}))
-    if not report.failed:
-        return
-    state: _State | None = item.config.stash.get(_STATE, None)
-    engine = state._engine if state is not None else None
-    for outcome in getattr(engine, "last_failures", None) or []:
-        report.user_properties.append((_OUTCOME_KEY, outcome.to_json()))
 
 
-def enforce(outcome: Any) -> None:
+def enforce(outcome: Outcome) -> None:
     """Map a verdict to a pytest outcome: pass/unsupported pass, skip skips, xfail raises the
     exception its strict marker expects, everything else fails with the full description."""
     verdict = outcome.verdict
@@ -317,7 +358,7 @@ def enforce(outcome: Any) -> None:
     raise ConformanceFailure(describe(outcome))
 
 
-def describe(outcome: Any) -> str:
+def describe(outcome: Outcome) -> str:
     """The failure text: verdict, message, diagnosis and repro (same words as the reports)."""
     lines = [f"{outcome.case.id} on {outcome.backend}: {outcome.verdict}", outcome.message]
     if outcome.diagnosis:
@@ -358,7 +399,7 @@ class _Recorder:
         if state.writer is not None:
             state.writer.close(complete=exitstatus != pytest.ExitCode.INTERRUPTED)
 
-    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+    def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
         _terminal_summary(self.state, terminalreporter)
 
 
@@ -401,7 +442,7 @@ def matrix_lines(outcomes: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def _terminal_summary(state: _State, tr: Any) -> None:
+def _terminal_summary(state: _State, tr: pytest.TerminalReporter) -> None:
     fuzz_line = (f"fuzzing skipped {state.fuzz['filtered_known']} drawn examples that match a "
                  "known discrepancy") if state.fuzz["filtered_known"] else None
     if not state.outcomes:
