@@ -3,8 +3,12 @@
 It parametrizes any test that asks for the ``conv_case`` and ``conv_backend`` fixtures with the
 grid of the selected profile x the selected backends, marks known discrepancies as strict xfails
 in one collection pass, hands the planned cases to one session-wide :class:`Engine` (so they run
-in batches, all backends together), records every outcome in ``report.json`` (also under xdist:
-outcomes travel to the controller as user properties) and prints a conformance matrix.
+in batches, all backends together) and turns each verdict into a pytest outcome. Every outcome
+is recorded as a user property of its test (so under xdist it travels to the controller), where
+:mod:`conv_parity.plugin_report` collects it into ``report.json`` and the conformance matrix.
+
+This module holds what runs in every pytest process: options, per-process state, parametrization,
+fixtures and enforcement. What runs only where the report is written is in ``plugin_report``.
 
 Under pytest-xdist, use ``--dist loadgroup``: cases are grouped in chunks and every chunk runs
 all backends in one process, because error-parity verdicts compare backends with each other.
@@ -12,10 +16,8 @@ all backends in one process, because error-parity verdicts compare backends with
 
 from __future__ import annotations
 
-import os
 import sys
 import warnings
-from collections import Counter, defaultdict
 from collections.abc import Callable, Generator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,6 +27,7 @@ import pytest
 from conv_parity import grid, kinds
 from conv_parity.case import ConvCase
 from conv_parity.errors import ConvParityError
+from conv_parity.plugin_report import ENV_KEY, FUZZ_KEY, OUTCOME_KEY, Recorder
 from conv_parity.registry import Registry, installed_keras_version
 
 if TYPE_CHECKING:
@@ -46,11 +49,6 @@ _OPTIONS: list[tuple[str, str, str | None]] = [
     ("cases", "JSON file of cases to run instead of the grid: a list of case objects, or a "
               "report.json (reruns the cases it holds)", None),
 ]
-_OUTCOME_KEY = "conv_parity_outcome"
-_ENV_KEY = "conv_parity_environment"
-#: Per fuzz test: how many drawn examples the known-discrepancy filter dropped (a user property,
-#: so the count reaches the controller under xdist, where the report is written).
-_FUZZ_KEY = "conv_parity_fuzz"
 _FILTERED_BEFORE = pytest.StashKey[int]()
 _STATE = pytest.StashKey["_State"]()
 _FILTER_COUNTER = pytest.StashKey["FilterCounter"]()
@@ -184,7 +182,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
         state.report_dir.mkdir(parents=True, exist_ok=True)
         state.writer = ReportWriter(state.report_dir, state.run_info())
-    config.pluginmanager.register(_Recorder(state), "conv_parity_recorder")
+    config.pluginmanager.register(Recorder(state), "conv_parity_recorder")
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -274,8 +272,8 @@ def conv_assert(request: pytest.FixtureRequest,
         outcome = conv_engine.outcome(case, backend)
         if not state.env_sent:  # once per process: it covers every selected backend
             state.env_sent = True
-            request.node.user_properties.append((_ENV_KEY, conv_engine.environment()))
-        request.node.user_properties.append((_OUTCOME_KEY, outcome.to_json()))
+            request.node.user_properties.append((ENV_KEY, conv_engine.environment()))
+        request.node.user_properties.append((OUTCOME_KEY, outcome.to_json()))
         mark_known(request.node, outcome)
         enforce(outcome)
 
@@ -314,7 +312,7 @@ def conv_record_failures(request: pytest.FixtureRequest) -> Callable[[Sequence[O
 
     def record(failures: Sequence[Outcome]) -> None:
         properties[:] = [p for p in properties if not any(p is r for r in recorded)]
-        recorded[:] = [(_OUTCOME_KEY, o.to_json()) for o in failures]
+        recorded[:] = [(OUTCOME_KEY, o.to_json()) for o in failures]
         properties.extend(recorded)
 
     return record
@@ -340,7 +338,7 @@ def pytest_runtest_makereport(
         return
     if _FILTERED_BEFORE in item.stash:
         filtered = filter_counter(item.config).filtered_known - item.stash[_FILTERED_BEFORE]
-        report.user_properties.append((_FUZZ_KEY, {"filtered_known": filtered}))
+        report.user_properties.append((FUZZ_KEY, {"filtered_known": filtered}))
 
 
 def enforce(outcome: Outcome) -> None:
@@ -368,116 +366,7 @@ def describe(outcome: Outcome) -> str:
     return "\n".join(lines)
 
 
-class _Recorder:
-    """Collects outcomes where the report is written (the controller under xdist), writes the
-    report and prints the matrix. A registered object, so its hooks see the plugin state."""
-
-    def __init__(self, state: _State) -> None:
-        self.state = state
-
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        state = self.state
-        for key, value in report.user_properties:
-            if key == _ENV_KEY:
-                backends = {**state.environment.get("backends", {}), **value.get("backends", {})}
-                state.environment.update(value)
-                state.environment["backends"] = backends
-                if state.writer is not None:
-                    state.writer.set_environment(state.environment)
-            elif key == _OUTCOME_KEY and report.when == "call":
-                state.outcomes.append(value)
-                if state.writer is not None:
-                    state.writer.add(value)
-            elif key == _FUZZ_KEY and report.when == "call":
-                state.fuzz["tests"] += 1
-                state.fuzz["filtered_known"] += int(value["filtered_known"])
-                if state.writer is not None:
-                    state.writer.set_fuzz(state.fuzz)
-
-    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
-        state = self.state
-        if state.writer is not None:
-            state.writer.close(complete=exitstatus != pytest.ExitCode.INTERRUPTED)
-
-    def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
-        _terminal_summary(self.state, terminalreporter)
-
-
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     state: _State | None = session.config.stash.get(_STATE, None)
     if state is not None and state._engine is not None:
         state._engine.close()
-
-
-def matrix_lines(outcomes: list[dict[str, Any]]) -> list[str]:
-    """The conformance matrix as text: one row per layer/op, one column per backend."""
-    if not outcomes:
-        return []
-    backends = list(dict.fromkeys(o["backend"] for o in outcomes))
-    cells: dict[tuple[str, str], Counter] = defaultdict(Counter)
-    for o in outcomes:
-        cells[(o["layer"], o["backend"])][o["verdict"]] += 1
-    layers = sorted({o["layer"] for o in outcomes})
-
-    def cell(counter: Counter) -> str:
-        ok = counter["pass"] + counter["unsupported"]
-        bad = sum(v for k, v in counter.items() if k not in ("pass", "unsupported", "xfail",
-                                                               "skip"))
-        parts = [f"{ok} ok"]
-        if bad:
-            parts.append(f"{bad} FAIL")
-        if counter["xfail"]:
-            parts.append(f"{counter['xfail']} xfail")
-        if counter["skip"]:
-            parts.append(f"{counter['skip']} skip")
-        return " ".join(parts)
-
-    width = max(len(x) for x in [*layers, "layer / op"])
-    colw = {b: max(len(b), *(len(cell(cells[(lay, b)])) for lay in layers)) for b in backends}
-    head = "layer / op".ljust(width) + " | " + " | ".join(b.ljust(colw[b]) for b in backends)
-    lines = [head, "-" * len(head)]
-    for lay in layers:
-        lines.append(lay.ljust(width) + " | " + " | ".join(
-            cell(cells[(lay, b)]).ljust(colw[b]) for b in backends))
-    return lines
-
-
-def _terminal_summary(state: _State, tr: pytest.TerminalReporter) -> None:
-    fuzz_line = (f"fuzzing skipped {state.fuzz['filtered_known']} drawn examples that match a "
-                 "known discrepancy") if state.fuzz["filtered_known"] else None
-    if not state.outcomes:
-        if fuzz_line:
-            tr.section("conv-parity fuzzing")
-            tr.write_line(fuzz_line)
-        return
-    tr.section("conv-parity conformance matrix")
-    totals = Counter(o["verdict"] for o in state.outcomes)
-    tr.write_line(f"Keras {state.keras_version}, profile {state.profile}, backends "
-                  f"{', '.join(state.backends)}: " +
-                  ", ".join(f"{n} {v}" for v, n in sorted(totals.items())))
-    for line in matrix_lines(state.outcomes):
-        tr.write_line(line)
-    failures = [o for o in state.outcomes
-                if o["verdict"] not in ("pass", "unsupported", "xfail", "skip")]
-    if failures:
-        tr.write_line("")
-        tr.write_line(f"{len(failures)} discrepancies:")
-        for o in failures[:50]:
-            tr.write_line(f"  {o['case_id']} on {o['backend']}: {o['verdict']}")
-            if o.get("diagnosis"):
-                tr.write_line(f"    diagnosis: {o['diagnosis']}")
-            if o.get("repro"):
-                tr.write_line(f"    repro: python {o['repro']}")
-        if len(failures) > 50:
-            tr.write_line(f"  ... and {len(failures) - 50} more (see the report)")
-    from conv_parity.variants import summary_lines
-
-    disagreeing = summary_lines(state.outcomes)
-    if disagreeing:
-        tr.write_line("")
-        for line in disagreeing:
-            tr.write_line(line)
-    if fuzz_line:
-        tr.write_line(fuzz_line)
-    if state.report_dir is not None:
-        tr.write_line(f"report: {os.fspath(state.report_dir / 'report.json')}")

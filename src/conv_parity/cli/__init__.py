@@ -25,7 +25,7 @@ import os
 import sys
 import traceback
 from collections.abc import Iterator, Sequence
-from typing import NoReturn, TextIO
+from typing import Any, NoReturn, TextIO
 
 from conv_parity import __version__
 from conv_parity import backends as targets
@@ -95,7 +95,12 @@ def emit_json(text: str, out: TextIO | None = None) -> None:
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse with one-line errors (exit 2) that point at --help instead of the usage block."""
+    """argparse with one-line errors (exit 2) that point at --help instead of the usage block,
+    and help text laid out as written (every parser's epilog holds examples)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         hint = getattr(self, "example", None)
@@ -169,7 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="conv-parity",
         description="Does a Keras 3 convolution or pooling layer behave the same on every "
                     "backend? A conformance suite against a float64 NumPy reference.",
-        epilog=_MAIN_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=_MAIN_EPILOG,
     )
     parser.add_argument("--version", action="version", version=_version_text())
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)

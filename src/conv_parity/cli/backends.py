@@ -34,7 +34,7 @@ name it in --backends of any subcommand.
 def add_parser(sub: argparse._SubParsersAction) -> None:
     back = sub.add_parser(
         "backends", help="which backends are importable here",
-        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXAMPLES,
+        epilog=EXAMPLES,
         description="Import every installed Keras backend and variant in its own worker and "
                     "report versions, device, platform facts and import time.")
     back.add_argument("--backends", metavar="LIST",

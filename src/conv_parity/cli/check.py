@@ -54,7 +54,6 @@ exit codes: 0 every backend conforms, 1 a discrepancy, 2 bad input, 3 conv-parit
 def add_parser(sub: argparse._SubParsersAction) -> None:
     check = sub.add_parser(
         "check", help="check one layer on every backend",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Run one layer, pasted as you wrote it, on every selected backend and "
                     "compare each output with the float64 reference.",
         epilog=EXAMPLES)

@@ -44,7 +44,7 @@ Prints each distinct discrepancy (minimised) with its repro script; exit 1 if an
 def add_parser(sub: argparse._SubParsersAction) -> None:
     fuzz = sub.add_parser(
         "fuzz", help="hypothesis campaign for new discrepancies",
-        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXAMPLES,
+        epilog=EXAMPLES,
         description="Draw random valid configurations, check them on every selected backend, "
                     "shrink and deduplicate the discrepancies found.")
     fuzz.example = "conv-parity fuzz --max-examples 100"

@@ -28,7 +28,7 @@ exit codes: 0 the (merged) report has no discrepancy, 1 it has one, 2 unreadable
 def add_parser(sub: argparse._SubParsersAction) -> None:
     rep = sub.add_parser(
         "report", help="regenerate / merge reports",
-        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXAMPLES,
+        epilog=EXAMPLES,
         description="Render report.md and report.html from one or more report.json "
                     "(several are merged: shards, backends).")
     rep.example = "conv-parity report shard1/report.json shard2/report.json --out merged"

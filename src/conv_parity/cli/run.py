@@ -65,7 +65,7 @@ def _workers(text: str) -> str:
 def add_parser(sub: argparse._SubParsersAction) -> None:
     run = sub.add_parser(
         "run", help="run the conformance suite (pytest) and write the report",
-        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXAMPLES,
+        epilog=EXAMPLES,
         description="The grid of the chosen profile on every selected backend, through "
                     "pytest and the conv-parity plugin; prints the conformance matrix.")
     run.example = "conv-parity run --profile smoke --backends jax,numpy"
