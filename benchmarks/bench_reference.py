@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from conv_parity import reference
-from conv_parity.cli import _positive_int
+from conv_parity.cli import positive_int
 from conv_parity.reference import ops
 
 
@@ -149,7 +149,7 @@ def _tiny_us() -> float:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--rounds", type=_positive_int, default=7)
+    ap.add_argument("--rounds", type=positive_int, default=7)
     ap.add_argument("--pause", type=float, default=0.15)
     ap.add_argument("--cases", nargs="*", default=[c.name for c in CASES])
     args = ap.parse_args(argv)

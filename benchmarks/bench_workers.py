@@ -34,7 +34,7 @@ import psutil
 
 from conv_parity import BACKENDS
 from conv_parity.case import ConvCase
-from conv_parity.cli import _positive_int
+from conv_parity.cli import positive_int
 from conv_parity.workers import WorkerPool, make_items
 from conv_parity.workers.pool import _pythonpath_for_child, limit_threads_env
 from conv_parity.workers.results import WorkItem
@@ -190,11 +190,11 @@ def import_time(backend: str) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--backends", nargs="*", default=list(BACKENDS))
-    ap.add_argument("--cases", type=_positive_int, default=200)
+    ap.add_argument("--cases", type=positive_int, default=200)
     ap.add_argument("--threads", type=int, default=1, help="worker intra-op threads (0: default)")
-    ap.add_argument("--chunk", type=_positive_int, default=20,
+    ap.add_argument("--chunk", type=positive_int, default=20,
                     help="cases per sample (one pool batch), pool and bare in turn")
-    ap.add_argument("--repeats", type=_positive_int, default=5,
+    ap.add_argument("--repeats", type=positive_int, default=5,
                     help="how many times pass 2 (shapes seen before) goes over all cases")
     ap.add_argument("--pause", type=float, default=0.1, help="seconds of rest before a sample")
     ap.add_argument("--json", type=Path, help="also write the numbers (and samples) here")

@@ -79,8 +79,6 @@ class Engine:
         self._lock = threading.Lock()
         self._cache: dict[tuple[ConvCase, str], Outcome] = {}
         self._chunk_of: dict[ConvCase, list[ConvCase]] = {}
-        #: The failing outcomes of the last fuzz example (set by the suite's fuzz tests).
-        self.last_failures: list[Outcome] = []
 
     # -- life cycle -------------------------------------------------------------------------
     def start(self) -> None:

@@ -24,13 +24,22 @@ import zlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hypothesis import HealthCheck, Phase, Verbosity, given, settings
 from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
 from hypothesis.database import DirectoryBasedExampleDatabase, ExampleDatabase
 from hypothesis.errors import Unsatisfiable
+
+if TYPE_CHECKING:
+    import pytest
+
+    from conv_parity.case import ConvCase
+    from conv_parity.engine import Engine
+    from conv_parity.registry import Registry
+    from conv_parity.strategies import FilterCounter, KnownFilter
+    from conv_parity.verdict import Outcome
 
 PROFILES = ("dev", "ci", "nightly")
 _SUPPRESS = [HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large]
@@ -42,7 +51,7 @@ DEFAULT_RUN_EXAMPLES = 10
 DEFAULT_CAMPAIGN_EXAMPLES = 100
 
 
-def register_hypothesis_profiles(config: Any = None) -> None:
+def register_hypothesis_profiles(config: pytest.Config | None = None) -> None:
     """Register the dev / ci / nightly profiles; nightly's database goes under the report dir."""
     report = None
     if config is not None:
@@ -60,7 +69,7 @@ def register_hypothesis_profiles(config: Any = None) -> None:
                               print_blob=True, **common)
 
 
-def active_profile(config: Any = None) -> str | None:
+def active_profile(config: pytest.Config | None = None) -> str | None:
     """The hypothesis profile in force: ``--hypothesis-profile`` if given, else the loaded one."""
     name = None
     if config is not None:
@@ -77,14 +86,17 @@ def suite_settings(fraction: float = 1.0) -> settings:
 
     Under a conv-parity profile (or any profile a user loaded) its budget applies, scaled by
     ``fraction``; under hypothesis's own ``default`` profile (a plain ``pytest`` run, which must
-    stay cheap) the ``dev`` budget applies. Always ``deadline=None``.
+    stay cheap) the ``dev`` budget applies. Always ``deadline=None``. The
+    ``function_scoped_fixture`` health check is off: the plugin's ``conv_record_failures`` is
+    meant to live across examples (it keeps the last example's failures).
     """
     if "dev" not in getattr(settings, "_profiles", {"dev": None}):
         register_hypothesis_profiles()
     name = active_profile()
     base = settings.get_profile("dev") if name in (None, "default") else settings.default
     n = max(1, round(base.max_examples * fraction))
-    suppress = sorted(set(base.suppress_health_check) | set(_SUPPRESS), key=lambda h: h.value)
+    suppress = sorted(set(base.suppress_health_check) | set(_SUPPRESS)
+                      | {HealthCheck.function_scoped_fixture}, key=lambda h: h.value)
     return settings(base, max_examples=n, deadline=None, suppress_health_check=suppress)
 
 
@@ -93,7 +105,7 @@ def shard_seed(test_name: str, shard: str) -> int:
     return zlib.crc32(f"conv-parity|{test_name}|shard {shard}".encode())
 
 
-def seed_for_shard(item: Any, shard: str | None) -> None:
+def seed_for_shard(item: pytest.Item, shard: str | None) -> None:
     """Give a ``conv_fuzz`` item its shard's fixed seed under the ``ci`` profile.
 
     ``ci`` is derandomized: without this every shard would draw the same examples. An explicit
@@ -117,7 +129,7 @@ def seed_for_shard(item: Any, shard: str | None) -> None:
 # --------------------------------------------------------------------------- campaigns
 
 
-def root_cause(outcome: Any) -> tuple[str, str, str, str | None]:
+def root_cause(outcome: Outcome) -> tuple[str, str, str, str | None]:
     """The dedup key of a failing outcome: (layer, backend, verdict, diagnosis).
 
     Errors have no diagnosis; their exception type stands in for it, so a backend that raises
@@ -132,7 +144,7 @@ def root_cause(outcome: Any) -> tuple[str, str, str, str | None]:
     return (outcome.case.layer, outcome.backend, verdict, cause)
 
 
-def _complexity(case: Any) -> tuple[int, int, str]:
+def _complexity(case: ConvCase) -> tuple[int, int, str]:
     """A simplicity order for representatives that hypothesis has not shrunk (smaller first)."""
     ints = [v for val in case.kwargs.values() if isinstance(val, tuple) for v in val]
     size = 1
@@ -257,13 +269,13 @@ class _KeepingDatabase(ExampleDatabase):
 
 @dataclass
 class _Found:
-    outcome: Any
+    outcome: Outcome
     first_case_id: str
     minimised: bool = False
 
 
-def _campaign_strategy(layers: Sequence[str] | None, known: Any, counter: Any
-                       ) -> st.SearchStrategy[Any]:
+def _campaign_strategy(layers: Sequence[str] | None, known: KnownFilter, counter: FilterCounter
+                       ) -> st.SearchStrategy[ConvCase]:
     """Valid cases mostly, boundary and invalid ones sometimes; shrinks towards valid ones."""
     from conv_parity.strategies import conv_cases, edge_cases, invalid_cases
 
@@ -280,10 +292,10 @@ def run_campaign(
     seed: int | None = None,
     report_dir: str | Path | None = None,
     progress: Callable[[CampaignEvent], None] | None = None,
-    registry: Any = None,
+    registry: Registry | str | Path | None = None,
     *,
     layers: Sequence[str] | None = None,
-    engine: Any = None,
+    engine: Engine | None = None,
 ) -> CampaignResult:
     """Fuzz every selected backend until ``max_examples`` or ``time_budget`` (seconds) is spent.
 
@@ -331,7 +343,7 @@ def run_campaign(
     strategy = _campaign_strategy(layers, known, counter)
 
     found: dict[tuple, _Found] = {}
-    seen: set[Any] = set()
+    seen: set[ConvCase] = set()
     state: dict[str, Any] = {"examples": 0, "shrink": 0, "target": None}
     backend_seconds: dict[str, float] = dict.fromkeys(engine.backends, 0.0)
     run_info = {"front_door": "fuzz", "backends": list(engine.backends), "seed": seed,
@@ -361,7 +373,7 @@ def run_campaign(
             result.report_paths = {k: str(v) for k, v in paths.items()}
         return result
 
-    def probe(case: Any) -> None:
+    def probe(case: ConvCase) -> None:
         if deadline is not None and time.monotonic() > deadline:
             raise _Stop("time_budget")
         target = state["target"]

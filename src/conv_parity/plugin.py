@@ -3,8 +3,12 @@
 It parametrizes any test that asks for the ``conv_case`` and ``conv_backend`` fixtures with the
 grid of the selected profile x the selected backends, marks known discrepancies as strict xfails
 in one collection pass, hands the planned cases to one session-wide :class:`Engine` (so they run
-in batches, all backends together), records every outcome in ``report.json`` (also under xdist:
-outcomes travel to the controller as user properties) and prints a conformance matrix.
+in batches, all backends together) and turns each verdict into a pytest outcome. Every outcome
+is recorded as a user property of its test (so under xdist it travels to the controller), where
+:mod:`conv_parity.plugin_report` collects it into ``report.json`` and the conformance matrix.
+
+This module holds what runs in every pytest process: options, per-process state, parametrization,
+fixtures and enforcement. What runs only where the report is written is in ``plugin_report``.
 
 Under pytest-xdist, use ``--dist loadgroup``: cases are grouped in chunks and every chunk runs
 all backends in one process, because error-parity verdicts compare backends with each other.
@@ -12,20 +16,27 @@ all backends in one process, because error-parity verdicts compare backends with
 
 from __future__ import annotations
 
-import os
 import sys
 import warnings
-from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Generator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from conv_parity import grid, kinds
 from conv_parity.case import ConvCase
 from conv_parity.errors import ConvParityError
+from conv_parity.plugin_report import ENV_KEY, FUZZ_KEY, OUTCOME_KEY, Recorder
 from conv_parity.registry import Registry, installed_keras_version
+
+if TYPE_CHECKING:
+    from pluggy import Result
+
+    from conv_parity.engine import Engine
+    from conv_parity.report import ReportWriter
+    from conv_parity.strategies import FilterCounter
+    from conv_parity.verdict import Outcome
 
 _OPTIONS: list[tuple[str, str, str | None]] = [
     ("backends", "comma-separated Keras backends (default: every installed one)", None),
@@ -38,13 +49,9 @@ _OPTIONS: list[tuple[str, str, str | None]] = [
     ("cases", "JSON file of cases to run instead of the grid: a list of case objects, or a "
               "report.json (reruns the cases it holds)", None),
 ]
-_OUTCOME_KEY = "conv_parity_outcome"
-_ENV_KEY = "conv_parity_environment"
-#: Per fuzz test: how many drawn examples the known-discrepancy filter dropped (a user property,
-#: so the count reaches the controller under xdist, where the report is written).
-_FUZZ_KEY = "conv_parity_fuzz"
 _FILTERED_BEFORE = pytest.StashKey[int]()
 _STATE = pytest.StashKey["_State"]()
+_FILTER_COUNTER = pytest.StashKey["FilterCounter"]()
 
 
 class ConformanceFailure(AssertionError):
@@ -102,10 +109,10 @@ class _State:
         self.registry = Registry.load(_option(config, "registry"))
         self.keras_version = installed_keras_version()
         self._cases: list[ConvCase] | None = None
-        self._engine: Any = None
+        self._engine: Engine | None = None
         self.outcomes: list[dict[str, Any]] = []
         self.environment: dict[str, Any] = {}
-        self.writer: Any = None
+        self.writer: ReportWriter | None = None
         self.env_sent = False
         #: Fuzz tests seen, and the examples their known-discrepancy filter dropped.
         self.fuzz = {"tests": 0, "filtered_known": 0}
@@ -122,7 +129,7 @@ class _State:
             self._cases = grid.shard(cases, self.shard) if self.shard else cases
         return self._cases
 
-    def engine(self) -> Any:
+    def engine(self) -> Engine:
         if self._engine is None:
             from conv_parity.engine import Engine
 
@@ -175,7 +182,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
         state.report_dir.mkdir(parents=True, exist_ok=True)
         state.writer = ReportWriter(state.report_dir, state.run_info())
-    config.pluginmanager.register(_Recorder(state), "conv_parity_recorder")
+    config.pluginmanager.register(Recorder(state), "conv_parity_recorder")
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -224,7 +231,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         ), stacklevel=1)
 
 
-def mark_known(item: pytest.Item, outcome: Any) -> None:
+def mark_known(item: pytest.Item, outcome: Outcome) -> None:
     """Make the item a strict xfail when a registered discrepancy matched its outcome (under
     the worker's facts): a reproduced one raises KnownDiscrepancy (XFAIL); one that passes is
     an XPASS(strict) failure, so a stale entry gets fixed."""
@@ -247,7 +254,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
 
 @pytest.fixture(scope="session")
-def conv_engine(request: pytest.FixtureRequest) -> Any:
+def conv_engine(request: pytest.FixtureRequest) -> Engine:
     """The session's Engine (backend workers start on first use, all concurrently)."""
     state: _State = request.config.stash[_STATE]
     engine = state.engine()
@@ -256,7 +263,8 @@ def conv_engine(request: pytest.FixtureRequest) -> Any:
 
 
 @pytest.fixture
-def conv_assert(request: pytest.FixtureRequest, conv_engine: Any) -> Callable[[ConvCase, str], None]:
+def conv_assert(request: pytest.FixtureRequest,
+                conv_engine: Engine) -> Callable[[ConvCase, str], None]:
     """A function that checks one case on one backend and turns the verdict into an outcome."""
     state: _State = request.config.stash[_STATE]
 
@@ -264,45 +272,76 @@ def conv_assert(request: pytest.FixtureRequest, conv_engine: Any) -> Callable[[C
         outcome = conv_engine.outcome(case, backend)
         if not state.env_sent:  # once per process: it covers every selected backend
             state.env_sent = True
-            request.node.user_properties.append((_ENV_KEY, conv_engine.environment()))
-        request.node.user_properties.append((_OUTCOME_KEY, outcome.to_json()))
+            request.node.user_properties.append((ENV_KEY, conv_engine.environment()))
+        request.node.user_properties.append((OUTCOME_KEY, outcome.to_json()))
         mark_known(request.node, outcome)
         enforce(outcome)
 
     return check
 
 
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_call(item: pytest.Item) -> Any:
-    if item.get_closest_marker("conv_fuzz") is not None:
-        from conv_parity.strategies import COUNTER
+def filter_counter(config: pytest.Config) -> FilterCounter:
+    """This session's known-filter counter (one per pytest process, kept in ``config.stash``;
+    made on first use so that a run without fuzz tests never imports the strategies)."""
+    counter = config.stash.get(_FILTER_COUNTER, None)
+    if counter is None:
+        from conv_parity.strategies import FilterCounter
 
-        item.stash[_FILTERED_BEFORE] = COUNTER.filtered_known
+        counter = config.stash[_FILTER_COUNTER] = FilterCounter()
+    return counter
+
+
+@pytest.fixture(scope="session")
+def conv_filter_counter(request: pytest.FixtureRequest) -> FilterCounter:
+    """The counter to give the strategies' known filter (``KnownFilter(..., counter)``) in a
+    ``conv_fuzz`` test: what it drops is reported per test, in report.json and the summary."""
+    return filter_counter(request.config)
+
+
+@pytest.fixture
+def conv_record_failures(request: pytest.FixtureRequest) -> Callable[[Sequence[Outcome]], None]:
+    """A function that records one fuzz example's failing outcomes on this test, replacing the
+    previous example's: hypothesis runs the minimal failing example last, so a failed fuzz test
+    reports its shrunk outcomes like grid outcomes (as user properties, also under xdist).
+
+    Function-scoped on purpose, and kept across examples (the fuzz suite's settings suppress
+    hypothesis's ``function_scoped_fixture`` health check for it).
+    """
+    properties = request.node.user_properties
+    recorded: list[tuple[str, object]] = []
+
+    def record(failures: Sequence[Outcome]) -> None:
+        properties[:] = [p for p in properties if not any(p is r for r in recorded)]
+        recorded[:] = [(OUTCOME_KEY, o.to_json()) for o in failures]
+        properties.extend(recorded)
+
+    return record
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
+    if item.get_closest_marker("conv_fuzz") is not None:
+        item.stash[_FILTERED_BEFORE] = filter_counter(item.config).filtered_known
     yield
 
 
 @pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
-    """A fuzz test reports how many examples its known filter dropped; a failed one's last
-    (shrunk) outcomes go to the report like grid outcomes."""
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, Result[pytest.TestReport], None]:
+    """A fuzz test reports how many examples its known filter dropped (the session counter's
+    growth during its call). Its failing outcomes are on the item already
+    (``conv_record_failures``)."""
     result = yield
     report = result.get_result()
     if call.when != "call" or item.get_closest_marker("conv_fuzz") is None:
         return
     if _FILTERED_BEFORE in item.stash:
-        from conv_parity.strategies import COUNTER
-
-        filtered = COUNTER.filtered_known - item.stash[_FILTERED_BEFORE]
-        report.user_properties.append((_FUZZ_KEY, {"filtered_known": filtered}))
-    if not report.failed:
-        return
-    state: _State | None = item.config.stash.get(_STATE, None)
-    engine = state._engine if state is not None else None
-    for outcome in getattr(engine, "last_failures", None) or []:
-        report.user_properties.append((_OUTCOME_KEY, outcome.to_json()))
+        filtered = filter_counter(item.config).filtered_known - item.stash[_FILTERED_BEFORE]
+        report.user_properties.append((FUZZ_KEY, {"filtered_known": filtered}))
 
 
-def enforce(outcome: Any) -> None:
+def enforce(outcome: Outcome) -> None:
     """Map a verdict to a pytest outcome: pass/unsupported pass, skip skips, xfail raises the
     exception its strict marker expects, everything else fails with the full description."""
     verdict = outcome.verdict
@@ -317,7 +356,7 @@ def enforce(outcome: Any) -> None:
     raise ConformanceFailure(describe(outcome))
 
 
-def describe(outcome: Any) -> str:
+def describe(outcome: Outcome) -> str:
     """The failure text: verdict, message, diagnosis and repro (same words as the reports)."""
     lines = [f"{outcome.case.id} on {outcome.backend}: {outcome.verdict}", outcome.message]
     if outcome.diagnosis:
@@ -327,116 +366,7 @@ def describe(outcome: Any) -> str:
     return "\n".join(lines)
 
 
-class _Recorder:
-    """Collects outcomes where the report is written (the controller under xdist), writes the
-    report and prints the matrix. A registered object, so its hooks see the plugin state."""
-
-    def __init__(self, state: _State) -> None:
-        self.state = state
-
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        state = self.state
-        for key, value in report.user_properties:
-            if key == _ENV_KEY:
-                backends = {**state.environment.get("backends", {}), **value.get("backends", {})}
-                state.environment.update(value)
-                state.environment["backends"] = backends
-                if state.writer is not None:
-                    state.writer.set_environment(state.environment)
-            elif key == _OUTCOME_KEY and report.when == "call":
-                state.outcomes.append(value)
-                if state.writer is not None:
-                    state.writer.add(value)
-            elif key == _FUZZ_KEY and report.when == "call":
-                state.fuzz["tests"] += 1
-                state.fuzz["filtered_known"] += int(value["filtered_known"])
-                if state.writer is not None:
-                    state.writer.set_fuzz(state.fuzz)
-
-    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
-        state = self.state
-        if state.writer is not None:
-            state.writer.close(complete=exitstatus != pytest.ExitCode.INTERRUPTED)
-
-    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        _terminal_summary(self.state, terminalreporter)
-
-
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     state: _State | None = session.config.stash.get(_STATE, None)
     if state is not None and state._engine is not None:
         state._engine.close()
-
-
-def matrix_lines(outcomes: list[dict[str, Any]]) -> list[str]:
-    """The conformance matrix as text: one row per layer/op, one column per backend."""
-    if not outcomes:
-        return []
-    backends = list(dict.fromkeys(o["backend"] for o in outcomes))
-    cells: dict[tuple[str, str], Counter] = defaultdict(Counter)
-    for o in outcomes:
-        cells[(o["layer"], o["backend"])][o["verdict"]] += 1
-    layers = sorted({o["layer"] for o in outcomes})
-
-    def cell(counter: Counter) -> str:
-        ok = counter["pass"] + counter["unsupported"]
-        bad = sum(v for k, v in counter.items() if k not in ("pass", "unsupported", "xfail",
-                                                               "skip"))
-        parts = [f"{ok} ok"]
-        if bad:
-            parts.append(f"{bad} FAIL")
-        if counter["xfail"]:
-            parts.append(f"{counter['xfail']} xfail")
-        if counter["skip"]:
-            parts.append(f"{counter['skip']} skip")
-        return " ".join(parts)
-
-    width = max(len(x) for x in [*layers, "layer / op"])
-    colw = {b: max(len(b), *(len(cell(cells[(lay, b)])) for lay in layers)) for b in backends}
-    head = "layer / op".ljust(width) + " | " + " | ".join(b.ljust(colw[b]) for b in backends)
-    lines = [head, "-" * len(head)]
-    for lay in layers:
-        lines.append(lay.ljust(width) + " | " + " | ".join(
-            cell(cells[(lay, b)]).ljust(colw[b]) for b in backends))
-    return lines
-
-
-def _terminal_summary(state: _State, tr: Any) -> None:
-    fuzz_line = (f"fuzzing skipped {state.fuzz['filtered_known']} drawn examples that match a "
-                 "known discrepancy") if state.fuzz["filtered_known"] else None
-    if not state.outcomes:
-        if fuzz_line:
-            tr.section("conv-parity fuzzing")
-            tr.write_line(fuzz_line)
-        return
-    tr.section("conv-parity conformance matrix")
-    totals = Counter(o["verdict"] for o in state.outcomes)
-    tr.write_line(f"Keras {state.keras_version}, profile {state.profile}, backends "
-                  f"{', '.join(state.backends)}: " +
-                  ", ".join(f"{n} {v}" for v, n in sorted(totals.items())))
-    for line in matrix_lines(state.outcomes):
-        tr.write_line(line)
-    failures = [o for o in state.outcomes
-                if o["verdict"] not in ("pass", "unsupported", "xfail", "skip")]
-    if failures:
-        tr.write_line("")
-        tr.write_line(f"{len(failures)} discrepancies:")
-        for o in failures[:50]:
-            tr.write_line(f"  {o['case_id']} on {o['backend']}: {o['verdict']}")
-            if o.get("diagnosis"):
-                tr.write_line(f"    diagnosis: {o['diagnosis']}")
-            if o.get("repro"):
-                tr.write_line(f"    repro: python {o['repro']}")
-        if len(failures) > 50:
-            tr.write_line(f"  ... and {len(failures) - 50} more (see the report)")
-    from conv_parity.variants import summary_lines
-
-    disagreeing = summary_lines(state.outcomes)
-    if disagreeing:
-        tr.write_line("")
-        for line in disagreeing:
-            tr.write_line(line)
-    if fuzz_line:
-        tr.write_line(fuzz_line)
-    if state.report_dir is not None:
-        tr.write_line(f"report: {os.fspath(state.report_dir / 'report.json')}")

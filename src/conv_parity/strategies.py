@@ -18,6 +18,9 @@ Why they are built this way:
   the smallest size the kernel allows.
 * **Known discrepancies filtered before they run** (``exclude_known=registry``), counted in a
   :class:`FilterCounter`, so one known bug does not eat a fuzz budget.
+* **No module-global counter.** Each strategy counts into the ``counter`` it is given, or into a
+  fresh one of its own, so they work outside pytest. Under the plugin, pass the session's counter
+  (the ``conv_filter_counter`` fixture) and its drops reach the report and the summary.
 """
 
 from __future__ import annotations
@@ -35,7 +38,6 @@ from conv_parity.errors import InvalidConfig, UsageError
 from conv_parity.registry import Registry, installed_keras_version
 
 __all__ = [
-    "COUNTER",
     "EDGES",
     "FilterCounter",
     "KnownFilter",
@@ -85,10 +87,6 @@ class FilterCounter:
             self.filtered_known = self.rejected_invalid = self.filter_errors = 0
 
 
-#: The counter strategies use when none is passed.
-COUNTER = FilterCounter()
-
-
 class KnownFilter:
     """A predicate that is False for cases a registry entry covers on any selected backend.
 
@@ -104,7 +102,7 @@ class KnownFilter:
         self.backends = tuple(backends) if backends is not None else KERAS_BACKENDS
         self.keras_version = keras_version if keras_version is not None else (
             installed_keras_version())
-        self.counter = counter if counter is not None else COUNTER
+        self.counter = counter if counter is not None else FilterCounter()
 
     def known(self, case: ConvCase) -> bool:
         """Whether an entry covers the case; a predicate that raises covers nothing (counted in
@@ -299,6 +297,11 @@ def _layers(layers: Iterable[str] | None) -> list[str]:
     return names
 
 
+def _counter(counter: FilterCounter | None) -> FilterCounter:
+    """The counter a strategy counts into: the one passed, else a new one for this call."""
+    return counter if counter is not None else FilterCounter()
+
+
 def _with_filters(strategy: st.SearchStrategy[ConvCase], counter: FilterCounter,
                   exclude_known: Registry | KnownFilter | None,
                   backends: Sequence[str] | None) -> st.SearchStrategy[ConvCase]:
@@ -326,10 +329,10 @@ def cases_for(layer_name: str, *, dtypes: Sequence[str] = ("float32",),
     """Valid cases of one layer or op (``"Conv2D"``, ``"ops.conv_transpose"``, ...).
 
     ``exclude_known``: drop cases a registry entry covers on any of ``backends`` (default:
-    every backend), counted in ``counter`` (default :data:`COUNTER`).
+    every backend), counted in ``counter`` (default: a new :class:`FilterCounter`).
     """
     kinds.get_kind(layer_name)
-    return _with_filters(_raw_case(layer_name, tuple(dtypes)), counter or COUNTER,
+    return _with_filters(_raw_case(layer_name, tuple(dtypes)), _counter(counter),
                          exclude_known, backends)
 
 
@@ -344,7 +347,7 @@ def conv_cases(layers: Iterable[str] | None = None, *, dtypes: Sequence[str] = (
     """
     names = _layers(layers)
     raw = st.one_of(*(_raw_case(n, tuple(dtypes)) for n in names))
-    return _with_filters(raw, counter or COUNTER, exclude_known, backends)
+    return _with_filters(raw, _counter(counter), exclude_known, backends)
 
 
 valid_cases = conv_cases
@@ -373,7 +376,7 @@ def edge_cases(layers: Iterable[str] | None = None, *, edges: Sequence[str] = ED
                 lambda c, e=e: is_valid(c) and e in boundaries(c)))
     if not options:
         raise UsageError(f"no edge can be drawn for layers {layers} and edges {edges}")
-    return _with_filters(st.one_of(*options), counter or COUNTER, exclude_known, backends)
+    return _with_filters(st.one_of(*options), _counter(counter), exclude_known, backends)
 
 
 # Each maker breaks exactly one rule of the spec in an otherwise valid draw.
@@ -472,5 +475,5 @@ def invalid_cases(layers: Iterable[str] | None = None, *, dtypes: Sequence[str] 
     if exclude_known is not None:
         strategy = strategy.filter(exclude_known if isinstance(exclude_known, KnownFilter)
                                    else KnownFilter(exclude_known, backends,
-                                                    counter=counter or COUNTER))
+                                                    counter=_counter(counter)))
     return strategy

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from conv_parity import cli_parse, grid, kinds, reference
+from conv_parity import grid, kinds, reference
 from conv_parity.case import ConvCase
+from conv_parity.cli import parse as cli_parse
 from conv_parity.errors import InvalidConfig, UsageError
 
 

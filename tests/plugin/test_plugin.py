@@ -153,16 +153,17 @@ FUZZ_DRAWS = '''
 import pytest
 from hypothesis import given, settings, strategies as st
 from conv_parity.registry import Registry, installed_keras_version
-from conv_parity.strategies import COUNTER, KnownFilter, cases_for
+from conv_parity.strategies import KnownFilter, cases_for
 
-KNOWN = KnownFilter(Registry.load(r"{registry}"), ["jax"], installed_keras_version(), COUNTER)
+REGISTRY = Registry.load(r"{registry}")
 
 
 @pytest.mark.conv_fuzz
 @settings(max_examples=25, deadline=None, database=None, derandomize=True)
 @given(data=st.data())
-def test_draw_{name}(data):
-    data.draw(cases_for("Conv2D", exclude_known=KNOWN))
+def test_draw_{name}(conv_filter_counter, data):
+    known = KnownFilter(REGISTRY, ["jax"], installed_keras_version(), conv_filter_counter)
+    data.draw(cases_for("Conv2D", exclude_known=known))
 '''
 
 

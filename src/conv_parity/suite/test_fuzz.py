@@ -4,13 +4,16 @@ Each example is one batched round trip (``conv_engine.check([case])``: every bac
 concurrently), judged exactly like a grid case, so a failure shrinks to a minimal configuration
 and ends in the same message, diagnosis and repro script (:func:`conv_parity.plugin.describe`).
 Known discrepancies are filtered out by the strategy before they run (so one known bug cannot
-eat the budget). The budget comes from the hypothesis profile (``--hypothesis-profile
-dev|ci|nightly``); a plain ``pytest`` run uses the cheap ``dev`` budget.
+eat the budget), counted in the session's counter (``conv_filter_counter``). Each example's
+failing outcomes go to ``conv_record_failures``: the last (minimal) ones reach the report. The
+budget comes from the hypothesis profile (``--hypothesis-profile dev|ci|nightly``); a plain
+``pytest`` run uses the cheap ``dev`` budget.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import pytest
 from hypothesis import given
@@ -19,17 +22,23 @@ from hypothesis import strategies as st
 from conv_parity.case import ConvCase
 from conv_parity.fuzzing import suite_settings
 from conv_parity.plugin import ConformanceFailure, describe
-from conv_parity.strategies import COUNTER, KnownFilter, conv_cases, edge_cases, invalid_cases
+from conv_parity.strategies import FilterCounter, KnownFilter, conv_cases, edge_cases, invalid_cases
+
+if TYPE_CHECKING:
+    from conv_parity.engine import Engine
+    from conv_parity.verdict import Outcome
+
+Record = Callable[[Sequence["Outcome"]], None]
 
 
-def _known_filter(engine: Any) -> KnownFilter:
-    return KnownFilter(engine.registry, engine.backends, engine.keras_version, COUNTER)
+def _known_filter(engine: Engine, counter: FilterCounter) -> KnownFilter:
+    return KnownFilter(engine.registry, engine.backends, engine.keras_version, counter)
 
 
-def _check(engine: Any, case: ConvCase) -> None:
+def _check(engine: Engine, record: Record, case: ConvCase) -> None:
     """Fail with the grid's description for every failing outcome (xfail/known ones pass)."""
     failures = [o for o in engine.check([case]) if o.failed]
-    engine.last_failures = failures  # the plugin records the last (minimal) ones in the report
+    record(failures)
     if failures:
         raise ConformanceFailure("\n\n".join(describe(o) for o in failures))
 
@@ -37,25 +46,31 @@ def _check(engine: Any, case: ConvCase) -> None:
 @pytest.mark.conv_fuzz
 @suite_settings()
 @given(data=st.data())
-def test_fuzz_valid(conv_engine: Any, data: st.DataObject) -> None:
+def test_fuzz_valid(conv_engine: Engine, conv_filter_counter: FilterCounter,
+                    conv_record_failures: Record, data: st.DataObject) -> None:
     """A valid configuration of any layer or op agrees with the reference on every backend."""
-    case = data.draw(conv_cases(exclude_known=_known_filter(conv_engine)), label="case")
-    _check(conv_engine, case)
+    known = _known_filter(conv_engine, conv_filter_counter)
+    case = data.draw(conv_cases(exclude_known=known), label="case")
+    _check(conv_engine, conv_record_failures, case)
 
 
 @pytest.mark.conv_fuzz
 @suite_settings(0.5)
 @given(data=st.data())
-def test_fuzz_edge(conv_engine: Any, data: st.DataObject) -> None:
+def test_fuzz_edge(conv_engine: Engine, conv_filter_counter: FilterCounter,
+                   conv_record_failures: Record, data: st.DataObject) -> None:
     """Boundary configurations (output size 1, kernel == input, stride == input) agree too."""
-    case = data.draw(edge_cases(exclude_known=_known_filter(conv_engine)), label="case")
-    _check(conv_engine, case)
+    known = _known_filter(conv_engine, conv_filter_counter)
+    case = data.draw(edge_cases(exclude_known=known), label="case")
+    _check(conv_engine, conv_record_failures, case)
 
 
 @pytest.mark.conv_fuzz
 @suite_settings(0.5)
 @given(data=st.data())
-def test_fuzz_invalid(conv_engine: Any, data: st.DataObject) -> None:
+def test_fuzz_invalid(conv_engine: Engine, conv_filter_counter: FilterCounter,
+                      conv_record_failures: Record, data: st.DataObject) -> None:
     """Every backend rejects what the spec rejects (no tensor, no crash, no hang)."""
-    case = data.draw(invalid_cases(exclude_known=_known_filter(conv_engine)), label="case")
-    _check(conv_engine, case)
+    known = _known_filter(conv_engine, conv_filter_counter)
+    case = data.draw(invalid_cases(exclude_known=known), label="case")
+    _check(conv_engine, conv_record_failures, case)

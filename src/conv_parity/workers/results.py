@@ -7,11 +7,14 @@ into ``to_json()``: reports carry shapes and errors, the comparison carries the 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 from conv_parity.workers.protocol import encode_array
+
+if TYPE_CHECKING:
+    from conv_parity.case import ConvCase  # for types only: keeps this module light
 
 #: "ok": the call returned a tensor; "error": an exception in some phase (captured as data);
 #: "crash": the worker died or broke the protocol; "timeout": it hung and was killed;
@@ -19,10 +22,6 @@ from conv_parity.workers.protocol import encode_array
 Status = Literal["ok", "error", "crash", "timeout", "unavailable"]
 STATUSES: tuple[str, ...] = ("ok", "error", "crash", "timeout", "unavailable")
 PHASES: tuple[str, ...] = ("construct", "build", "symbolic", "call")
-
-
-def _shape(value: Any) -> tuple | None:
-    return None if value is None else tuple(value)
 
 
 @dataclass
@@ -133,7 +132,7 @@ class WorkItem:
     in its environment. (Injected bugs are targets of their own: conv_parity.backends.mutant.)
     """
 
-    case: Any  # conv_parity.case.ConvCase (not imported here to keep this module light)
+    case: ConvCase
     x: np.ndarray
     weights: list[np.ndarray] = field(default_factory=list)
     fault: str | None = None

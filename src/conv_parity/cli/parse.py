@@ -8,6 +8,10 @@ constructor (or ``keras.ops`` function), so what runs is what the user's code do
 
 Every rejection is a :class:`~conv_parity.errors.UsageError` whose message is one line that
 names the problem and shows a correct example, because the CLI prints it as is (exit 2).
+
+It sits in the ``cli`` package because only the front door reads what a person typed; its
+shape-rule text is derived independently of :mod:`conv_parity.reference` on purpose, so that
+the two check each other (``tests/cli/test_cli_parse.py``).
 """
 
 from __future__ import annotations

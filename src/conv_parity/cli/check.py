@@ -1,0 +1,225 @@
+"""``conv-parity check``: one layer, pasted as written, on every selected backend.
+
+The question a person brings is "does this layer behave the same everywhere?", so the answer
+is one table (a row per backend: shapes, error against the reference, verdict, diagnosis)
+followed by the reference's shape and the rule that gives it, then each failure's message and
+repro script. With ``--json`` the same results are a report.json document (one schema for every
+front door) with the reference's shape and rule added.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import TYPE_CHECKING, Any
+
+from conv_parity.cli import (
+    EXIT_DISCREPANCY,
+    EXIT_OK,
+    add_backends_option,
+    emit_json,
+    log,
+    positive_float,
+    seed,
+    selected_backends,
+    stdout_to_stderr,
+)
+from conv_parity.cli.text import fmt_float, fmt_shape, one_line, table
+from conv_parity.errors import InvalidConfig, UsageError
+
+if TYPE_CHECKING:
+    from conv_parity.case import ConvCase
+    from conv_parity.verdict import Outcome
+
+EXAMPLES = """\
+examples:
+  conv-parity check "Conv2D(8, kernel_size=(4, 4), strides=(2, 2), padding='same', use_bias=False)" \\
+      --input-shape 1,28,28,3
+  conv-parity check "keras.layers.Conv1D(4, 3, padding='causal', dilation_rate=2)" --input-shape 2,16,3
+  conv-parity check "Conv2DTranspose(8, 3, strides=2, padding='same')" --input-shape 1,7,9,4 \\
+      --backends torch,jax --json
+  conv-parity check "MaxPooling2D(3, strides=2, data_format='channels_first')" --input-shape 1,3,28,28
+  conv-parity check "ops.conv(x, kernel, strides=2, padding='same', kernel_size=3, filters=8)" \\
+      --input-shape 1,28,28,3
+  conv-parity check "Conv2D(8, 5)" --input-shape 1,4,4,3 --expect-error   # all must raise
+
+The expression is parsed, never evaluated: literals only (numbers, strings, True/False, None and
+tuples of those); positional arguments follow the Keras constructor's order. Initializers,
+regularizers, constraints and name= are accepted and ignored (weights come from --seed).
+exit codes: 0 every backend conforms, 1 a discrepancy, 2 bad input, 3 conv-parity itself failed.
+"""
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    check = sub.add_parser(
+        "check", help="check one layer on every backend",
+        description="Run one layer, pasted as you wrote it, on every selected backend and "
+                    "compare each output with the float64 reference.",
+        epilog=EXAMPLES)
+    check.example = ('conv-parity check "Conv2D(8, kernel_size=(4, 4), strides=(2, 2), '
+                     "padding='same')\" --input-shape 1,28,28,3")
+    check.add_argument("layer", metavar="LAYER",
+                       help="a layer expression, e.g. \"Conv2D(8, kernel_size=3, "
+                            "padding='same')\"")
+    check.add_argument("--input-shape", required=True, metavar="SHAPE",
+                       help="the input's shape with batch, e.g. 1,28,28,3 (channels last) "
+                            "or 1,3,28,28 with data_format='channels_first'")
+    add_backends_option(check)
+    check.add_argument("--dtype", choices=("float16", "float32", "float64"), default=None,
+                       help="input and weight dtype (default: the layer's dtype= or float32)")
+    check.add_argument("--seed", type=seed, default=None,
+                       help="seed of the random input and weights (default: derived from the "
+                            "configuration)")
+    check.add_argument("--json", action="store_true",
+                       help="one JSON document on stdout (the report.json schema)")
+    check.add_argument("--expect-error", action="store_true",
+                       help="for a layer the spec rejects: run it anyway and check that every "
+                            "backend raises (default: exit 2 with the spec's reason)")
+    check.add_argument("--timeout", type=positive_float, default=120.0, metavar="S",
+                       help="per-backend timeout in seconds (default 120)")
+    check.add_argument("--report", metavar="DIR", default=None,
+                       help="also write report.json/md/html, logs and repro scripts here")
+    check.set_defaults(func=cmd_check)
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """One layer on every selected backend: table (or JSON), exit 0 / 1."""
+    from conv_parity import reference
+    from conv_parity.case import ConvCase
+    from conv_parity.cli import parse
+
+    parsed = parse.parse_layer(args.layer)
+    shape = parse.parse_input_shape(args.input_shape)
+    notes = parse.check_input_shape(parsed, shape)
+    dtype = args.dtype or parsed.dtype or "float32"
+    if args.dtype and parsed.dtype and args.dtype != parsed.dtype:
+        notes.append(f"note: --dtype {args.dtype} overrides the layer's dtype={parsed.dtype!r}")
+    try:
+        case = ConvCase.make(parsed.name, parsed.kwargs, shape, dtype=dtype, seed=args.seed)
+    except UsageError as exc:
+        raise UsageError(parse.with_example(str(exc), parsed.name)) from None
+    ref_shape: tuple[int, ...] | None
+    try:
+        ref_shape = tuple(reference.output_shape(case.layer, case.input_shape, **case.kwargs))
+        rule = parse.shape_rule(case.layer, case.kwargs, case.input_shape)
+    except InvalidConfig as exc:
+        why = " ".join(str(exc).split())
+        if not args.expect_error:
+            raise UsageError(f"the spec rejects this layer: {why} (add --expect-error to check "
+                             f"that every backend rejects it too)") from None
+        ref_shape, rule = None, f"rejected by the spec: {why}"
+    backends = selected_backends(args.backends)
+    if parsed.ignored:
+        notes.append(f"note: ignored {', '.join(parsed.ignored)} (no effect on the forward "
+                     f"pass; weights are drawn from the seed)")
+    for note in notes:
+        log(note)
+
+    from conv_parity.engine import Engine
+
+    started = time.monotonic()
+    log(f"conv-parity: checking {case.id} on {', '.join(backends)} "
+        f"(starting {len(backends)} backend worker{'s' if len(backends) > 1 else ''}...)")
+    with stdout_to_stderr(args.json), Engine(
+        backends, timeout=args.timeout, report_dir=args.report
+    ) as engine:
+        outcomes = engine.check([case])
+        env = engine.environment()
+    seconds = time.monotonic() - started
+    results = [o.to_json() for o in outcomes]
+    doc = _check_doc(case, results, env, ref_shape, rule, backends)
+    written = None
+    if args.report:
+        from conv_parity.report import write_all
+
+        written = write_all(doc, args.report)
+    failed = any(o.failed for o in outcomes)
+    if args.json:
+        from conv_parity.report import dumps
+
+        emit_json(dumps(doc))
+    else:
+        _print_check(case, outcomes, env, ref_shape, rule, seconds)
+        if written:
+            print(f"report: {written['json']} (and report.md, report.html)")
+    return EXIT_DISCREPANCY if failed else EXIT_OK
+
+
+def _check_doc(case: ConvCase, results: list[dict[str, Any]], env: dict[str, Any],
+               ref_shape: tuple[int, ...] | None, rule: str, backends: list[str]) -> dict[str, Any]:
+    """A report.json-compatible document (same schema), plus the reference's shape and rule."""
+    from conv_parity.report import build_doc
+    from conv_parity.report.writer import normalize_result
+
+    run = {"front_door": "check", "backends": backends, "argv": sys.argv,
+           "case_id": case.id}
+    doc = build_doc([normalize_result(r) for r in results], run, env, complete=True)
+    doc["reference"] = {"shape": None if ref_shape is None else list(ref_shape), "rule": rule}
+    return doc
+
+
+def _versions(env: dict[str, Any], backend: str) -> str:
+    info = (env.get("backends") or {}).get(backend) or {}
+    keras = info.get("keras_version") or env.get("keras") or "?"
+    library = backend.split(":")[0]
+    version = str(info.get("backend_version") or (info.get("versions") or {}).get(library)
+                  or "?")
+    version = version.split("-")[0]  # openvino: "2026.4.1-22982-e213a...-releases/..."
+    if not version[:1].isalpha():  # the numpy backend reports "numpy 2.x (convs via jax ...)"
+        version = f"{library} {version}"
+    return f"{keras} / {version}"
+
+
+def _print_check(case: ConvCase, outcomes: list[Outcome], env: dict[str, Any],
+                 ref_shape: tuple[int, ...] | None, rule: str, seconds: float) -> None:
+    rows = []
+    for o in outcomes:
+        if o.max_abs_err is None:
+            err = "-"
+        else:
+            err = f"{fmt_float(o.max_abs_err)} (tol {fmt_float(o.tolerance)})"
+        if o.diagnosis:
+            diag = o.diagnosis
+        elif o.verdict == "pass":
+            diag = "-"
+        else:
+            diag = o.message
+        rows.append([o.backend, _versions(env, o.backend), fmt_shape(o.shape),
+                     fmt_shape(o.symbolic_shape), err, o.verdict, one_line(diag, 120)])
+    headers = ["backend", "keras / backend", "output shape", "symbolic shape",
+               "max |err| vs ref (tol)", "verdict", "diagnosis"]
+    kwargs = ", ".join(f"{k}={v!r}" for k, v in case.kwargs.items())
+    print(f"{case.layer}({kwargs})")
+    print(f"input {fmt_shape(case.input_shape)} {case.dtype}, seed {case.seed}")
+    print()
+    for line in table(headers, rows):
+        print(line)
+    print()
+    if ref_shape is None:
+        print(f"reference: {rule}; every backend must raise")
+    else:
+        print(f"reference shape: {fmt_shape(ref_shape)}")
+        print(f"shape rule: {rule}")
+    failures = [o for o in outcomes if o.failed]
+    for o in failures:
+        print()
+        print(f"{o.backend}: {o.verdict}")
+        for line in str(o.message).splitlines():
+            print(f"  {line}")
+        if o.diagnosis:
+            print(f"  diagnosis: {o.diagnosis}")
+        if o.repro:
+            print(f"  repro: python {o.repro}")
+    from conv_parity.variants import summary_lines
+
+    disagreeing = summary_lines([o.to_json() for o in outcomes])
+    if disagreeing:
+        print()
+        for line in disagreeing:
+            print(line)
+    ok = len(outcomes) - len(failures)
+    verdict = "all conform" if not failures else f"{len(failures)} discrepanc" + (
+        "y" if len(failures) == 1 else "ies")
+    print()
+    print(f"{ok}/{len(outcomes)} backends conform: {verdict} ({seconds:.1f} s)")

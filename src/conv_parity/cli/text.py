@@ -1,0 +1,52 @@
+"""Text for people: aligned tables, shapes and numbers, one-line messages.
+
+One module so that every subcommand prints the same way (a shape is ``(1, 28, 28, 3)`` with
+``None`` for unknown dimensions, an error ``5e-07``, a missing value ``-``) and so that the
+subcommand modules hold only what they decide, not how it is laid out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import SupportsFloat
+
+
+def fmt_shape(shape: Sequence[int | None] | None) -> str:
+    """A shape as Python writes a tuple, unknown dimensions as None: fmt_shape((None, 3)) ==
+    "(None, 3)"; no shape: "-"."""
+    if shape is None:
+        return "-"
+    return "(" + ", ".join("None" if d is None else str(d) for d in shape) + ")"
+
+
+def fmt_float(x: SupportsFloat | str | None) -> str:
+    """Two significant digits: fmt_float(1.234e-7) == "1.2e-07"; None: "-"."""
+    if x is None:
+        return "-"
+    try:
+        return f"{float(x):.2g}"
+    except (TypeError, ValueError):
+        return str(x)
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    """Aligned text columns; the last column is not padded (it holds free text)."""
+    widths = [len(h) for h in headers]
+    for row in rows:
+        for i, cell in enumerate(row[:-1]):
+            widths[i] = max(widths[i], len(cell))
+
+    def line(cells: Sequence[str]) -> str:
+        padded = [c.ljust(widths[i]) for i, c in enumerate(cells[:-1])]
+        return " | ".join([*padded, cells[-1]]).rstrip()
+
+    head = line(headers)
+    rule = "-+-".join("-" * w for w in widths[:-1]) + "-+-" + "-" * max(len(headers[-1]), 9)
+    return [head, rule, *(line(r) for r in rows)]
+
+
+def one_line(text: object, limit: int = 160) -> str:
+    """Whitespace collapsed, cut to `limit` characters with "...": for messages in a table
+    cell or after "error:" (a traceback's text must not break the one-line contract)."""
+    flat = " ".join(str(text or "").split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."

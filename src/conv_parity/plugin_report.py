@@ -1,0 +1,138 @@
+"""The plugin's reporting half: collect outcomes, write the report, print the matrix.
+
+It runs only where the report is written (the controller under pytest-xdist), so it reads
+nothing but what the tests recorded as user properties under the keys below: every pytest
+process records, one process reports. Kept apart from :mod:`conv_parity.plugin` (options,
+state, parametrization, enforcement) because none of that runs here, and the terminal text
+grows with every new axis (variants, fuzz counts) while the hooks there do not.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter, defaultdict
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:
+    from conv_parity.plugin import _State
+
+#: A test's outcome as report.json result (one per case x backend; on the "call" report).
+OUTCOME_KEY = "conv_parity_outcome"
+#: The engine's environment (versions, platform facts), sent once per pytest process.
+ENV_KEY = "conv_parity_environment"
+#: Per fuzz test: how many drawn examples the known-discrepancy filter dropped (a user property,
+#: so the count reaches the controller under xdist, where the report is written).
+FUZZ_KEY = "conv_parity_fuzz"
+
+
+class Recorder:
+    """Collects outcomes where the report is written (the controller under xdist), writes the
+    report and prints the matrix. A registered object, so its hooks see the plugin state."""
+
+    def __init__(self, state: _State) -> None:
+        self.state = state
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        state = self.state
+        for key, value in report.user_properties:
+            if key == ENV_KEY:
+                backends = {**state.environment.get("backends", {}), **value.get("backends", {})}
+                state.environment.update(value)
+                state.environment["backends"] = backends
+                if state.writer is not None:
+                    state.writer.set_environment(state.environment)
+            elif key == OUTCOME_KEY and report.when == "call":
+                state.outcomes.append(value)
+                if state.writer is not None:
+                    state.writer.add(value)
+            elif key == FUZZ_KEY and report.when == "call":
+                state.fuzz["tests"] += 1
+                state.fuzz["filtered_known"] += int(value["filtered_known"])
+                if state.writer is not None:
+                    state.writer.set_fuzz(state.fuzz)
+
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        state = self.state
+        if state.writer is not None:
+            state.writer.close(complete=exitstatus != pytest.ExitCode.INTERRUPTED)
+
+    def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
+        terminal_summary(self.state, terminalreporter)
+
+
+def matrix_lines(outcomes: list[dict[str, Any]]) -> list[str]:
+    """The conformance matrix as text: one row per layer/op, one column per backend."""
+    if not outcomes:
+        return []
+    backends = list(dict.fromkeys(o["backend"] for o in outcomes))
+    cells: dict[tuple[str, str], Counter] = defaultdict(Counter)
+    for o in outcomes:
+        cells[(o["layer"], o["backend"])][o["verdict"]] += 1
+    layers = sorted({o["layer"] for o in outcomes})
+
+    def cell(counter: Counter) -> str:
+        ok = counter["pass"] + counter["unsupported"]
+        bad = sum(v for k, v in counter.items() if k not in ("pass", "unsupported", "xfail",
+                                                               "skip"))
+        parts = [f"{ok} ok"]
+        if bad:
+            parts.append(f"{bad} FAIL")
+        if counter["xfail"]:
+            parts.append(f"{counter['xfail']} xfail")
+        if counter["skip"]:
+            parts.append(f"{counter['skip']} skip")
+        return " ".join(parts)
+
+    width = max(len(x) for x in [*layers, "layer / op"])
+    colw = {b: max(len(b), *(len(cell(cells[(lay, b)])) for lay in layers)) for b in backends}
+    head = "layer / op".ljust(width) + " | " + " | ".join(b.ljust(colw[b]) for b in backends)
+    lines = [head, "-" * len(head)]
+    for lay in layers:
+        lines.append(lay.ljust(width) + " | " + " | ".join(
+            cell(cells[(lay, b)]).ljust(colw[b]) for b in backends))
+    return lines
+
+
+def terminal_summary(state: _State, tr: pytest.TerminalReporter) -> None:
+    """The conformance matrix, the discrepancies with diagnosis and repro, variants that
+    disagree, the fuzz filter count and where the report is."""
+    fuzz_line = (f"fuzzing skipped {state.fuzz['filtered_known']} drawn examples that match a "
+                 "known discrepancy") if state.fuzz["filtered_known"] else None
+    if not state.outcomes:
+        if fuzz_line:
+            tr.section("conv-parity fuzzing")
+            tr.write_line(fuzz_line)
+        return
+    tr.section("conv-parity conformance matrix")
+    totals = Counter(o["verdict"] for o in state.outcomes)
+    tr.write_line(f"Keras {state.keras_version}, profile {state.profile}, backends "
+                  f"{', '.join(state.backends)}: " +
+                  ", ".join(f"{n} {v}" for v, n in sorted(totals.items())))
+    for line in matrix_lines(state.outcomes):
+        tr.write_line(line)
+    failures = [o for o in state.outcomes
+                if o["verdict"] not in ("pass", "unsupported", "xfail", "skip")]
+    if failures:
+        tr.write_line("")
+        tr.write_line(f"{len(failures)} discrepancies:")
+        for o in failures[:50]:
+            tr.write_line(f"  {o['case_id']} on {o['backend']}: {o['verdict']}")
+            if o.get("diagnosis"):
+                tr.write_line(f"    diagnosis: {o['diagnosis']}")
+            if o.get("repro"):
+                tr.write_line(f"    repro: python {o['repro']}")
+        if len(failures) > 50:
+            tr.write_line(f"  ... and {len(failures) - 50} more (see the report)")
+    from conv_parity.variants import summary_lines
+
+    disagreeing = summary_lines(state.outcomes)
+    if disagreeing:
+        tr.write_line("")
+        for line in disagreeing:
+            tr.write_line(line)
+    if fuzz_line:
+        tr.write_line(fuzz_line)
+    if state.report_dir is not None:
+        tr.write_line(f"report: {os.fspath(state.report_dir / 'report.json')}")
