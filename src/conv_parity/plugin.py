@@ -29,6 +29,7 @@ from conv_parity.case import ConvCase
 from conv_parity.errors import ConvParityError
 from conv_parity.plugin_report import ENV_KEY, FUZZ_KEY, OUTCOME_KEY, Recorder
 from conv_parity.registry import Registry, installed_keras_version
+from conv_parity.vocabulary import CONFORMING
 
 if TYPE_CHECKING:
     from pluggy import Result
@@ -351,7 +352,7 @@ def enforce(outcome: Outcome) -> None:
         raise KnownDiscrepancy(f"{outcome.observed_verdict}: {outcome.message}")
     if outcome.known and outcome.known.get("stale"):
         return  # the strict xfail marker turns this pass into an XPASS(strict) failure
-    if verdict in ("pass", "unsupported"):
+    if verdict in CONFORMING:
         return
     raise ConformanceFailure(describe(outcome))
 

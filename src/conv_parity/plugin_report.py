@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from conv_parity.vocabulary import is_failure
+
 if TYPE_CHECKING:
     from conv_parity.plugin import _State
 
@@ -74,8 +76,7 @@ def matrix_lines(outcomes: list[dict[str, Any]]) -> list[str]:
 
     def cell(counter: Counter) -> str:
         ok = counter["pass"] + counter["unsupported"]
-        bad = sum(v for k, v in counter.items() if k not in ("pass", "unsupported", "xfail",
-                                                               "skip"))
+        bad = sum(v for k, v in counter.items() if is_failure(k))
         parts = [f"{ok} ok"]
         if bad:
             parts.append(f"{bad} FAIL")
@@ -113,7 +114,7 @@ def terminal_summary(state: _State, tr: pytest.TerminalReporter) -> None:
     for line in matrix_lines(state.outcomes):
         tr.write_line(line)
     failures = [o for o in state.outcomes
-                if o["verdict"] not in ("pass", "unsupported", "xfail", "skip")]
+                if is_failure(o["verdict"])]
     if failures:
         tr.write_line("")
         tr.write_line(f"{len(failures)} discrepancies:")
