@@ -24,7 +24,7 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import Version
 
 from conv_parity import backends as targets
-from conv_parity import geometry, kinds
+from conv_parity import bug_models, geometry, kinds
 from conv_parity.case import ConvCase
 from conv_parity.errors import UsageError
 from conv_parity.vocabulary import FAILURE_VERDICTS
@@ -82,87 +82,6 @@ def _spec_output(case: ConvCase) -> tuple[tuple[int, ...] | None, int | None]:
     except InvalidConfig as exc:
         found = re.match(r"output size would be (-?\d+) ", str(exc))
         return None, int(found.group(1)) if found else None
-
-
-def _broadcast(a: Sequence[int], b: Sequence[int]) -> list[int] | None:
-    """NumPy broadcasting of two shapes (None when they do not broadcast)."""
-    out = []
-    for x, y in zip((1,) * (len(b) - len(a)) + tuple(a), (1,) * (len(a) - len(b)) + tuple(b)):
-        if x != y and 1 not in (x, y):
-            return None
-        out.append(y if x == 1 else x)
-    return out
-
-
-def _tf_add_bias(shape: list[int], filters: int, first: bool) -> list[int] | None:
-    """The shape Keras's TF ``ops.add`` gives a layer output of ``shape`` plus its bias
-    reshaped to (1, F, 1...) or (1..., F): ``tf.nn.bias_add`` (shape kept) when F > 1 matches
-    axis 1 or -1, else broadcasting (keras/src/backend/tensorflow/numpy.py add). None: raises."""
-    if filters > 1 and filters in (shape[1], shape[-1]):
-        return shape
-    rank = len(shape) - 2
-    bias = (1, filters, *(1,) * rank) if first else (*(1,) * (rank + 1), filters)
-    return _broadcast(shape, bias)
-
-
-def _tf_min_output_size(case: ConvCase) -> int:
-    """The smallest output size TF's own shape check computes for a valid-padded conv. TF
-    rejects a negative size and lets 0 through. A dilated conv runs on the space-to-batch
-    tensor (the input padded to a multiple of the rate, ``ceil(n / d)`` long) with the
-    undilated kernel, so its size is ``ceil(n / d) - k + 1``."""
-    kw = case.kwargs
-    sizes = []
-    for n, k, s, d in zip(case.spatial_shape, kw["kernel_size"], kw["strides"],
-                          kw["dilation_rate"]):
-        sizes.append(-(-n // d) - k + 1 if d > 1 else (n - k) // s + 1)
-    return min(sizes)
-
-
-def _tf_onednn_passthrough(case: ConvCase) -> str | None:
-    """What TensorFlow's oneDNN kernels make of a conv with nothing to compute, simulated.
-
-    oneDNN's conv and depthwise kernels return their input unchanged when the batch is empty
-    or the output would have no positions. A "same" conv with dilation goes through
-    ``with_space_to_batch``, which pads the input by ``k_eff - 1`` first, so the padded input
-    comes back. The layer then adds its bias to that (:func:`_tf_add_bias`).
-
-    An op whose output has no positions gets through when TF's own shape check computes a
-    size of exactly 0 (:func:`_tf_min_output_size`). For a configuration the spec accepts (an
-    empty batch): "error" when a later step raises
-    (a separable conv's pointwise kernel wants C * depth_multiplier channels; the bias does not
-    fit), "wrong-shape" when the result's shape is not the spec's. For an op whose output the
-    spec rejects as empty: "tensor" when a tensor comes back instead of an error. None when
-    the result is right, or the case is not such a conv (convs Keras compiles with XLA,
-    grouped or channels-first 3D, and transposed convs are unaffected).
-    """
-    kind = kinds.get_kind(case.layer)
-    kw = case.kwargs
-    if kind.family not in ("conv", "depthwise", "separable"):
-        return None
-    ref, size = _spec_output(case)
-    if not (case.input_shape[0] == 0 and ref is not None) and not (
-            kind.is_op and size is not None and _tf_min_output_size(case) == 0):
-        return None
-    first = kw.get("data_format") == "channels_first"
-    rank = len(case.input_shape) - 2
-    if kind.family == "conv" and (kw.get("groups", 1) > 1 or (first and rank == 3)):
-        return None
-    shape: list[int] | None = list(case.input_shape)
-    if kw.get("padding") == "same" and max(kw.get("dilation_rate") or (1,)) > 1:
-        axes = range(2, 2 + rank) if first else range(1, 1 + rank)
-        for axis, k, d in zip(axes, kw["kernel_size"], kw["dilation_rate"]):
-            shape[axis] += (k - 1) * d
-    if kind.family == "separable" and kw["depth_multiplier"] > 1:
-        shape = None  # the pointwise conv's kernel wants C * m input channels
-    elif not kind.is_op and kw.get("use_bias"):
-        c_in = kinds.channels(kw, case.input_shape)
-        n_out = c_in * kw["depth_multiplier"] if kind.family == "depthwise" else kw["filters"]
-        shape = _tf_add_bias(shape, n_out, first)
-    if ref is None:
-        return None if shape is None else "tensor"
-    if shape is None:
-        return "error"
-    return None if tuple(shape) == tuple(ref) else "wrong-shape"
 
 
 def _same_raw_pads(case: ConvCase) -> list[int] | None:
@@ -326,7 +245,11 @@ def _derived(case: ConvCase) -> dict[str, Any]:
         and all(b == a for b, a in same_pads)
         and any(k > n for k, n in zip(window, spatial)),
         "edge_replication_visible": _edge_replication_visible(case),
-        "tf_onednn_passthrough": _tf_onednn_passthrough(case),
+        "tf_onednn_passthrough": bug_models.tf_onednn_passthrough(case),
+        # the same for a channels-first 3D conv of Keras < 3.5 (None for other cases)
+        "tf_onednn_passthrough_cf3d": bug_models.tf_onednn_passthrough(case, xla_cf3d=False)
+        if kw.get("data_format") == "channels_first" and len(case.input_shape) == 5 else None,
+        "tf_depthwise_strided_dilated": bug_models.tf_depthwise_strided_dilated(case),
         # Keras < 3.9 torch "same" padding (negative totals, pads passed in reversed order)
         "same_pad_negative": bool(raws) and min(raws) < 0,
         "same_pads_even": bool(raws) and all(t % 2 == 0 for t in raws),

@@ -1,0 +1,198 @@
+"""Exact models of upstream bugs, for the registry's predicates.
+
+Some bugs cannot be scoped by a plain condition on the arguments: what the backend returns
+depends on how its kernels go wrong. For those, the predicate *simulates the bug* with plain
+NumPy and integer arithmetic, and says which verdict it produces on the case ("error",
+"wrong-shape", "wrong-values", or None when the bug cannot show), so that every entry is exact:
+strict where the bug shows, silent where it does not. Each model cites what it was read from
+and how it was checked against real runs.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+import numpy as np
+
+from conv_parity import geometry, kinds
+from conv_parity.case import ConvCase
+from conv_parity.errors import InvalidConfig
+
+
+def _spec_output(case: ConvCase) -> tuple[tuple[int, ...] | None, int | None]:
+    """(the spec's output shape or None, and when it rejects the case for an output axis
+    without positions, that axis's size)."""
+    try:
+        return geometry.of(case).output_shape, None
+    except InvalidConfig as exc:
+        found = re.match(r"output size would be (-?\d+) ", str(exc))
+        return None, int(found.group(1)) if found else None
+
+
+def _broadcast(a: Sequence[int], b: Sequence[int]) -> list[int] | None:
+    """NumPy broadcasting of two shapes (None when they do not broadcast)."""
+    out = []
+    for x, y in zip((1,) * (len(b) - len(a)) + tuple(a), (1,) * (len(a) - len(b)) + tuple(b)):
+        if x != y and 1 not in (x, y):
+            return None
+        out.append(y if x == 1 else x)
+    return out
+
+
+def _tf_add_bias(shape: list[int], filters: int, first: bool) -> list[int] | None:
+    """The shape Keras's TF ``ops.add`` gives a layer output of ``shape`` plus its bias
+    reshaped to (1, F, 1...) or (1..., F): ``tf.nn.bias_add`` (shape kept) when F > 1 matches
+    axis 1 or -1, else broadcasting (keras/src/backend/tensorflow/numpy.py add). None: raises."""
+    if filters > 1 and filters in (shape[1], shape[-1]):
+        return shape
+    rank = len(shape) - 2
+    bias = (1, filters, *(1,) * rank) if first else (*(1,) * (rank + 1), filters)
+    return _broadcast(shape, bias)
+
+
+def _tf_min_output_size(case: ConvCase) -> int:
+    """The smallest output size TF's own shape check computes for a valid-padded conv. TF
+    rejects a negative size and lets 0 through. A dilated conv runs on the space-to-batch
+    tensor (the input padded to a multiple of the rate, ``ceil(n / d)`` long) with the
+    undilated kernel, so its size is ``ceil(n / d) - k + 1``."""
+    kw = case.kwargs
+    sizes = []
+    for n, k, s, d in zip(case.spatial_shape, kw["kernel_size"], kw["strides"],
+                          kw["dilation_rate"]):
+        sizes.append(-(-n // d) - k + 1 if d > 1 else (n - k) // s + 1)
+    return min(sizes)
+
+
+def tf_onednn_passthrough(case: ConvCase, xla_cf3d: bool = True) -> str | None:
+    """What TensorFlow's oneDNN kernels make of a conv with nothing to compute, simulated.
+
+    oneDNN's conv and depthwise kernels return their input unchanged when the batch is empty
+    or the output would have no positions. A "same" conv with dilation goes through
+    ``with_space_to_batch``, which pads the input by ``k_eff - 1`` first, so the padded input
+    comes back. The layer then adds its bias to that (:func:`_tf_add_bias`).
+
+    An op whose output has no positions gets through when TF's own shape check computes a
+    size of exactly 0 (:func:`_tf_min_output_size`). For a configuration the spec accepts (an
+    empty batch): "error" when a later step raises
+    (a separable conv's pointwise kernel wants C * depth_multiplier channels; the bias does not
+    fit), "wrong-shape" when the result's shape is not the spec's. For an op whose output the
+    spec rejects as empty: "tensor" when a tensor comes back instead of an error. None when
+    the result is right, or the case is not such a conv (convs Keras compiles with XLA,
+    grouped or channels-first 3D, and transposed convs are unaffected). ``xla_cf3d=False``
+    simulates Keras < 3.5, whose channels-first 3D convs reached the oneDNN kernel.
+    """
+    kind = kinds.get_kind(case.layer)
+    kw = case.kwargs
+    if kind.family not in ("conv", "depthwise", "separable"):
+        return None
+    ref, size = _spec_output(case)
+    if not (case.input_shape[0] == 0 and ref is not None) and not (
+            kind.is_op and size is not None and _tf_min_output_size(case) == 0):
+        return None
+    first = kw.get("data_format") == "channels_first"
+    rank = len(case.input_shape) - 2
+    if kind.family == "conv" and (kw.get("groups", 1) > 1 or (xla_cf3d and first and rank == 3)):
+        return None
+    shape: list[int] | None = list(case.input_shape)
+    if kw.get("padding") == "same" and max(kw.get("dilation_rate") or (1,)) > 1:
+        axes = range(2, 2 + rank) if first else range(1, 1 + rank)
+        for axis, k, d in zip(axes, kw["kernel_size"], kw["dilation_rate"]):
+            shape[axis] += (k - 1) * d
+    if kind.family == "separable" and kw["depth_multiplier"] > 1:
+        shape = None  # the pointwise conv's kernel wants C * m input channels
+    elif not kind.is_op and kw.get("use_bias"):
+        c_in = kinds.channels(kw, case.input_shape)
+        n_out = c_in * kw["depth_multiplier"] if kind.family == "depthwise" else kw["filters"]
+        shape = _tf_add_bias(shape, n_out, first)
+    if ref is None:
+        return None if shape is None else "tensor"
+    if shape is None:
+        return "error"
+    return None if tuple(shape) == tuple(ref) else "wrong-shape"
+
+
+def _tf_space_to_batch_axis(n: int, k: int, s: int, d: int,
+                            padding: str) -> tuple[int, int, int, int] | None:
+    """One axis of ``tf.nn.depthwise_conv2d`` with ``rate > 1`` (``with_space_to_batch``):
+    (pad_start, pad_end + extra, per-phase output length, output length after the crop), or
+    None when TF raises. The input is padded (SAME: ``(k-1)*d`` split floor/ceil; then to a
+    multiple of ``d``), cut into ``d`` phases of length ``L``, each convolved VALID with the
+    undilated kernel *and the stride* (TF's size ``ceil((L - k + 1) / s)``: negative raises,
+    0 gives an empty phase), interleaved back and cropped by the extra padding."""
+    # (A phase of length L < k can still give size 0, not an error: ceil rounds -1/2 up.)
+    start = end = 0
+    if padding == "same":
+        total = (k - 1) * d
+        start, end = total // 2, total - total // 2
+    extra = (d - (n + start + end) % d) % d
+    length = (n + start + end + extra) // d
+    per_phase = -(-(length - k + 1) // s)
+    if per_phase < 0:
+        return None
+    return start, end + extra, per_phase, max(per_phase * d - extra, 0)
+
+
+def tf_depthwise_strided_dilated(case: ConvCase) -> str | None:
+    """What Keras < 3.15's TF backend makes of ``ops.depthwise_conv`` / ``ops.separable_conv``
+    with strides > 1 *and* dilation > 1, simulated on the case's seeded arrays (real weights
+    from a model may differ in "wrong-values" only).
+
+    It called ``tf.nn.depthwise_conv2d(..., strides, dilations)``, whose ``rate > 1`` path
+    applies the strides inside each space-to-batch phase (:func:`_tf_space_to_batch_axis`):
+    positions ``i * d + p`` of the output read input ``(i * s + j) * d + p`` instead of
+    ``i * s + j * d``. Keras 3.15 decomposes the two. Returns "error", "wrong-shape",
+    "wrong-values" (beyond the suite's tolerance), "tensor" (the spec rejects the case and TF
+    returns one anyway), "tensor-without-onednn" (only without oneDNN) or None (the bug
+    cannot show on this case). Read from the 3.14.1 wheel
+    (backend/tensorflow/nn.py) and TF's nn_ops.with_space_to_batch; checked against 1,188
+    probe configurations on Keras 3.14.1 with both oneDNN settings.
+    """
+    kw = case.kwargs
+    if case.layer not in ("ops.depthwise_conv", "ops.separable_conv"):
+        return None
+    strides, dil = tuple(kw["strides"]), tuple(kw["dilation_rate"])
+    if not (max(strides) > 1 and max(dil) > 1):
+        return None
+    ref_shape, _ = _spec_output(case)
+    axes = [_tf_space_to_batch_axis(n, k, s, d, kw["padding"])
+            for n, k, s, d in zip(case.spatial_shape, kw["kernel_size"], strides, dil)]
+    if any(a is None for a in axes):
+        return None if ref_shape is None else "error"
+    if ref_shape is None:
+        # An empty phase comes back as a tensor: empty, or with oneDNN the input itself, which a
+        # separable op's pointwise kernel (C * m input channels) then refuses when m > 1.
+        if case.layer == "ops.separable_conv" and kw["depth_multiplier"] > 1:
+            return "tensor-without-onednn"
+        return "tensor"
+    if any(a[2] == 0 for a in axes):
+        return "wrong-shape"
+    x, weights = case.arrays()
+    first = kw["data_format"] == "channels_first"
+    xl = np.moveaxis(np.asarray(x, np.float64), 1, -1) if first else np.asarray(x, np.float64)
+    pad = [(0, 0), *((a[0], a[1]) for a in axes), (0, 0)]
+    xp = np.pad(xl, pad)
+    kernel = np.asarray(weights[0], np.float64)
+    y = np.zeros((xl.shape[0], *(a[2] * d for a, d in zip(axes, dil)),
+                  kernel.shape[-2] * kernel.shape[-1]))
+    for phase in np.ndindex(*dil):
+        part = xp[(slice(None), *(slice(p, None, d) for p, d in zip(phase, dil)), slice(None))]
+        from conv_parity.reference import ops
+
+        out = ops.depthwise_conv(part, kernel, strides, "valid", "channels_last", 1)
+        index = (slice(None), *(slice(p, None, d) for p, d in zip(phase, dil)), slice(None))
+        y[index] = out
+    y = y[(slice(None), *(slice(0, a[3]) for a in axes), slice(None))]
+    if case.layer == "ops.separable_conv":
+        pointwise = np.asarray(weights[1], np.float64).reshape(y.shape[-1], -1)
+        y = y @ pointwise
+    if first:
+        y = np.moveaxis(y, -1, 1)
+    if tuple(y.shape) != tuple(ref_shape):
+        return "wrong-shape"
+    from conv_parity import compare, reference
+
+    want = reference.forward(case.layer, x, weights, **kw)
+    mag = reference.magnitude(case.layer, x, weights, **kw)
+    check = compare.compare_values(y, want, mag, case.dtype)
+    return None if check.ok else "wrong-values"
