@@ -55,7 +55,11 @@ def register_hypothesis_profiles(config: pytest.Config | None = None) -> None:
     """Register the dev / ci / nightly profiles; nightly's database goes under the report dir."""
     report = None
     if config is not None:
-        report = config.getoption("conv_report", None) or config.getini("conv_report") or None
+        report = config.getoption("conv_report", None)
+        try:
+            report = report or config.getini("conv_report") or None
+        except ValueError:  # the plugin is disabled (-p no:conv_parity): no such ini key
+            report = None
     db_dir = Path(report or "conv-parity-report") / "hypothesis-db"
     common: dict[str, Any] = {"deadline": None, "suppress_health_check": _SUPPRESS,
                               "phases": PHASES}

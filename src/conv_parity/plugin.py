@@ -49,6 +49,11 @@ _OPTIONS: list[tuple[str, str, str | None]] = [
     ("registry", "path of a known-discrepancies TOML (default: the packaged one)", None),
     ("cases", "JSON file of cases to run instead of the grid: a list of case objects, or a "
               "report.json (reruns the cases it holds)", None),
+    ("strict-registry", "true: a known discrepancy that does not reproduce fails the run (for "
+                        "maintainers of the registry); default false: it passes with a note",
+     "false"),
+    ("fail-on-known", "true: known discrepancies fail too (migration gates); default false: "
+                      "they are xfail", "false"),
 ]
 _FILTERED_BEFORE = pytest.StashKey[int]()
 _STATE = pytest.StashKey["_State"]()
@@ -69,6 +74,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         group.addoption(f"--conv-{name}", dest=f"conv_{name}", default=None,
                         help=f"{help_text} [ini: conv_{name}]")
         parser.addini(f"conv_{name}", help_text, default=default)
+
+
+def _flag(config: pytest.Config, name: str) -> bool:
+    """A true/false option; anything else is a usage error naming it."""
+    value = (_option(config, name) or "false").strip().lower()
+    if value not in ("true", "false", "1", "0", "yes", "no"):
+        raise pytest.UsageError(f"--conv-{name} takes true or false, got {value!r}")
+    return value in ("true", "1", "yes")
 
 
 def _option(config: pytest.Config, name: str) -> str | None:
@@ -107,6 +120,8 @@ class _State:
             kinds.get_kind(name)
         report = _option(config, "report")
         self.report_dir = Path(report) if report else None
+        self.strict = _flag(config, "strict-registry")
+        self.fail_on_known = _flag(config, "fail-on-known")
         self.registry = Registry.load(_option(config, "registry"))
         self.keras_version = installed_keras_version()
         self._cases: list[ConvCase] | None = None
@@ -135,6 +150,7 @@ class _State:
             from conv_parity.engine import Engine
 
             self._engine = Engine(self.backends, timeout=self.timeout, report_dir=self.report_dir,
+                                  strict_registry=self.strict,
                                   registry=self.registry)
         return self._engine
 
@@ -232,12 +248,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         ), stacklevel=1)
 
 
-def mark_known(item: pytest.Item, outcome: Outcome) -> None:
+def mark_known(item: pytest.Item, outcome: Outcome, fail_on_known: bool = False) -> None:
     """Make the item a strict xfail when a registered discrepancy matched its outcome (under
     the worker's facts): a reproduced one raises KnownDiscrepancy (XFAIL); one that passes is
-    an XPASS(strict) failure, so a stale entry gets fixed."""
+    an XPASS(strict) failure under a strict registry, so a stale entry gets fixed (for a user
+    it is a pass with a note). With ``fail_on_known`` there is no mark: known ones fail."""
     known = outcome.known
-    if not known:
+    if not known or fail_on_known or (known.get("stale") and not known.get("strict", True)):
         return
     hint = f" (fixed in Keras {known['fixed_in']}: upgrade)" if known.get("fixed_in") else ""
     item.add_marker(pytest.mark.xfail(
@@ -270,13 +287,14 @@ def conv_assert(request: pytest.FixtureRequest,
     state: _State = request.config.stash[_STATE]
 
     def check(case: ConvCase, backend: str) -> None:
+        __tracebackhide__ = True
         outcome = conv_engine.outcome(case, backend)
         if not state.env_sent:  # once per process: it covers every selected backend
             state.env_sent = True
             request.node.user_properties.append((ENV_KEY, conv_engine.environment()))
         request.node.user_properties.append((OUTCOME_KEY, outcome.to_json()))
-        mark_known(request.node, outcome)
-        enforce(outcome)
+        mark_known(request.node, outcome, fail_on_known=state.fail_on_known)
+        enforce(outcome, fail_on_known=state.fail_on_known)
 
     return check
 
@@ -342,16 +360,21 @@ def pytest_runtest_makereport(
         report.user_properties.append((FUZZ_KEY, {"filtered_known": filtered}))
 
 
-def enforce(outcome: Outcome) -> None:
+def enforce(outcome: Outcome, fail_on_known: bool = False) -> None:
     """Map a verdict to a pytest outcome: pass/unsupported pass, skip skips, xfail raises the
-    exception its strict marker expects, everything else fails with the full description."""
+    exception its strict marker expects (or, with ``fail_on_known``, fails), everything else
+    fails with the full description."""
+    __tracebackhide__ = True
     verdict = outcome.verdict
     if verdict == "skip":
         pytest.skip(outcome.message)
     if verdict == "xfail":
+        if fail_on_known:
+            raise ConformanceFailure(describe(outcome) + "\n(a known discrepancy: failing "
+                                     "because of --conv-fail-on-known)")
         raise KnownDiscrepancy(f"{outcome.observed_verdict}: {outcome.message}")
     if outcome.known and outcome.known.get("stale"):
-        return  # the strict xfail marker turns this pass into an XPASS(strict) failure
+        return  # strict: its xfail marker makes this pass an XPASS(strict); else a noted pass
     if verdict in CONFORMING:
         return
     raise ConformanceFailure(describe(outcome))

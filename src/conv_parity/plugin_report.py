@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from conv_parity.vocabulary import is_failure
+from conv_parity.summary import bucket, counts_line
 
 if TYPE_CHECKING:
     from conv_parity.plugin import _State
@@ -71,17 +71,21 @@ def matrix_lines(outcomes: list[dict[str, Any]]) -> list[str]:
     backends = list(dict.fromkeys(o["backend"] for o in outcomes))
     cells: dict[tuple[str, str], Counter] = defaultdict(Counter)
     for o in outcomes:
-        cells[(o["layer"], o["backend"])][o["verdict"]] += 1
+        cells[(o["layer"], o["backend"])][bucket(o)] += 1
     layers = sorted({o["layer"] for o in outcomes})
 
     def cell(counter: Counter) -> str:
-        ok = counter["pass"] + counter["unsupported"]
-        bad = sum(v for k, v in counter.items() if is_failure(k))
+        """The same buckets as the summary line: a stale entry under a strict registry is a
+        FAIL (it fails the run), one that did not reproduce for a user its own mark."""
+        ok = counter["conforms"] + counter["unsupported"]
         parts = [f"{ok} ok"]
-        if bad:
-            parts.append(f"{bad} FAIL")
-        if counter["xfail"]:
-            parts.append(f"{counter['xfail']} xfail")
+        if counter["new"]:
+            parts.append(f"{counter['new']} FAIL")
+        known = counter["known-wrong"] + counter["known-cannot-run"]
+        if known:
+            parts.append(f"{known} xfail")
+        if counter["not-reproduced"]:
+            parts.append(f"{counter['not-reproduced']} not-reproduced")
         if counter["skip"]:
             parts.append(f"{counter['skip']} skip")
         return " ".join(parts)
@@ -113,19 +117,37 @@ def terminal_summary(state: _State, tr: pytest.TerminalReporter) -> None:
                   ", ".join(f"{n} {v}" for v, n in sorted(totals.items())))
     for line in matrix_lines(state.outcomes):
         tr.write_line(line)
-    failures = [o for o in state.outcomes
-                if is_failure(o["verdict"])]
+    failures = [o for o in state.outcomes if bucket(o) == "new"]
     if failures:
         tr.write_line("")
         tr.write_line(f"{len(failures)} discrepancies:")
         for o in failures[:50]:
-            tr.write_line(f"  {o['case_id']} on {o['backend']}: {o['verdict']}")
+            what = "stale known discrepancy" if (o.get("known") or {}).get("stale") \
+                else o["verdict"]
+            tr.write_line(f"  {o['case_id']} on {o['backend']}: {what}")
+            first = str(o.get("message") or "").strip().splitlines()
+            if first:
+                tr.write_line(f"    {first[0][:300]}")
             if o.get("diagnosis"):
                 tr.write_line(f"    diagnosis: {o['diagnosis']}")
             if o.get("repro"):
                 tr.write_line(f"    repro: python {o['repro']}")
         if len(failures) > 50:
             tr.write_line(f"  ... and {len(failures) - 50} more (see the report)")
+    quiet = sorted({o["known"]["id"] for o in state.outcomes
+                    if bucket(o) == "not-reproduced"})
+    if quiet:
+        tr.write_line("")
+        noun = "discrepancy" if len(quiet) == 1 else "discrepancies"
+        tr.write_line(f"{len(quiet)} known {noun} did not reproduce here (fixed in this Keras or "
+                      f"not on this platform; nothing to do): {', '.join(quiet)}")
+    fixes = sorted({(o["known"]["id"], o["known"]["fixed_in"]) for o in state.outcomes
+                    if o.get("verdict") == "xfail" and (o.get("known") or {}).get("fixed_in")})
+    for entry_id, release in fixes:
+        tr.write_line(f"known discrepancy {entry_id}: fixed in Keras {release}: upgrade")
+    tr.write_line("")
+    for line in counts_line(state.outcomes):
+        tr.write_line(line)
     from conv_parity.variants import summary_lines
 
     disagreeing = summary_lines(state.outcomes)

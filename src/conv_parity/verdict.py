@@ -74,7 +74,13 @@ class Outcome:
 
     @property
     def failed(self) -> bool:
-        return self.verdict not in PASSING or bool(self.known and self.known.get("stale"))
+        """A failure, or under a strict registry an entry that did not reproduce."""
+        return self.verdict not in PASSING or self.stale_strict
+
+    @property
+    def stale_strict(self) -> bool:
+        known = self.known or {}
+        return bool(known.get("stale") and known.get("strict", True))
 
     def to_json(self) -> dict[str, Any]:
         """One entry of report.json's `results` (the DESIGN contract's names)."""

@@ -189,3 +189,11 @@ def test_cached_npy_header_still_checks_the_payload_length():
     np.testing.assert_array_equal(decode_array(data), np.arange(7.0))  # header now cached
     with pytest.raises(ProtocolError, match="data bytes"):
         decode_array(data + b"\0" * 8)
+
+
+def test_error_text_loses_terminal_colour_codes() -> None:
+    from conv_parity.workers.child import _error, strip_ansi
+
+    assert strip_ansi("\x1b[1m\x1b[31mValueError\x1b[0m: bad") == "ValueError: bad"
+    err = _error(ValueError("\x1b[1mKeras says\x1b[0m no"), "call")
+    assert err["message"] == "Keras says no" and "\x1b" not in err["traceback"]

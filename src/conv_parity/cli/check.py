@@ -47,7 +47,8 @@ examples:
 The expression is parsed, never evaluated: literals only (numbers, strings, True/False, None and
 tuples of those); positional arguments follow the Keras constructor's order. Initializers,
 regularizers, constraints and name= are accepted and ignored (weights come from --seed).
-exit codes: 0 every backend conforms, 1 a discrepancy, 2 bad input, 3 conv-parity itself failed.
+exit codes: 0 every backend conforms or only known discrepancies (the last line names them;
+--fail-on-known makes those 1 too), 1 a new discrepancy, 2 bad input, 3 conv-parity itself failed.
 """
 
 
@@ -78,6 +79,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                             "backend raises (default: exit 2 with the spec's reason)")
     check.add_argument("--timeout", type=positive_float, default=120.0, metavar="S",
                        help="per-backend timeout in seconds (default 120)")
+    check.add_argument("--fail-on-known", action="store_true",
+                       help="exit 1 on known discrepancies too (a migration gate: a registered "
+                            "bug still means wrong numbers on that backend)")
+    check.add_argument("--strict-registry", action="store_true",
+                       help="exit 1 when a registered discrepancy does not reproduce (for the "
+                            "registry's maintainers; default: a pass with a note)")
     check.add_argument("--report", metavar="DIR", default=None,
                        help="also write report.json/md/html, logs and repro scripts here")
     check.set_defaults(func=cmd_check)
@@ -122,7 +129,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     log(f"conv-parity: checking {case.id} on {', '.join(backends)} "
         f"(starting {len(backends)} backend worker{'s' if len(backends) > 1 else ''}...)")
     with stdout_to_stderr(args.json), Engine(
-        backends, timeout=args.timeout, report_dir=args.report
+        backends, timeout=args.timeout, report_dir=args.report,
+        strict_registry=args.strict_registry,
     ) as engine:
         outcomes = engine.check([case])
         env = engine.environment()
@@ -134,7 +142,9 @@ def cmd_check(args: argparse.Namespace) -> int:
         from conv_parity.report import write_all
 
         written = write_all(doc, args.report)
-    failed = any(o.failed for o in outcomes)
+    from conv_parity.summary import exit_code
+
+    failed = exit_code(results, fail_on_known=args.fail_on_known)
     if args.json:
         from conv_parity.report import dumps
 
@@ -218,8 +228,7 @@ def _print_check(case: ConvCase, outcomes: list[Outcome], env: dict[str, Any],
         print()
         for line in disagreeing:
             print(line)
-    ok = len(outcomes) - len(failures)
-    verdict = "all conform" if not failures else f"{len(failures)} discrepanc" + (
-        "y" if len(failures) == 1 else "ies")
+    from conv_parity.summary import final_line
+
     print()
-    print(f"{ok}/{len(outcomes)} backends conform: {verdict} ({seconds:.1f} s)")
+    print(f"{final_line([o.to_json() for o in outcomes])} ({seconds:.1f} s)")

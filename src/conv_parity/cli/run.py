@@ -84,6 +84,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                      help="per-case backend timeout in seconds (default 120)")
     run.add_argument("--json", action="store_true",
                      help="pytest output to stderr, report.json's content on stdout")
+    run.add_argument("--fail-on-known", action="store_true",
+                     help="known discrepancies fail too (a migration gate)")
+    run.add_argument("--strict-registry", action="store_true",
+                     help="a registered discrepancy that does not reproduce fails (for the "
+                          "registry's maintainers; default: a pass with a note)")
     run.set_defaults(func=cmd_run, pytest_args=[])
 
 
@@ -107,6 +112,11 @@ def pytest_command(args: argparse.Namespace, backends: list[str], report: Path) 
         "--conv-backends", ",".join(backends),
         "--conv-report", str(report),
         "--conv-timeout", f"{args.timeout:g}",
+        "--conv-strict-registry", "true" if args.strict_registry else "false",
+        "--conv-fail-on-known", "true" if args.fail_on_known else "false",
+        # The matrix and the summary describe each discrepancy once (verdict, message,
+        # diagnosis, repro): tracebacks of the harness would only repeat it.
+        "--tb=no",
     ]
     if args.shard:
         cmd += ["--conv-shard", args.shard]

@@ -59,10 +59,16 @@ def failures(doc: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 
 def stale_known(doc: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Results whose known-discrepancy entry no longer reproduces (``known.stale``): the
-    registry is strict, so these turn the run red and the entry must be deleted."""
+    """Results whose known-discrepancy entry did not reproduce (``known.stale``). Under a
+    strict registry (``known.strict``, the project's own runs) they turn the run red and the
+    entry must be fixed; for a user they are passes with a note (see :func:`strict_stale`)."""
     return [r for r in doc["results"] if isinstance(r.get("known"), Mapping)
             and r["known"].get("stale")]
+
+
+def strict_stale(doc: Mapping[str, Any]) -> bool:
+    """Whether the stale entries of the report failed the run (a strict registry)."""
+    return any(r["known"].get("strict", True) for r in stale_known(doc))
 
 
 def verdict_counts(cell: Mapping[str, int]) -> dict[str, int]:

@@ -18,6 +18,7 @@ import faulthandler
 import gc
 import os
 import platform
+import re
 import sys
 import threading
 import time
@@ -99,10 +100,19 @@ def _error(exc: BaseException, phase: str) -> dict[str, Any]:
     tb = traceback.format_exception(type(exc), exc, exc.__traceback__)
     return {
         "type": type(exc).__name__,
-        "message": str(exc)[:4000],
+        "message": strip_ansi(str(exc))[:4000],
         "phase": phase,
-        "traceback": "".join(tb[-6:])[-4000:],
+        "traceback": strip_ansi("".join(tb[-6:]))[-4000:],
     }
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+def strip_ansi(text: str) -> str:
+    """Text without terminal colour codes (Keras colours some messages): reports are files.
+    ``strip_ansi("\x1b[1mbold\x1b[0m") == "bold"``."""
+    return _ANSI.sub("", text)
 
 
 def run_case(case: ConvCase, x: np.ndarray, weights: list[np.ndarray]) -> np.ndarray:

@@ -21,6 +21,7 @@ import concurrent.futures as cf
 import contextlib
 import os
 import queue
+import shutil
 import signal
 import socket
 import subprocess
@@ -634,6 +635,8 @@ class WorkerPool:
                 w.proc.wait(timeout=max(0.0, deadline - time.monotonic()))
             w.kill()
         _POOLS.discard(self)
+        if self._own_log_dir:  # a temporary folder of ours: leave nothing behind in /tmp
+            shutil.rmtree(self.log_dir, ignore_errors=True)
 
 
 def _tuple(value: Any) -> tuple | None:
