@@ -160,21 +160,19 @@ class _State:
 
 
 def load_cases(path: Path) -> list[ConvCase]:
-    """Cases from a JSON list of case objects or from a report.json (its results' cases)."""
-    import json
+    """Cases from a case file (conv_parity.case_file): entries that are not valid cases are
+    warned about by index and reason, and the rest run."""
+    from conv_parity.case_file import read_cases
 
     try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise pytest.UsageError(f"--conv-cases {path}: cannot read JSON ({exc})") from None
-    if isinstance(data, dict):
-        data = [r["case"] for r in data.get("results", []) if "case" in r]
-    if not isinstance(data, list):
-        raise pytest.UsageError(f"--conv-cases {path}: expected a list of cases or a report")
-    try:
-        return list(dict.fromkeys(ConvCase.from_json(item) for item in data))
+        found = read_cases(path)
     except ConvParityError as exc:
-        raise pytest.UsageError(f"--conv-cases {path}: {exc}") from None
+        raise pytest.UsageError(f"--conv-cases {exc}") from None
+    for index, why in found.rejected:
+        warnings.warn(pytest.PytestWarning(
+            f"conv-parity: --conv-cases {path}: entry {index} is not a valid case, skipped: "
+            f"{why}"), stacklevel=1)
+    return found.cases
 
 
 def _is_xdist_worker(config: pytest.Config) -> bool:
@@ -224,12 +222,18 @@ def _case_of(item: pytest.Item) -> tuple[ConvCase, str] | None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """One pass: seed the fuzz tests' shards; note which entries match a collected case and
-    warn about the rest. (Known discrepancies become strict xfails when the case runs: an entry
+    """One pass: leave out the fuzz tests under --conv-cases; seed the fuzz tests' shards; note
+    which entries match a collected case and warn about the rest. (Known discrepancies become strict xfails when the case runs: an entry
     can depend on platform facts that only the backend's worker knows, see ``conv_assert``.)"""
     from conv_parity import fuzzing
 
     state: _State = config.stash[_STATE]
+    if _option(config, "cases"):
+        # A case file asks for exactly its cases: the shipped fuzz tests would mix in others.
+        fuzz = [i for i in items if i.get_closest_marker("conv_fuzz") is not None]
+        if fuzz:
+            config.hook.pytest_deselected(items=fuzz)
+            items[:] = [i for i in items if i.get_closest_marker("conv_fuzz") is None]
     any_case = False
     for item in items:
         if item.get_closest_marker("conv_fuzz") is not None:
@@ -240,7 +244,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         any_case = True
         state.registry.note_collected(found[0], found[1], state.keras_version)
     unused = [e.id for e in state.registry.unused(state.keras_version, state.backends)]
-    if any_case and unused and state.layers is None and not state.shard:
+    if any_case and unused and state.layers is None and not state.shard \
+            and not _option(config, "cases"):  # a case file is no grid: entries may not apply
         warnings.warn(pytest.PytestWarning(
             f"conv-parity: known discrepancies {', '.join(map(repr, unused))} match no collected "
             f"case (Keras {state.keras_version}, profile {state.profile}): fine for a small "

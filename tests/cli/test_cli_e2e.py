@@ -249,3 +249,25 @@ def test_fuzz_small_campaign_json(tmp_path: Path) -> None:
     _consistent(proc.returncode, [r["verdict"] for r in doc["results"]])
     for r in doc["results"]:
         assert r["repro"]
+
+
+@pytest.mark.skipif("jax" not in INSTALLED, reason="the batch test drives jax, not installed")
+def test_check_cases_runs_a_batch_and_lists_bad_entries(tmp_path: Path) -> None:
+    """check --cases: one set of workers for every case; a bad entry is listed with its index
+    and reason and the batch goes on; a case the spec rejects runs too (every backend rejects
+    it: unsupported); exit 2 for the bad entries when nothing is wrong."""
+    from conv_parity.case import ConvCase
+
+    good = ConvCase.make("Conv2D", {"filters": 3, "kernel_size": 3}, (1, 6, 6, 2))
+    rejected = ConvCase.make("Conv2D", {"filters": 3, "kernel_size": 9}, (1, 6, 6, 2))
+    path = tmp_path / "cases.json"
+    path.write_text(json.dumps([good.to_json(), {"layer": "Conv2D", "kwargs": {"stride": 2},
+                                                 "input_shape": [1, 6, 6, 2]},
+                                rejected.to_json(), good.to_json()]))
+    proc = cli("check", "--cases", str(path), "--backends", "jax", "--json")
+    assert proc.returncode == 2, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert [(r["case_id"], r["verdict"]) for r in doc["results"]] == [
+        (good.id, "pass"), (rejected.id, "unsupported")]
+    assert doc["run"]["rejected"][0]["index"] == 1
+    assert "entry 1 is not a valid case, skipped: Conv2D does not take 'stride'" in proc.stderr

@@ -242,3 +242,17 @@ def test_worker_logs_in_tmp_are_removed_on_close(tmp_path) -> None:
     assert folder.exists()
     pool.close()
     assert not folder.exists()
+
+
+def test_a_bad_case_file_entry_is_skipped_and_fuzz_tests_stay_out(
+        pytester: pytest.Pytester) -> None:
+    """--conv-cases runs exactly its cases: a bad entry is warned about (index and reason) and
+    the others run; the shipped fuzz tests are deselected."""
+    pytester.makepyfile(test_suite=SUITE + "from conv_parity.suite.test_fuzz import "
+                                           "test_fuzz_valid\n")
+    path = pytester.path / "cases.json"
+    path.write_text(json.dumps([CONV.to_json(), {"layer": "Conv2D", "kwargs": {"stride": 2},
+                                                 "input_shape": [1, 6, 6, 2]}]))
+    result = pytester.runpytest("--conv-backends=jax", f"--conv-cases={path}")
+    result.assert_outcomes(passed=1, deselected=1, warnings=1)
+    result.stdout.fnmatch_lines(["*entry 1 is not a valid case, skipped*stride*"])

@@ -43,6 +43,7 @@ examples:
   conv-parity check "ops.conv(x, kernel, strides=2, padding='same', kernel_size=3, filters=8)" \\
       --input-shape 1,28,28,3
   conv-parity check "Conv2D(8, 5)" --input-shape 1,4,4,3 --expect-error   # all must raise
+  conv-parity check --cases my-model-layers.json --report out   # a batch, one set of workers
 
 The expression is parsed, never evaluated: literals only (numbers, strings, True/False, None and
 tuples of those); positional arguments follow the Keras constructor's order. Initializers,
@@ -60,10 +61,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         epilog=EXAMPLES)
     check.example = ('conv-parity check "Conv2D(8, kernel_size=(4, 4), strides=(2, 2), '
                      "padding='same')\" --input-shape 1,28,28,3")
-    check.add_argument("layer", metavar="LAYER",
+    check.add_argument("layer", metavar="LAYER", nargs="?",
                        help="a layer expression, e.g. \"Conv2D(8, kernel_size=3, "
                             "padding='same')\"")
-    check.add_argument("--input-shape", required=True, metavar="SHAPE",
+    check.add_argument("--cases", metavar="FILE", default=None,
+                       help="check every case of a case file instead (a JSON list of case "
+                            "objects, or a report.json) through one set of workers; bad "
+                            "entries are listed and the batch goes on")
+    check.add_argument("--input-shape", metavar="SHAPE",
                        help="the input's shape with batch, e.g. 1,28,28,3 (channels last) "
                             "or 1,3,28,28 with data_format='channels_first'")
     add_backends_option(check)
@@ -96,6 +101,15 @@ def cmd_check(args: argparse.Namespace) -> int:
     from conv_parity.case import ConvCase
     from conv_parity.cli import parse
 
+    if args.cases:
+        if args.layer or args.input_shape:
+            raise UsageError("give either a LAYER with --input-shape, or --cases FILE, not both")
+        from conv_parity.cli.batch import check_cases
+
+        return check_cases(args)
+    if not args.layer or not args.input_shape:
+        raise UsageError("check needs a LAYER and --input-shape (or --cases FILE), e.g. "
+                         "conv-parity check \"Conv2D(8, 3)\" --input-shape 1,28,28,3")
     parsed = parse.parse_layer(args.layer)
     shape = parse.parse_input_shape(args.input_shape)
     notes = parse.check_input_shape(parsed, shape)
