@@ -31,6 +31,7 @@ import numpy as np
 from conv_parity import compare, geometry, kinds
 from conv_parity.case import ConvCase
 from conv_parity.errors import ConvParityError
+from conv_parity.reference import _activations
 
 if TYPE_CHECKING:
     from conv_parity.verdict import Reference
@@ -69,12 +70,6 @@ _AXIS_NAMES = {1: ("W",), 2: ("H", "W"), 3: ("D", "H", "W")}
 _UNIT = {"D": "plane", "H": "row", "W": "column"}
 _START = {"D": "front", "H": "top", "W": "left"}
 _END = {"D": "back", "H": "bottom", "W": "right"}
-_ACTIVATIONS: dict[str | None, Callable[[np.ndarray], np.ndarray]] = {
-    None: lambda a: a,
-    "relu": lambda a: np.maximum(a, 0.0),
-    "sigmoid": lambda a: 1.0 / (1.0 + np.exp(-a)),
-    "tanh": np.tanh,
-}
 
 
 @dataclass(frozen=True)
@@ -436,9 +431,11 @@ def _bias_candidates(ctx: _Ctx) -> Iterator[Candidate]:
 
     yield ("bias-missing", f"{ctx.who()} equals the reference without the bias", missing)
 
-    act = _ACTIVATIONS.get(case.kwargs.get("activation"))
-    if act is None:
-        return
+    name = case.kwargs.get("activation")
+
+    def act(a: np.ndarray) -> np.ndarray:
+        return _activations.apply(name, a)
+
     n_out = ctx.ref.shape[g.channel_axis]
     for ax in range(1, ctx.ref.ndim):
         if ax == g.channel_axis or ctx.ref.shape[ax] != n_out or n_out < 2:

@@ -22,7 +22,12 @@ from conv_parity.errors import UsageError
 FAMILIES = ("conv", "conv_transpose", "depthwise", "separable", "max_pool", "average_pool")
 PADDINGS = ("valid", "same", "causal")
 DATA_FORMATS = ("channels_last", "channels_first")
-ACTIVATIONS = (None, "linear", "relu", "sigmoid", "tanh")
+# Element-wise Keras activations a conv layer accepts (reference/_activations.py defines them).
+ACTIVATIONS = (None, "linear", "relu", "relu6", "leaky_relu", "sigmoid", "tanh", "silu", "swish",
+               "hard_sigmoid", "hard_silu", "hard_swish", "gelu", "elu", "celu", "selu",
+               "softplus", "softsign", "mish", "exponential", "log_sigmoid", "hard_tanh",
+               "tanh_shrink", "soft_shrink", "hard_shrink", "squareplus", "sparse_plus",
+               "sparse_sigmoid")
 
 _REQUIRED = object()  # marks a keyword argument without a default
 
@@ -318,7 +323,10 @@ def _canonical_value(name: str, kind: Kind, key: str, value: Any, rank: int) -> 
         return value
     if key == "activation":
         if value not in ACTIVATIONS:
-            raise UsageError(f"activation must be one of {ACTIVATIONS}, got {value!r}")
+            raise UsageError(
+                f"activation {value!r} is not one conv-parity computes; element-wise Keras "
+                f"activations only: {', '.join(a for a in ACTIVATIONS if a)} (softmax, "
+                f"log_softmax, sparsemax and glu mix the channels)")
         return None if value == "linear" else value
     return value
 

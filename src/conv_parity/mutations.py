@@ -20,6 +20,7 @@ import numpy as np
 from conv_parity import kinds
 from conv_parity.case import ConvCase
 from conv_parity.errors import UsageError
+from conv_parity.reference import _activations
 
 RunCase = Callable[[ConvCase, np.ndarray, list[np.ndarray]], np.ndarray]
 
@@ -55,12 +56,6 @@ EXPECTED_DIAGNOSIS: dict[str, frozenset[str]] = {
     "batch-gt1-only": frozenset({"batch-permuted"}),
 }
 
-_ACTIVATIONS: dict[str | None, Callable[[np.ndarray], np.ndarray]] = {
-    None: lambda a: a,
-    "relu": lambda a: np.maximum(a, 0),
-    "sigmoid": lambda a: 1 / (1 + np.exp(-a)),
-    "tanh": np.tanh,
-}
 
 
 def _geom(case: ConvCase) -> tuple[int, bool, tuple[int, ...], int]:
@@ -168,8 +163,8 @@ def _bias_wrong_axis(case: ConvCase, x: np.ndarray, weights: list[np.ndarray],
     pre = run_case(bare, x, [w for i, w in enumerate(weights) if i != b])
     shape = [1] * pre.ndim
     shape[axis] = n
-    act = _ACTIVATIONS[case.kwargs.get("activation")]
-    return np.asarray(act(pre + bias.reshape(shape)), dtype=probe.dtype)
+    act = case.kwargs.get("activation")
+    return np.asarray(_activations.apply(act, pre + bias.reshape(shape)), dtype=probe.dtype)
 
 
 def _padding_flipped(case: ConvCase, x: np.ndarray, weights: list[np.ndarray],

@@ -24,6 +24,7 @@ from math import prod
 
 import numpy as np
 
+from conv_parity.reference import _activations
 from conv_parity.reference._geometry import Geometry
 from conv_parity.reference._threads import run_blocks, threads_for
 from conv_parity.reference._windows import RowSlabs, chunks
@@ -204,7 +205,8 @@ def pointwise(y: np.ndarray, kernel: np.ndarray, absolute: bool) -> np.ndarray:
 def finish(
     y: np.ndarray, g: Geometry, bias: np.ndarray | None, absolute: bool
 ) -> np.ndarray:
-    """Add bias, apply the activation (not for magnitudes), restore data_format, contiguous.
+    """Add bias, apply the activation (magnitudes: scale by its slope bound), restore
+    data_format, contiguous.
 
     ``y`` is always an array this package allocated (or a view of one), so it is updated in
     place.
@@ -212,17 +214,15 @@ def finish(
     if bias is not None:
         b = np.asarray(bias, dtype=np.float64)
         y += np.abs(b) if absolute else b
-    act = None if absolute else g.activation
-    if act is not None:
-        if act == "relu":
-            np.maximum(y, 0.0, out=y)
-        elif act == "tanh":
-            np.tanh(y, out=y)
-        elif act == "sigmoid":  # 1/(1+exp(-y)) written overflow-free
-            y *= 0.5
-            np.tanh(y, out=y)
-            y += 1.0
-            y *= 0.5
+    if absolute:
+        # the magnitude of a steep activation's output: B times its slope (_activations)
+        slope = _activations.slope_bound(g.activation, y)
+        if not isinstance(slope, float) or slope != 1.0:
+            y *= slope
+    elif g.activation == "relu":
+        np.maximum(y, 0.0, out=y)
+    elif g.activation is not None and g.activation != "linear":
+        y[...] = _activations.apply(g.activation, y)
     if g.channels_first:
         y = np.moveaxis(y, -1, 1)
     return np.ascontiguousarray(y)
