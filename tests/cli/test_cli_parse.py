@@ -215,3 +215,28 @@ def test_positional_order_follows_the_keras_release(layer, version, fifth, sixth
     """Keras 3.11 added output_padding to the transposed layers' signatures (before, it was
     keyword-only): a positional argument must mean what it means to the installed Keras."""
     assert cli_parse.positional_order(layer, version)[4:6] == (fifth, sixth)
+
+
+PASTED = ("Conv2D(name='conv2d', trainable=True, dtype={'module': 'keras', 'class_name': "
+          "'DTypePolicy', 'config': {'name': 'float32'}, 'registered_name': None}, filters=8, "
+          "kernel_size=(3, 3), strides=(1, 1), padding='valid', data_format='channels_last', "
+          "dilation_rate=(1, 1), groups=1, activation='silu', use_bias=True, kernel_initializer="
+          "{'module': 'keras.initializers', 'class_name': 'GlorotUniform', 'config': {'seed': "
+          "None}, 'registered_name': None}, bias_initializer={'module': 'keras.initializers', "
+          "'class_name': 'Zeros', 'config': {}, 'registered_name': None}, kernel_regularizer=None, "
+          "bias_regularizer=None, activity_regularizer=None, kernel_constraint=None, "
+          "bias_constraint=None)")
+
+
+def test_a_pasted_get_config_just_works() -> None:
+    parsed = cli_parse.parse_layer(PASTED)
+    assert parsed.name == "Conv2D" and parsed.dtype == "float32"
+    assert parsed.kwargs["activation"] == "silu" and parsed.kwargs["filters"] == 8
+    assert "kernel_initializer" in parsed.ignored
+
+
+def test_a_mixed_policy_is_named_with_what_to_do() -> None:
+    with pytest.raises(UsageError, match="mixed dtype policy 'mixed_float16' is not checked "
+                                         "yet; pass its compute dtype"):
+        cli_parse.parse_layer("Conv2D(8, 3, dtype={'class_name': 'DTypePolicy', "
+                              "'config': {'name': 'mixed_float16'}})")

@@ -172,7 +172,26 @@ def _literal(node: ast.AST) -> Any:
         return -inner if isinstance(node.op, ast.USub) else inner
     if isinstance(node, (ast.Tuple, ast.List)):
         return tuple(_literal(e) for e in node.elts)
+    if isinstance(node, ast.Dict) and None not in node.keys:  # a pasted get_config() value
+        return {_literal(k): _literal(v) for k, v in zip(node.keys, node.values)}
     raise _NotLiteral
+
+
+def _policy_dtype(name: str, value: Any) -> Any:
+    """A ``dtype=`` as get_config() writes it: a DTypePolicy dict gives its policy name (a
+    plain dtype; mixed policies are not cases yet), anything else is returned as is."""
+    if not isinstance(value, dict):
+        return value
+    policy = (value.get("config") or {}).get("name") if isinstance(value.get("config"), dict) \
+        else None
+    if value.get("class_name") not in ("DTypePolicy", "FloatDTypePolicy") or policy is None:
+        raise UsageError(with_example(
+            f"{name}: dtype must be a dtype name or a DTypePolicy config, got {value!r}", name))
+    if str(policy).startswith("mixed_"):
+        raise UsageError(with_example(
+            f"{name}: the mixed dtype policy {policy!r} is not checked yet; pass its compute "
+            f"dtype (e.g. --dtype float16) to check the layer in that dtype", name))
+    return policy
 
 
 def _dotted(node: ast.AST) -> str | None:
@@ -335,6 +354,7 @@ def parse_layer(expr: str) -> ParsedLayer:
             raise UsageError(with_example(
                 f"{name}: {key} must not be a float, got {key}={value!r}", name))
         if key == "dtype" and not kind.is_op:
+            value = _policy_dtype(name, value)
             if value is not None and value not in DTYPES:
                 raise UsageError(with_example(
                     f"{name}: dtype must be one of {', '.join(DTYPES)} (or use --dtype), "
