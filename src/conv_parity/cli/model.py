@@ -115,7 +115,8 @@ def cmd_model(args: argparse.Namespace) -> int:
 def _cell(row: dict) -> str:
     text = row["verdict"]
     if row.get("known"):
-        text += f" ({row['known']})"
+        hidden = ": hidden by these weights" if row.get("hidden_by_weights") else ""
+        text += f" ({row['known']}{hidden})"
     return text
 
 
@@ -167,3 +168,6 @@ def print_model(result: ModelResult, seconds: float) -> None:
           f"results conform: {word}{extra} ({seconds:.1f} s)")
     for o in xfails:
         print(f"  xfail {o.case.id} on {o.backend}: {one_line(o.message, 160)}")
+    for o in result.outcomes:
+        if (o.known or {}).get("hidden_by_weights"):
+            print(f"  note: {o.case.id} on {o.backend}: {one_line(o.message, 300)}")

@@ -151,7 +151,8 @@ def model_table(doc: Mapping[str, Any]) -> tuple[list[str], list[list[str]], lis
         for r in layer.get("results") or []:
             text = str(r.get("verdict"))
             if r.get("known"):
-                text += f" ({r['known']})"
+                hidden = ": hidden by these weights" if r.get("hidden_by_weights") else ""
+                text += f" ({r['known']}{hidden})"
             cells[str(r.get("backend"))] = text
         shape = "(" + ", ".join(str(d) for d in layer.get("input_shape") or []) + ")"
         rows.append([str(layer.get("name")), str(layer.get("class")), shape,
