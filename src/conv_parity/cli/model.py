@@ -26,7 +26,7 @@ from conv_parity.cli import (
     selected_backends,
     stdout_to_stderr,
 )
-from conv_parity.cli.text import fmt_shape, one_line, table
+from conv_parity.cli.text import fmt_float, fmt_shape, one_line, table
 
 if TYPE_CHECKING:
     from conv_parity.model import ModelResult
@@ -73,6 +73,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        help="replace the file's weights with seeded non-zero ones")
     model.add_argument("--seed", type=seed, default=0,
                        help="seed of the weights a model built here (or --reseed) gets")
+    model.add_argument("--no-end-to-end", dest="end_to_end", action="store_false",
+                       help="check the layers only; skip running the whole model on every "
+                            "backend")
     model.add_argument("--json", action="store_true",
                        help="one JSON document on stdout (report.json, with a model section)")
     model.add_argument("--timeout", type=positive_float, default=120.0, metavar="S",
@@ -94,7 +97,8 @@ def cmd_model(args: argparse.Namespace) -> int:
     with stdout_to_stderr(args.json):
         result = check_model(args.source, backends, input_shape=shape, batch=args.batch,
                              layers=layers, reseed_weights=args.reseed, seed=args.seed,
-                             timeout=args.timeout, report_dir=args.report, progress=log)
+                             timeout=args.timeout, report_dir=args.report, progress=log,
+                             end_to_end=args.end_to_end)
     doc = result.to_json()
     written = None
     if args.report:
@@ -109,7 +113,7 @@ def cmd_model(args: argparse.Namespace) -> int:
         print_model(result, time.monotonic() - started)
         if written:
             print(f"report: {written['json']} (and report.md, report.html)")
-    return EXIT_DISCREPANCY if result.failures else EXIT_OK
+    return EXIT_DISCREPANCY if not result.passed else EXIT_OK
 
 
 def _cell(row: dict) -> str:
@@ -159,10 +163,26 @@ def print_model(result: ModelResult, seconds: float) -> None:
             print(f"  diagnosis: {o.diagnosis}")
         if o.repro:
             print(f"  repro: python {o.repro}")
+    if result.end_to_end:
+        print()
+        print(f"end to end (whole model, input {fmt_shape(result.end_to_end['input_shape'])}, "
+              f"backends against their median):")
+        e2e_rows = []
+        for r in result.end_to_end["results"]:
+            err = "-" if r["max_abs_err"] is None else (
+                f"{fmt_float(r['max_abs_err'])} (tol {fmt_float(r['tolerance'])})")
+            e2e_rows.append([r["backend"], r["verdict"], err,
+                             r.get("first_divergent_layer") or "-",
+                             one_line(r.get("message") or "-", 140)])
+        for line in table(["backend", "verdict", "max |err| vs median (tol)",
+                           "first divergent layer", "note"], e2e_rows):
+            print(line)
     xfails = [o for o in result.outcomes if o.verdict == "xfail"]
     print()
     word = "all conform" if not failures else (
         f"{len(failures)} discrepanc" + ("y" if len(failures) == 1 else "ies"))
+    if result.end_to_end_failures:
+        word += f"; end to end: {len(result.end_to_end_failures)} backend(s) diverge"
     extra = f", {len(xfails)} known discrepancies (xfail)" if xfails else ""
     print(f"{len(result.outcomes) - len(failures)}/{len(result.outcomes)} layer × backend "
           f"results conform: {word}{extra} ({seconds:.1f} s)")

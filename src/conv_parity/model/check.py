@@ -40,6 +40,7 @@ class ModelResult:
     weights: str  # "file" (the user's own) or "seeded"
     image_data_format: str
     notes: list[str] = field(default_factory=list)
+    end_to_end: dict[str, Any] | None = None
 
     @property
     def failures(self) -> list[Outcome]:
@@ -47,8 +48,14 @@ class ModelResult:
         return [o for o in self.outcomes if o.failed]
 
     @property
+    def end_to_end_failures(self) -> list[dict[str, Any]]:
+        """End-to-end rows that are discrepancies (not pass, xfail, skip or unsupported)."""
+        rows = (self.end_to_end or {}).get("results") or []
+        return [r for r in rows if r["verdict"] not in ("pass", "xfail", "skip", "unsupported")]
+
+    @property
     def passed(self) -> bool:
-        return not self.failures
+        return not self.failures and not self.end_to_end_failures
 
     def results_for(self, case: ConvCase) -> list[Outcome]:
         return [o for o in self.outcomes if o.case == case]
@@ -87,7 +94,7 @@ class ModelResult:
             "distinct_cases": len({u.case for u in self.extraction.checkable}),
             "not_checked": {cls: list(paths)
                             for cls, paths in sorted(self.extraction.not_checked.items())},
-            "end_to_end": None,
+            "end_to_end": self.end_to_end,
             "migration": None,
             "round_trip": None,
             "notes": list(self.notes),
@@ -115,6 +122,8 @@ class ModelResult:
                  f"{len({u.case for u in checked})} distinct configs on "
                  f"{', '.join(self.backends)}: "
                  + ("all conform" if self.passed else f"{len(self.failures)} discrepancies")]
+        for r in self.end_to_end_failures:
+            lines.append(f"  end to end on {r['backend']}: {r['verdict']}: {r['message']}")
         for o in self.failures:
             layers = [u.path for u in checked if u.case == o.case]
             lines.append(f"  {', '.join(layers)} ({o.case.id}) on {o.backend}: {o.verdict}: "
@@ -188,6 +197,7 @@ def check_model(
     report_dir: str | Path | None = None,
     engine: Engine | None = None,
     progress: Any = None,
+    end_to_end: bool = True,
 ) -> ModelResult:
     """Check every conv-family layer of a model on every selected backend.
 
@@ -195,7 +205,8 @@ def check_model(
     ``"keras.applications.NAME"``. A model conv-parity builds (keras.applications) gets seeded
     non-zero weights; a user's model keeps its own unless ``reseed_weights``. ``engine``: reuse
     a running engine (its backends win); otherwise one is started and closed here.
-    ``progress``: a callable taking one line of text, for long runs.
+    ``progress``: a callable taking one line of text, for long runs. ``end_to_end``: also
+    run the whole model on every backend and compare (:mod:`conv_parity.model.end_to_end`).
     """
     from conv_parity.engine import Engine, parse_backends
 
@@ -224,6 +235,12 @@ def check_model(
     try:
         outcomes = engine.check_prepared(items) if items else []
         _recheck_stale(engine, outcomes)
+        e2e = None
+        if end_to_end:
+            from conv_parity.model import end_to_end as e2e_module
+
+            say("conv-parity: running the whole model on every backend (end to end)...")
+            e2e = e2e_module.run(engine, loaded.model, shape, found, outcomes, seed)
         env = engine.environment()
         chosen = list(engine.backends)
     finally:
@@ -231,7 +248,8 @@ def check_model(
             engine.close()
     env["image_data_format"] = keras.config.image_data_format()
     return ModelResult(loaded.source, shape, found, outcomes, env, chosen,
-                       "seeded" if seeded else "file", keras.config.image_data_format())
+                       "seeded" if seeded else "file", keras.config.image_data_format(),
+                       end_to_end=e2e)
 
 
 def assert_model_conforms(model_or_path: Any, backends: str | Sequence[str] | None = None,

@@ -245,10 +245,33 @@ def _serve_batch(channel: Channel, header: dict[str, Any], served: list[int]) ->
             raise _Retire(reason)
 
 
+def _serve_model(channel: Channel, header: dict[str, Any], served: list[int]) -> None:
+    """Run a whole saved model on the input in the next frame; answer with its output and
+    the outputs of the named layers (:mod:`conv_parity.workers.whole_model`)."""
+    from conv_parity.workers.whole_model import run_saved_model
+
+    _, arrays = channel.recv()
+    t0 = time.perf_counter()
+    reply: dict[str, Any] = {"type": "model_result"}
+    outputs: dict[str, np.ndarray] = {}
+    try:
+        outputs = run_saved_model(_keras, header["path"], arrays[0],
+                                  list(header.get("layers") or ()))
+        reply["status"] = "ok"
+    except Exception as exc:
+        reply.update(status="error", error=_error(exc, getattr(exc, "conv_parity_phase",
+                                                               "call")))
+    reply["outputs"] = list(outputs)
+    reply["seconds"] = time.perf_counter() - t0
+    served[0] += 1
+    channel.send(reply, list(outputs.values()))
+
+
 #: Message type -> its handler; "shutdown" ends the loop. A new kind of request (prepared
 #: arrays of a model, ...) is one entry here.
 HANDLERS: dict[str, Callable[[Channel, dict[str, Any], list[int]], None]] = {
     "batch": _serve_batch,
+    "model": _serve_model,
 }
 
 
