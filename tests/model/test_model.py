@@ -296,3 +296,56 @@ def test_zero_bias_hides_a_registered_bug_without_a_false_alarm(tmp_path: Path) 
     assert seeded.passed, seeded.summary()
     (row,) = seeded.section()["layers"][0]["results"]
     assert row["verdict"] == "xfail" and row["known"], row
+
+
+# --------------------------------------------------------------------------- end to end rules
+
+
+def test_tolerance_grows_with_weighted_depth() -> None:
+    from conv_parity.model.end_to_end import RTOL_PER_LAYER, tolerances
+
+    order = [("a", True), ("relu", False), ("b", True)]
+    tol = tolerances(order, {"a": 2.0, "relu": 2.0, "b": 1.0, "output": 1.0})
+    assert tol == {"a": 2 * RTOL_PER_LAYER, "relu": 2 * RTOL_PER_LAYER,
+                   "b": 2 * RTOL_PER_LAYER, "output": 2 * RTOL_PER_LAYER}
+
+
+def test_compare_names_the_first_divergent_layer_of_the_odd_backend() -> None:
+    from conv_parity.model.end_to_end import compare
+
+    rng = np.random.default_rng(0)
+    a, b, out = (rng.standard_normal((2, 4)).astype("float32") for _ in range(3))
+    good = {"a": a, "b": b, "output": out}
+    bad = {"a": a, "b": b + 0.5, "output": out + 0.5}
+    found = compare({"x": good, "y": dict(good), "z": bad}, [("a", True), ("b", True)])
+    assert found["z"]["diverges"] and found["z"]["first_divergent_layer"] == "b"
+    assert found["z"]["max_abs_err"] == pytest.approx(0.5, rel=1e-6)
+    assert not found["x"]["diverges"] and found["x"]["first_divergent_layer"] is None
+    assert found["x"]["max_abs_err"] == 0.0
+
+
+@pytest.mark.skipif(importlib.util.find_spec("tensorflow") is None, reason="needs tensorflow")
+def test_end_to_end_blames_the_registered_layer(tmp_path: Path) -> None:
+    """keras#20375's shape of problem: a channels_first model with non-zero biases. TF's
+    registered bias-on-the-wrong-axis bug (c2: 12 filters, W == 12) moves the whole output;
+    end to end names c2 as the first divergent layer, xfail with the entry; jax passes."""
+    from conv_parity import check_model
+
+    path = tmp_path / "cf.keras"
+    keras.Sequential([
+        keras.Input((3, 12, 12)),
+        keras.layers.Conv2D(4, 3, padding="same", data_format="channels_first", name="c1"),
+        keras.layers.Conv2D(12, 3, padding="same", data_format="channels_first", name="c2"),
+        keras.layers.Activation("relu", name="act"),
+        keras.layers.Conv2D(5, 3, data_format="channels_first", name="c3"),
+    ]).save(path)
+    result = check_model(path, "tensorflow,jax", reseed_weights=True)
+    rows = {r["backend"]: r for r in result.end_to_end["results"]}
+    assert result.passed, result.summary()
+    if rows["tensorflow"]["verdict"] == "xfail":  # with oneDNN: TF computes NCHW, wrongly
+        assert rows["tensorflow"]["first_divergent_layer"] == "c2"
+        assert rows["tensorflow"]["known"] == "tf-bias-add-channels-first-wrong-axis"
+        assert rows["tensorflow"]["max_abs_err"] > 100 * rows["tensorflow"]["tolerance"]
+    else:  # without oneDNN TF refuses NCHW convs on CPU: the model does not run there
+        assert rows["tensorflow"]["verdict"] in ("unsupported", "crash"), rows
+    assert rows["jax"]["verdict"] == "pass", rows["jax"]

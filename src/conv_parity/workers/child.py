@@ -261,10 +261,16 @@ def _serve_model(channel: Channel, header: dict[str, Any], served: list[int]) ->
     except Exception as exc:
         reply.update(status="error", error=_error(exc, getattr(exc, "conv_parity_phase",
                                                                "call")))
-    reply["outputs"] = list(outputs)
-    reply["seconds"] = time.perf_counter() - t0
+    from conv_parity.workers.protocol import MAX_ARRAYS
+
+    values = list(outputs.values())
+    parts = [values[i:i + MAX_ARRAYS] for i in range(0, len(values), MAX_ARRAYS)]
+    reply.update(outputs=list(outputs), parts=len(parts),
+                 seconds=time.perf_counter() - t0)
     served[0] += 1
-    channel.send(reply, list(outputs.values()))
+    channel.send(reply)  # a model has more intermediates than one frame holds arrays
+    for part in parts:
+        channel.send({"type": "arrays"}, part)
 
 
 #: Message type -> its handler; "shutdown" ends the loop. A new kind of request (prepared

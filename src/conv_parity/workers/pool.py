@@ -599,7 +599,8 @@ class WorkerPool:
         :data:`conv_parity.workers.child.HANDLERS`): its header frame, then one frame with
         ``arrays``; the worker answers with one frame. Failures are data, as for cases:
         ``{"status": "unavailable" | "timeout" | "crash", "error": {...}}``; a worker that
-        timed out or broke the protocol is replaced."""
+        timed out or broke the protocol is replaced. A reply whose header says ``parts: n``
+        carries its arrays in the n frames after it (a frame holds at most MAX_ARRAYS)."""
         self._check_backend(backend)
         wait = self.timeout if timeout is None else timeout
         with self._locks[backend]:
@@ -612,6 +613,9 @@ class WorkerPool:
                 worker.channel.send(header, (), timeout=wait)
                 worker.channel.send({"type": "arrays"}, list(arrays), timeout=wait)
                 reply, out = worker.channel.recv(timeout=wait)
+                out = list(out)
+                for _ in range(int(reply.get("parts") or 0)):  # arrays beyond one frame
+                    out += worker.channel.recv(timeout=wait)[1]
             except FrameTimeout:
                 self._discard(worker)
                 return {"status": "timeout", "error": {

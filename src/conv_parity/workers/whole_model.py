@@ -24,22 +24,26 @@ def run_saved_model(keras: Any, path: str, x: np.ndarray,
     Keras refused to load or build the model on this backend; call: the forward pass)."""
     try:
         model = keras.saving.load_model(path, safe_mode=True, compile=False)
-        outputs = list(model.outputs)
+        # The model's own graph: a Sequential keeps it in ``_functional``; ``layer.output``
+        # would not do, since a rebuilt Sequential's layers keep nodes of earlier graphs.
+        graph = getattr(model, "_functional", None) or model
+        outputs = list(graph.outputs)
         names = ["output"] if len(outputs) == 1 else [f"output:{i}" for i in range(len(outputs))]
+        produced: dict[str, list[Any]] = {}
+        for nodes in graph._nodes_by_depth.values():
+            for node in nodes:
+                produced.setdefault(node.operation.name, []).extend(node.output_tensors)
         for name in layers:
-            layer = model.get_layer(name)
-            if len(getattr(layer, "_inbound_nodes", ())) != 1:
-                continue  # a shared layer has no single output to compare
-            out = layer.output
-            if isinstance(out, (list, tuple)):
-                continue
-            outputs.append(out)
+            tensors = produced.get(name, [])
+            if len(tensors) != 1:
+                continue  # a shared or multi-output layer has no single output to compare
+            outputs.append(tensors[0])
             names.append(name)
-        probe = keras.Model(model.inputs, outputs)
+        probe = keras.Model(graph.inputs, outputs)
     except Exception as exc:
         raise tagged(exc, "build") from None
     try:
-        got = probe(keras.ops.convert_to_tensor(x), training=False)
+        got = probe([keras.ops.convert_to_tensor(x)], training=False)
         if not isinstance(got, (list, tuple)):
             got = [got]
         return {n: np.asarray(keras.ops.convert_to_numpy(t)) for n, t in zip(names, got)}
