@@ -349,3 +349,75 @@ def test_end_to_end_blames_the_registered_layer(tmp_path: Path) -> None:
     else:  # without oneDNN TF refuses NCHW convs on CPU: the model does not run there
         assert rows["tensorflow"]["verdict"] in ("unsupported", "crash"), rows
     assert rows["jax"]["verdict"] == "pass", rows["jax"]
+
+
+# --------------------------------------------------------------------------- Keras 2 migration
+
+_KERAS2_MODEL = """
+import sys
+import tf_keras as k2
+m = k2.Sequential([k2.Input((10, 10, 3)), k2.layers.DepthwiseConv2D(3, name="dw"),
+                   k2.layers.SeparableConv2D(4, 3, name="sep"),
+                   k2.layers.Conv2DTranspose(2, 3, strides=2, name="up"),
+                   k2.layers.Conv2D(3, 3, name="conv")])
+m.save(sys.argv[1])
+"""
+
+
+@pytest.fixture(scope="module")
+def keras2_h5(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if importlib.util.find_spec("tf_keras") is None:
+        pytest.skip("needs tf_keras (pip install --no-deps tf-keras)")
+    path = tmp_path_factory.mktemp("keras2") / "legacy.h5"
+    subprocess.run([sys.executable, "-c", _KERAS2_MODEL, str(path)], check=True,
+                   capture_output=True, timeout=300)
+    return path
+
+
+def test_keras2_h5_blockers_are_named_and_repaired(keras2_h5: Path) -> None:
+    from conv_parity.model.migrate import migrate_h5
+
+    lines: list[str] = []
+    model, migration = migrate_h5(keras2_h5, lines.append)
+    assert not migration.loads_as_is and migration.keras_version.startswith("2.")
+    blocked = {(b.layer, b.key) for b in migration.blockers}
+    assert blocked == {("dw", "groups"), ("sep", "groups"), ("up", "groups"),
+                       ("sep", "kernel_initializer"), ("sep", "kernel_regularizer"),
+                       ("sep", "kernel_constraint")}
+    dw = next(b for b in migration.blockers if b.layer == "dw")
+    assert dw.message == "Unrecognized keyword arguments passed to DepthwiseConv2D: {'groups': 1}"
+    assert all(b.repair for b in migration.blockers)
+    assert sum(line.startswith("conv-parity: repair: drop") for line in lines) == 6
+    assert [type(layer).__name__ for layer in model.layers] == [
+        "DepthwiseConv2D", "SeparableConv2D", "Conv2DTranspose", "Conv2D"]
+    assert migration.to_json()["blocked"] is True
+
+
+def test_keras2_h5_unrepairable_blocker_is_a_usage_error(keras2_h5: Path, tmp_path: Path) -> None:
+    """groups=2 on a depthwise conv changes the computation: no repair drops it."""
+    import h5py
+
+    from conv_parity.model.migrate import migrate_h5
+
+    path = tmp_path / "grouped.h5"
+    path.write_bytes(keras2_h5.read_bytes())
+    with h5py.File(path, "r+") as fh:
+        config = json.loads(fh.attrs["model_config"])
+        config["config"]["layers"][1]["config"]["groups"] = 2
+        fh.attrs["model_config"] = json.dumps(config)
+    with pytest.raises(UsageError, match=r"no known repair covers: dw \(DepthwiseConv2D\) "
+                                         r"groups=2"):
+        migrate_h5(path, lambda _line: None)
+
+
+def test_cli_keras2_blocked_exit_1_and_write_repaired(keras2_h5: Path, tmp_path: Path) -> None:
+    out = tmp_path / "repaired.keras"
+    proc = _cli(str(keras2_h5), "--backends", CHEAP, "--write-repaired", str(out), "--json")
+    assert proc.returncode == 1, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["model"]["migration"]["blocked"] is True
+    assert len(doc["model"]["migration"]["repairs"]) == 6
+    assert {r["verdict"] for r in doc["results"]} == {"pass"}
+    assert {r["verdict"] for r in doc["model"]["end_to_end"]["results"]} == {"pass"}
+    reloaded = keras.saving.load_model(out, safe_mode=True)
+    assert type(reloaded.layers[0]).__name__ == "DepthwiseConv2D"

@@ -76,6 +76,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     model.add_argument("--no-end-to-end", dest="end_to_end", action="store_false",
                        help="check the layers only; skip running the whole model on every "
                             "backend")
+    model.add_argument("--write-repaired", metavar="PATH.keras", default=None,
+                       help="for a Keras 2 .h5: save the repaired Keras 3 model here")
     model.add_argument("--json", action="store_true",
                        help="one JSON document on stdout (report.json, with a model section)")
     model.add_argument("--timeout", type=positive_float, default=120.0, metavar="S",
@@ -98,7 +100,7 @@ def cmd_model(args: argparse.Namespace) -> int:
         result = check_model(args.source, backends, input_shape=shape, batch=args.batch,
                              layers=layers, reseed_weights=args.reseed, seed=args.seed,
                              timeout=args.timeout, report_dir=args.report, progress=log,
-                             end_to_end=args.end_to_end)
+                             end_to_end=args.end_to_end, write_repaired=args.write_repaired)
     doc = result.to_json()
     written = None
     if args.report:
@@ -131,6 +133,15 @@ def print_model(result: ModelResult, seconds: float) -> None:
     print(f"input: {fmt_shape(result.input_shape)} · weights: "
           f"{'seeded (non-zero biases)' if result.weights == 'seeded' else 'from the file'}"
           f" · keras.config.image_data_format(): {result.image_data_format}")
+    if section["migration"] is not None:
+        m = section["migration"]
+        state = ("loads in Keras 3 as it is" if m["loads_as_is"] else
+                 f"BLOCKED: {len(m['blockers'])} config keys Keras 3 rejects; checked after "
+                 f"{len(m['repairs'])} repairs")
+        print(f"migration (saved by Keras {m['keras_version']}): {state}")
+        for b in m["blockers"]:
+            fix = " -> repaired: key dropped" if b["repair"] else " -> no known repair"
+            print(f"  {b['layer']} ({b['cls']}): {one_line(b['message'], 120)}{fix}")
     print()
     headers = ["layer", "class", "input shape", *result.backends]
     rows = []
@@ -181,6 +192,8 @@ def print_model(result: ModelResult, seconds: float) -> None:
     print()
     word = "all conform" if not failures else (
         f"{len(failures)} discrepanc" + ("y" if len(failures) == 1 else "ies"))
+    if result.migration is not None and result.migration.blocked:
+        word += "; the file does not load in Keras 3 without the repairs above"
     if result.end_to_end_failures:
         word += f"; end to end: {len(result.end_to_end_failures)} backend(s) diverge"
     extra = f", {len(xfails)} known discrepancies (xfail)" if xfails else ""

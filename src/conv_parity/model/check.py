@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from conv_parity.errors import UsageError
 from conv_parity.model.extract import Extraction, LayerUse, concrete_input_shape, extract
 from conv_parity.model.load import Loaded, import_keras, load, reseed
 
@@ -41,6 +42,7 @@ class ModelResult:
     image_data_format: str
     notes: list[str] = field(default_factory=list)
     end_to_end: dict[str, Any] | None = None
+    migration: Any = None  # conv_parity.model.migrate.Migration for a Keras 2 .h5
 
     @property
     def failures(self) -> list[Outcome]:
@@ -55,7 +57,8 @@ class ModelResult:
 
     @property
     def passed(self) -> bool:
-        return not self.failures and not self.end_to_end_failures
+        blocked = self.migration is not None and self.migration.blocked
+        return not self.failures and not self.end_to_end_failures and not blocked
 
     def results_for(self, case: ConvCase) -> list[Outcome]:
         return [o for o in self.outcomes if o.case == case]
@@ -95,7 +98,7 @@ class ModelResult:
             "not_checked": {cls: list(paths)
                             for cls, paths in sorted(self.extraction.not_checked.items())},
             "end_to_end": self.end_to_end,
-            "migration": None,
+            "migration": None if self.migration is None else self.migration.to_json(),
             "round_trip": None,
             "notes": list(self.notes),
         }
@@ -122,6 +125,10 @@ class ModelResult:
                  f"{len({u.case for u in checked})} distinct configs on "
                  f"{', '.join(self.backends)}: "
                  + ("all conform" if self.passed else f"{len(self.failures)} discrepancies")]
+        if self.migration is not None:
+            for b in self.migration.blockers:
+                lines.append(f"  migration blocker: {b.layer} ({b.cls}) {b.key}={b.value!r}"
+                             + (" (repaired)" if b.repair else ""))
         for r in self.end_to_end_failures:
             lines.append(f"  end to end on {r['backend']}: {r['verdict']}: {r['message']}")
         for o in self.failures:
@@ -198,6 +205,7 @@ def check_model(
     engine: Engine | None = None,
     progress: Any = None,
     end_to_end: bool = True,
+    write_repaired: str | Path | None = None,
 ) -> ModelResult:
     """Check every conv-family layer of a model on every selected backend.
 
@@ -212,11 +220,19 @@ def check_model(
 
     say = progress or (lambda _line: None)
     if isinstance(model_or_path, (str, Path)):
-        loaded = load(str(model_or_path), tuple(input_shape) if input_shape else None)
+        loaded = load(str(model_or_path), tuple(input_shape) if input_shape else None, say)
     else:
         loaded = Loaded(model_or_path, getattr(model_or_path, "name", "model"), "object",
                         built_here=False)
     keras = import_keras()
+    if write_repaired is not None:
+        if loaded.migration is None:
+            raise UsageError("--write-repaired is for a Keras 2 .h5 (it saves the repaired "
+                             "model); this source needs no migration")
+        if not str(write_repaired).endswith(".keras"):
+            raise UsageError(f"--write-repaired {write_repaired}: the path must end in .keras")
+        loaded.model.save(write_repaired)
+        say(f"conv-parity: wrote the repaired model to {write_repaired}")
     seeded = loaded.built_here or reseed_weights
     if seeded:
         reseed(loaded.model, seed)
@@ -249,7 +265,7 @@ def check_model(
     env["image_data_format"] = keras.config.image_data_format()
     return ModelResult(loaded.source, shape, found, outcomes, env, chosen,
                        "seeded" if seeded else "file", keras.config.image_data_format(),
-                       end_to_end=e2e)
+                       end_to_end=e2e, migration=loaded.migration)
 
 
 def assert_model_conforms(model_or_path: Any, backends: str | Sequence[str] | None = None,

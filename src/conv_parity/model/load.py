@@ -19,6 +19,7 @@ import json
 import os
 import sys
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,7 @@ class Loaded:
     source: str
     kind: str  # "keras", "h5", "applications", "object"
     built_here: bool
+    migration: Any = None  # a conv_parity.model.migrate.Migration for a Keras 2 .h5
 
 
 def import_keras() -> Any:
@@ -57,11 +59,13 @@ def import_keras() -> Any:
     return keras
 
 
-def load(source: str, input_shape: tuple[int, ...] | None = None) -> Loaded:
+def load(source: str, input_shape: tuple[int, ...] | None = None,
+         say: Callable[[str], None] | None = None) -> Loaded:
     """The model SOURCE names; UsageError (one line) for anything that is not a loadable model.
 
     ``input_shape`` (with batch) is passed to keras.applications builders, whose default input
-    size would otherwise be used.
+    size would otherwise be used. ``say`` receives the migration's lines (blockers, repairs)
+    for a Keras 2 .h5.
     """
     if source.startswith(APPLICATIONS_PREFIX):
         return _application(source[len(APPLICATIONS_PREFIX):], input_shape)
@@ -78,6 +82,12 @@ def load(source: str, input_shape: tuple[int, ...] | None = None) -> Loaded:
     if suffix == ".keras":
         return Loaded(_load_keras(path), str(path), "keras", built_here=False)
     if suffix in (".h5", ".hdf5"):
+        refuse_code(h5_model_config(path), path)
+        from conv_parity.model.migrate import migrate_h5, saved_keras_version
+
+        if (saved_keras_version(path) or "").startswith("2."):
+            model, migration = migrate_h5(path, say or (lambda _line: None))
+            return Loaded(model, str(path), "h5", built_here=False, migration=migration)
         return Loaded(_load_h5(path), str(path), "h5", built_here=False)
     raise UsageError(f"{source}: unknown model file type {path.suffix or '(none)'!r}; "
                      f"give a .keras or .h5 file, or keras.applications.NAME")
