@@ -421,3 +421,50 @@ def test_cli_keras2_blocked_exit_1_and_write_repaired(keras2_h5: Path, tmp_path:
     assert {r["verdict"] for r in doc["model"]["end_to_end"]["results"]} == {"pass"}
     reloaded = keras.saving.load_model(out, safe_mode=True)
     assert type(reloaded.layers[0]).__name__ == "DepthwiseConv2D"
+
+
+# --------------------------------------------------------------------------- round trips
+
+
+def _transposed_model() -> Any:
+    x = keras.Input((5, 5, 2))
+    y = keras.layers.Conv2DTranspose(3, 3, strides=2, output_padding=1, name="up")(x)
+    return keras.Model(x, keras.layers.Conv2D(2, 1, name="head")(y))
+
+
+def test_round_trips_hold_on_this_keras() -> None:
+    from conv_parity.model import round_trip
+
+    model = _transposed_model()
+    reseed(model, 0)
+    found = extract(model, (2, 5, 5, 2))
+    result = round_trip.run(model, np.ones((2, 5, 5, 2), "float32"), found)
+    assert result["ok"], result
+    assert [c["check"] for c in result["checks"]] == ["get_config -> from_config",
+                                                       ".keras save -> load"]
+    assert [r["layer"] for r in result["layers"]] == ["up", "head"]
+
+
+def test_round_trip_catches_a_key_lost_in_get_config(monkeypatch: pytest.MonkeyPatch) -> None:
+    """keras#23014 (Keras < 3.15): a transposed conv's get_config without output_padding."""
+    from conv_parity.model import round_trip
+
+    model = _transposed_model()
+    reseed(model, 0)
+    found = extract(model, (2, 5, 5, 2))
+    cls = keras.layers.Conv2DTranspose
+    real = cls.get_config
+
+    def lossy(self: Any) -> dict[str, Any]:
+        config = real(self)
+        config.pop("output_padding", None)
+        return config
+
+    monkeypatch.setattr(cls, "get_config", lossy)
+    result = round_trip.run(model, np.ones((2, 5, 5, 2), "float32"), found)
+    assert not result["ok"]
+    (up,) = [r for r in result["layers"] if not r["ok"]]
+    assert up["layer"] == "up" and up["problem"] == "output_padding: [1, 1] before, None after"
+    saved = {c["check"]: c for c in result["checks"]}[".keras save -> load"]
+    assert saved["problem"] == ("output 0 shape (2, 11, 11, 2) after the round trip != "
+                                "(2, 12, 12, 2) before")

@@ -188,12 +188,23 @@ def print_model(result: ModelResult, seconds: float) -> None:
         for line in table(["backend", "verdict", "max |err| vs median (tol)",
                            "first divergent layer", "note"], e2e_rows):
             print(line)
+    if result.round_trip is not None:
+        rt = result.round_trip
+        bad = [c for c in rt["checks"] + rt["layers"] if not c["ok"]]
+        names = ", ".join(c["check"] for c in rt["checks"])
+        print()
+        print(f"round trips on {rt['backend']} ({names}, per-layer config): "
+              + ("output and configs unchanged" if not bad else f"{len(bad)} changed"))
+        for c in bad:
+            print(f"  {c.get('check') or c.get('layer')}: {c['problem']}")
     xfails = [o for o in result.outcomes if o.verdict == "xfail"]
     print()
     word = "all conform" if not failures else (
         f"{len(failures)} discrepanc" + ("y" if len(failures) == 1 else "ies"))
     if result.migration is not None and result.migration.blocked:
         word += "; the file does not load in Keras 3 without the repairs above"
+    if result.round_trip is not None and not result.round_trip["ok"]:
+        word += "; a round trip changed the model"
     if result.end_to_end_failures:
         word += f"; end to end: {len(result.end_to_end_failures)} backend(s) diverge"
     extra = f", {len(xfails)} known discrepancies (xfail)" if xfails else ""

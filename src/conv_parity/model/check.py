@@ -43,6 +43,7 @@ class ModelResult:
     notes: list[str] = field(default_factory=list)
     end_to_end: dict[str, Any] | None = None
     migration: Any = None  # conv_parity.model.migrate.Migration for a Keras 2 .h5
+    round_trip: dict[str, Any] | None = None
 
     @property
     def failures(self) -> list[Outcome]:
@@ -58,7 +59,9 @@ class ModelResult:
     @property
     def passed(self) -> bool:
         blocked = self.migration is not None and self.migration.blocked
-        return not self.failures and not self.end_to_end_failures and not blocked
+        round_trip_ok = self.round_trip is None or self.round_trip["ok"]
+        return (not self.failures and not self.end_to_end_failures and not blocked
+                and round_trip_ok)
 
     def results_for(self, case: ConvCase) -> list[Outcome]:
         return [o for o in self.outcomes if o.case == case]
@@ -99,7 +102,7 @@ class ModelResult:
                             for cls, paths in sorted(self.extraction.not_checked.items())},
             "end_to_end": self.end_to_end,
             "migration": None if self.migration is None else self.migration.to_json(),
-            "round_trip": None,
+            "round_trip": self.round_trip,
             "notes": list(self.notes),
         }
 
@@ -129,6 +132,10 @@ class ModelResult:
             for b in self.migration.blockers:
                 lines.append(f"  migration blocker: {b.layer} ({b.cls}) {b.key}={b.value!r}"
                              + (" (repaired)" if b.repair else ""))
+        for c in (self.round_trip or {}).get("checks", []) + (self.round_trip or {}).get(
+                "layers", []):
+            if not c["ok"]:
+                lines.append(f"  round trip {c.get('check') or c.get('layer')}: {c['problem']}")
         for r in self.end_to_end_failures:
             lines.append(f"  end to end on {r['backend']}: {r['verdict']}: {r['message']}")
         for o in self.failures:
@@ -206,6 +213,7 @@ def check_model(
     progress: Any = None,
     end_to_end: bool = True,
     write_repaired: str | Path | None = None,
+    round_trip: bool = True,
 ) -> ModelResult:
     """Check every conv-family layer of a model on every selected backend.
 
@@ -238,6 +246,13 @@ def check_model(
         reseed(loaded.model, seed)
     shape = concrete_input_shape(loaded.model, input_shape, batch)
     found = extract(loaded.model, shape, loaded.source, only=layers)
+    trips = None
+    if round_trip:
+        from conv_parity.model import round_trip as round_trip_module
+        from conv_parity.model.end_to_end import model_input
+
+        say("conv-parity: round trips (get_config, .keras save/load)...")
+        trips = round_trip_module.run(loaded.model, model_input(shape, seed=seed), found)
     label = Path(loaded.source).name if loaded.kind in ("keras", "h5") else loaded.source
     items = prepared_items(found, label)
     say(f"conv-parity: {loaded.source}: {len(found.checkable)} conv-family layer uses, "
@@ -265,7 +280,7 @@ def check_model(
     env["image_data_format"] = keras.config.image_data_format()
     return ModelResult(loaded.source, shape, found, outcomes, env, chosen,
                        "seeded" if seeded else "file", keras.config.image_data_format(),
-                       end_to_end=e2e, migration=loaded.migration)
+                       end_to_end=e2e, migration=loaded.migration, round_trip=trips)
 
 
 def assert_model_conforms(model_or_path: Any, backends: str | Sequence[str] | None = None,
