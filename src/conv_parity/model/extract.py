@@ -69,7 +69,10 @@ class Extraction:
 
 def model_input_shape(model: Any) -> tuple[int | None, ...]:
     """The one input's shape as the graph declares it (None for open dimensions)."""
-    inputs = getattr(model, "inputs", None)
+    try:
+        inputs = model.inputs
+    except (AttributeError, ValueError):  # an unbuilt Sequential or subclassed model
+        inputs = None
     if not inputs:
         raise UsageError("the model has no defined input (a subclassed model that was never "
                          "built cannot be checked); save a functional or sequential model")
@@ -126,13 +129,13 @@ def layout_hint(given: Sequence[int], declared: Sequence[int | None]) -> str:
     return ""
 
 
-def _leaves(model: Any, prefix: str = "") -> list[tuple[str, Any]]:
+def leaves(model: Any, prefix: str = "") -> list[tuple[str, Any]]:
     """(path, layer) for every leaf layer, descending into nested models, in graph order."""
     out: list[tuple[str, Any]] = []
     for layer in getattr(model, "layers", []):
         path = f"{prefix}{layer.name}"
         if getattr(layer, "layers", None):
-            out += _leaves(layer, path + "/")
+            out += leaves(layer, path + "/")
         else:
             out.append((path, layer))
     return out
@@ -144,9 +147,11 @@ def _record_shapes(model: Any, input_shape: tuple[int, ...]) -> dict[int, list[t
 
     seen: dict[int, list[tuple[int, ...]]] = {}
     patched = []
-    for _, layer in _leaves(model):
-        if id(layer) in [id(p) for p, _ in patched]:
+    spied: set[int] = set()
+    for _, layer in leaves(model):
+        if id(layer) in spied:  # one layer shared by two submodels
             continue
+        spied.add(id(layer))
         original = layer.compute_output_spec
 
         def spy(*args: Any, _original: Any = original, _key: int = id(layer),
@@ -173,7 +178,7 @@ def _record_shapes(model: Any, input_shape: tuple[int, ...]) -> dict[int, list[t
     return seen
 
 
-def _kwargs(kind: kinds.Kind, config: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
+def layer_kwargs(kind: kinds.Kind, config: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
     """(kwargs for ConvCase.make, None) or (None, why the suite cannot express this config)."""
     kwargs = {k: config[k] for k in kind.params if k in config}
     for key, value in config.items():
@@ -200,7 +205,7 @@ def extract(model: Any, input_shape: tuple[int, ...], source: str = "model",
 
     shapes = _record_shapes(model, input_shape)
     found = Extraction(input_shape)
-    for path, layer in _leaves(model):
+    for path, layer in leaves(model):
         cls = type(layer).__name__
         kind = kinds.KINDS.get(cls)
         if kind is None or kind.is_op:
@@ -219,7 +224,7 @@ def extract(model: Any, input_shape: tuple[int, ...], source: str = "model",
         policy_name = getattr(policy, "name", None)
         weights = [np.asarray(w).astype(dtype) if dtype in DTYPES else np.asarray(w)
                    for w in layer.get_weights()]
-        kwargs, reason = _kwargs(kind, layer.get_config())
+        kwargs, reason = layer_kwargs(kind, layer.get_config())
         if reason is None and dtype not in DTYPES:
             reason = f"compute dtype {dtype} is outside what conv-parity checks ({DTYPES})"
         if reason is None and not selected:

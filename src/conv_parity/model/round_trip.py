@@ -51,9 +51,9 @@ def _same(before: list[np.ndarray], after: list[np.ndarray]) -> str | None:
 
 def layer_round_trips(model: Any, extraction: Extraction) -> list[dict[str, Any]]:
     """Per conv-family layer: kwargs after ``from_config(get_config())`` vs before."""
-    from conv_parity.model.extract import _kwargs, _leaves
+    from conv_parity.model.extract import layer_kwargs, leaves
 
-    layers = dict(_leaves(model))
+    layers = dict(leaves(model))
     rows = []
     seen = set()
     for use in extraction.checkable:
@@ -62,7 +62,7 @@ def layer_round_trips(model: Any, extraction: Extraction) -> list[dict[str, Any]
         seen.add(use.path)
         layer = layers[use.path]
         rebuilt = type(layer).from_config(layer.get_config())
-        kwargs, _ = _kwargs(use.case.kind, rebuilt.get_config())
+        kwargs, _ = layer_kwargs(use.case.kind, rebuilt.get_config())
         before = use.case.to_json()["kwargs"]
         problem = None
         if kwargs is None:
