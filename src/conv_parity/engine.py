@@ -202,6 +202,25 @@ class Engine:
                 outcomes.append(out)
         return outcomes
 
+    def request_all(self, header: dict[str, Any], arrays: Sequence[np.ndarray],
+                    timeout: float | None = None,
+                    ) -> dict[str, tuple[dict[str, Any], dict[str, np.ndarray]]]:
+        """One non-case request (a handler of the worker's table, e.g. ``"model"``) on every
+        selected backend at once: backend -> (reply header, named output arrays). Failures
+        are data in the reply (``status``, ``error``), as for cases. ``timeout``: per
+        backend, default the per-case one."""
+        import concurrent.futures as cf
+
+        self.start()
+
+        def ask(backend: str) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+            reply, out = self.pool.request(backend, header, arrays, timeout=timeout)
+            return reply, dict(zip(reply.get("outputs") or [], out))
+
+        with cf.ThreadPoolExecutor(max_workers=max(1, len(self.backends))) as ex:
+            futures = {b: ex.submit(ask, b) for b in self.backends}
+            return {b: f.result() for b, f in futures.items()}
+
     def facts(self, backend: str) -> dict[str, Any]:
         """The platform facts of a target's worker (empty when it could not start)."""
         return self.pool.info(backend).facts

@@ -1,6 +1,7 @@
 """The ``conv-parity`` command: the CLI front door to the same engine the pytest plugin uses.
 
-Subcommands: ``check`` (one pasted layer on every backend), ``run`` (the conformance suite via
+Subcommands: ``check`` (one pasted layer on every backend), ``model`` (every conv-family
+layer of a model file), ``run`` (the conformance suite via
 pytest), ``fuzz`` (a hypothesis campaign), ``backends`` (what is importable here) and ``report``
 (regenerate / merge reports). The contract other tools rely on (DESIGN.md): with ``--json``
 exactly one JSON document goes to stdout and every log to stderr; exit codes are 0 conform,
@@ -50,6 +51,7 @@ DEBUG_ENV = "CONV_PARITY_DEBUG"
 _MAIN_EPILOG = """\
 subcommands:
   check     does this layer behave the same on every backend?  (conv-parity check --help)
+  model     every conv-family layer of a model file, checked where it sits
   run       the conformance suite (pytest) at a profile, with reports
   fuzz      a hypothesis campaign for discrepancies nobody listed
   backends  which Keras backends are installed and importable here
@@ -168,7 +170,7 @@ def selected_backends(spec: str | None) -> list[str]:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (examples in every subcommand's --help)."""
-    from conv_parity.cli import backends, check, fuzz, report, run
+    from conv_parity.cli import backends, check, fuzz, model, report, run
 
     parser = _Parser(
         prog="conv-parity",
@@ -178,7 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=_version_text())
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for command in (check, run, fuzz, backends, report):  # the order of --help
+    for command in (check, model, run, fuzz, backends, report):  # the order of --help
         command.add_parser(sub)
     return parser
 

@@ -132,3 +132,39 @@ def run_line(doc: Mapping[str, Any]) -> list[tuple[str, str]]:
 
 __all__ = ["VERDICTS", "backend_order", "failures", "fmt_float", "fmt_shape", "is_failure",
            "layer_order", "matrix", "run_line", "stale_known", "verdict_counts"]
+
+
+def model_table(doc: Mapping[str, Any]) -> tuple[list[str], list[list[str]], list[str]] | None:
+    """The per-layer table of a report's ``model`` section, as plain text cells for both
+    renderers: (headers, rows, notes), or None when the report has no model section.
+
+    A row per layer use (path, class, input shape, a verdict per backend, the known
+    discrepancy's id beside an xfail); the notes name the layers not checked and why.
+    """
+    section = doc.get("model")
+    if not isinstance(section, Mapping):
+        return None
+    backends = [str(b) for b in section.get("backends") or []]
+    headers = ["layer", "class", "input shape", *backends]
+    rows: list[list[str]] = []
+    notes: list[str] = []
+    for layer in section.get("layers") or []:
+        if not layer.get("checked"):
+            notes.append(f"not checked: {layer.get('name')} ({layer.get('class')}): "
+                         f"{layer.get('reason')}")
+            continue
+        cells = {}
+        for r in layer.get("results") or []:
+            text = str(r.get("verdict"))
+            if r.get("known"):
+                hidden = ": hidden by these weights" if r.get("hidden_by_weights") else ""
+                text += f" ({r['known']}{hidden})"
+            cells[str(r.get("backend"))] = text
+        shape = "(" + ", ".join(str(d) for d in layer.get("input_shape") or []) + ")"
+        rows.append([str(layer.get("name")), str(layer.get("class")), shape,
+                     *(cells.get(b, "-") for b in backends)])
+    other = section.get("not_checked") or {}
+    if other:
+        notes.append("not checked (outside the conv family): "
+                     + ", ".join(f"{cls} ×{len(paths)}" for cls, paths in other.items()))
+    return headers, rows, notes

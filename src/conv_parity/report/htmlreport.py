@@ -459,6 +459,30 @@ def _select(ident: str, label: str, options: list[tuple[str, str]]) -> str:
     return f'<label>{esc(label)}<select id="{ident}">{opts}</select></label>'
 
 
+def _model_html(doc: Mapping[str, Any]) -> str:
+    """The per-layer table of a model check ("" when the report is not one)."""
+    found = common.model_table(doc)
+    if found is None:
+        return ""
+    headers, rows, notes = found
+    section = doc["model"]
+    shape = ", ".join(str(d) for d in section.get("input_shape") or [])
+    out = [f"<h2>Model <code>{esc(section.get('source'))}</code></h2>",
+           f'<p class="muted">input ({esc(shape)}) · weights: {esc(section.get("weights"))} · '
+           f"image_data_format: {esc(section.get('image_data_format'))} · "
+           f"{esc(section.get('distinct_cases'))} distinct configs</p>",
+           '<table class="others"><thead><tr>'
+           + "".join(f"<th>{esc(h)}</th>" for h in headers) + "</tr></thead><tbody>"]
+    for row in rows:
+        cells = [f"<td>{esc(c)}</td>" for c in row[:3]]
+        cells += [f"<td>{_badge(c.split(' ')[0]) if c != '-' else '-'}"
+                  f"{esc(c[len(c.split(' ')[0]):])}</td>" for c in row[3:]]
+        out.append("<tr>" + "".join(cells) + "</tr>")
+    out.append("</tbody></table>")
+    out += [f'<p class="muted">{esc(n)}</p>' for n in notes[:100]]
+    return "\n".join(out)
+
+
 def render_html(doc: Mapping[str, Any]) -> str:
     """The self-contained HTML report of a (decoded) report document."""
     results = doc["results"]
@@ -512,6 +536,7 @@ def render_html(doc: Mapping[str, Any]) -> str:
                          f"<b>{n}</b>{esc(verdict)}</button>")
     out.append('<div class="chips">' + "".join(chips) + "</div>")
 
+    out.append(_model_html(doc))
     out.append("<h2>Conformance matrix</h2>")
     out.append(_matrix_html(doc) if results else "<p class=\"muted\">No results.</p>")
     out.append('<p class="muted">✓ pass · ✗ failure (shape, values, symbolic shape, error '

@@ -114,6 +114,28 @@ def _failure_entry(i: int, r: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _model_lines(doc: Mapping[str, Any]) -> list[str]:
+    """The per-layer table of a model check (empty when the report is not one)."""
+    found = common.model_table(doc)
+    if found is None:
+        return []
+    headers, rows, notes = found
+    section = doc["model"]
+    shape = ", ".join(str(d) for d in section.get("input_shape") or [])
+    out = [f"## Model {md_code(section.get('source'))}", "",
+           f"input ({md_text(shape)}) · weights: {md_text(section.get('weights'))} · "
+           f"image_data_format: {md_text(section.get('image_data_format'))} · "
+           f"{md_text(section.get('distinct_cases'))} distinct configs", "",
+           "| " + " | ".join(md_text(h) for h in headers) + " |",
+           "|" + "---|" * len(headers)]
+    out += ["| " + " | ".join(md_text(c) for c in row) + " |" for row in rows[:500]]
+    if len(rows) > 500:
+        out.append(f"| …and {len(rows) - 500} more layers |" + " |" * (len(headers) - 1))
+    out.append("")
+    out += [f"- {md_text(n)}" for n in notes[:100]]
+    return out + ([""] if notes else [])
+
+
 def render_markdown(
     doc: Mapping[str, Any], max_failures: int = 100, max_chars: int = 60_000
 ) -> str:
@@ -142,6 +164,7 @@ def render_markdown(
     out += [f"{verdict_word} — {summary.get('total', len(doc['results']))} results"
             + (f" ({counts})" if counts else ""), ""]
 
+    out += _model_lines(doc)
     out += ["## Conformance matrix", ""]
     if doc["results"]:
         out += _matrix_lines(doc)

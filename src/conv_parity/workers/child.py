@@ -255,10 +255,39 @@ def _serve_batch(channel: Channel, header: dict[str, Any], served: list[int]) ->
             raise _Retire(reason)
 
 
+def _serve_model(channel: Channel, header: dict[str, Any], served: list[int]) -> None:
+    """Run a whole saved model on the input in the next frame; answer with its output and
+    the outputs of the named layers (:mod:`conv_parity.workers.whole_model`)."""
+    from conv_parity.workers.whole_model import run_saved_model
+
+    _, arrays = channel.recv()
+    t0 = time.perf_counter()
+    reply: dict[str, Any] = {"type": "model_result"}
+    outputs: dict[str, np.ndarray] = {}
+    try:
+        outputs = run_saved_model(_keras, header["path"], arrays[0],
+                                  list(header.get("layers") or ()))
+        reply["status"] = "ok"
+    except Exception as exc:
+        reply.update(status="error", error=_error(exc, getattr(exc, "conv_parity_phase",
+                                                               "call")))
+    from conv_parity.workers.protocol import MAX_ARRAYS
+
+    values = list(outputs.values())
+    parts = [values[i:i + MAX_ARRAYS] for i in range(0, len(values), MAX_ARRAYS)]
+    reply.update(outputs=list(outputs), parts=len(parts),
+                 seconds=time.perf_counter() - t0)
+    served[0] += 1
+    channel.send(reply)  # a model has more intermediates than one frame holds arrays
+    for part in parts:
+        channel.send({"type": "arrays"}, part)
+
+
 #: Message type -> its handler; "shutdown" ends the loop. A new kind of request (prepared
 #: arrays of a model, ...) is one entry here.
 HANDLERS: dict[str, Callable[[Channel, dict[str, Any], list[int]], None]] = {
     "batch": _serve_batch,
+    "model": _serve_model,
 }
 
 

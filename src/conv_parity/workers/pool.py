@@ -594,6 +594,43 @@ class WorkerPool:
             pid=worker.pid,
         ), True
 
+    def request(self, backend: str, header: dict[str, Any], arrays: Sequence[Any] = (),
+                timeout: float | None = None) -> tuple[dict[str, Any], list[Any]]:
+        """One request of a type other than a batch (``header["type"]`` names a handler of
+        :data:`conv_parity.workers.child.HANDLERS`): its header frame, then one frame with
+        ``arrays``; the worker answers with one frame. Failures are data, as for cases:
+        ``{"status": "unavailable" | "timeout" | "crash", "error": {...}}``; a worker that
+        timed out or broke the protocol is replaced. A reply whose header says ``parts: n``
+        carries its arrays in the n frames after it (a frame holds at most MAX_ARRAYS)."""
+        self._check_backend(backend)
+        wait = self.timeout if timeout is None else timeout
+        with self._locks[backend]:
+            worker, info = self._ensure(backend)
+            if worker is None:
+                return {"status": "unavailable",
+                        "error": {"type": "BackendUnavailable", "phase": "worker",
+                                  "message": info.import_error or "backend unavailable"}}, []
+            try:
+                worker.channel.send(header, (), timeout=wait)
+                worker.channel.send({"type": "arrays"}, list(arrays), timeout=wait)
+                reply, out = worker.channel.recv(timeout=wait)
+                out = list(out)
+                for _ in range(int(reply.get("parts") or 0)):  # arrays beyond one frame
+                    out += worker.channel.recv(timeout=wait)[1]
+            except FrameTimeout:
+                self._discard(worker)
+                return {"status": "timeout", "error": {
+                    "type": "Timeout", "phase": "worker",
+                    "message": f"no answer within {wait:g} s; worker (pid {worker.pid}) "
+                               f"killed"}}, []
+            except (ProtocolError, OSError) as exc:
+                self._discard(worker)
+                return {"status": "crash", "error": {
+                    "type": "WorkerCrash", "phase": "worker",
+                    "message": f"worker (pid {worker.pid}): {exc}"},
+                    "stderr_tail": worker.tail()}, []
+            return reply, list(out)
+
     def run_many(self, work: Mapping[str, Sequence[WorkItem]]) -> dict[str, list[BackendResult]]:
         """Run each backend's items concurrently (one thread per backend); all results."""
         for backend in work:

@@ -1,0 +1,217 @@
+"""``conv-parity model SOURCE``: every conv-family layer of a model, checked where it sits.
+
+People arrive with a model, not a layer expression (keras#20375: "while trying to move from
+Keras 2 to Keras 3 with PyTorch..."). This command takes the model file (or
+``keras.applications.NAME``) and answers per layer: one row per conv-family layer use (its
+path in the model, class, real input shape, and a verdict per backend), then the layers that
+were not checked, by class, then each discrepancy with its diagnosis and repro script. With
+``--json`` the same data is one report.json document with a ``model`` section.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from typing import TYPE_CHECKING
+
+from conv_parity.cli import (
+    EXIT_DISCREPANCY,
+    EXIT_OK,
+    add_backends_option,
+    emit_json,
+    log,
+    positive_float,
+    positive_int,
+    seed,
+    selected_backends,
+    stdout_to_stderr,
+)
+from conv_parity.cli.text import fmt_float, fmt_shape, one_line, table
+
+if TYPE_CHECKING:
+    from conv_parity.model import ModelResult
+
+EXAMPLES = """\
+examples:
+  conv-parity model my_model.keras
+  conv-parity model legacy_model.h5 --backends tensorflow,torch
+  conv-parity model keras.applications.MobileNetV2 --input-shape 2,96,96,3
+  conv-parity model segmenter.keras --input-shape 1,256,256,3 --layers 'decoder/*' --json
+  conv-parity model my_model.keras --reseed --report conv-parity-report
+
+SOURCE is a .keras file, a full-model .h5 (saved with model.save), or keras.applications.NAME
+(built with weights=None: nothing is downloaded). Files load in safe mode: a Lambda layer is
+refused, never run. A model conv-parity builds gets seeded non-zero weights, biases included
+(zero biases hide bias bugs); a file keeps its own weights unless --reseed.
+exit codes: 0 every checked layer conforms on every backend, 1 a discrepancy, 2 bad input,
+3 conv-parity itself failed.
+"""
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    model = sub.add_parser(
+        "model", help="check every conv-family layer of a model file",
+        description="Check every convolution and pooling layer of a model, with its real "
+                    "config, input shape and weights, on every selected backend against the "
+                    "float64 reference.",
+        epilog=EXAMPLES)
+    model.example = "conv-parity model my_model.keras --input-shape 2,224,224,3"
+    model.add_argument("source", metavar="SOURCE",
+                       help="a .keras or full-model .h5 file, or keras.applications.NAME")
+    model.add_argument("--input-shape", metavar="SHAPE", default=None,
+                       help="the model's input shape with batch, e.g. 2,224,224,3 (needed "
+                            "where the model leaves dimensions open; default: the declared "
+                            "shape with batch --batch)")
+    model.add_argument("--batch", type=positive_int, default=2, metavar="N",
+                       help="batch size when --input-shape is not given (default 2)")
+    add_backends_option(model)
+    model.add_argument("--layers", metavar="PATTERNS", default=None,
+                       help="comma-separated fnmatch patterns on layer path, name or class "
+                            "(e.g. 'block_1/*,Conv2DTranspose'); the others are listed as "
+                            "not selected")
+    model.add_argument("--reseed", action="store_true",
+                       help="replace the file's weights with seeded non-zero ones")
+    model.add_argument("--seed", type=seed, default=0,
+                       help="seed of the weights a model built here (or --reseed) gets")
+    model.add_argument("--no-end-to-end", dest="end_to_end", action="store_false",
+                       help="check the layers only; skip running the whole model on every "
+                            "backend")
+    model.add_argument("--write-repaired", metavar="PATH.keras", default=None,
+                       help="for a Keras 2 .h5: save the repaired Keras 3 model here")
+    model.add_argument("--json", action="store_true",
+                       help="one JSON document on stdout (report.json, with a model section)")
+    model.add_argument("--timeout", type=positive_float, default=120.0, metavar="S",
+                       help="per-backend timeout in seconds (default 120)")
+    model.add_argument("--report", metavar="DIR", default=None,
+                       help="also write report.json/md/html, logs and repro scripts here")
+    model.set_defaults(func=cmd_model)
+
+
+def cmd_model(args: argparse.Namespace) -> int:
+    """Check the model's layers: table (or JSON), exit 0 / 1."""
+    from conv_parity.cli import parse
+    from conv_parity.model import check_model
+
+    shape = parse.parse_input_shape(args.input_shape) if args.input_shape else None
+    layers = [p.strip() for p in args.layers.split(",") if p.strip()] if args.layers else None
+    backends = selected_backends(args.backends)
+    started = time.monotonic()
+    with stdout_to_stderr(args.json):
+        result = check_model(args.source, backends, input_shape=shape, batch=args.batch,
+                             layers=layers, reseed_weights=args.reseed, seed=args.seed,
+                             timeout=args.timeout, report_dir=args.report, progress=log,
+                             end_to_end=args.end_to_end, write_repaired=args.write_repaired)
+    doc = result.to_json()
+    written = None
+    if args.report:
+        from conv_parity.report import write_all
+
+        written = write_all(doc, args.report)
+    if args.json:
+        from conv_parity.report import dumps
+
+        emit_json(dumps(doc))
+    else:
+        print_model(result, time.monotonic() - started)
+        if written:
+            print(f"report: {written['json']} (and report.md, report.html)")
+    return EXIT_DISCREPANCY if not result.passed else EXIT_OK
+
+
+def _cell(row: dict) -> str:
+    text = row["verdict"]
+    if row.get("known"):
+        hidden = ": hidden by these weights" if row.get("hidden_by_weights") else ""
+        text += f" ({row['known']}{hidden})"
+    return text
+
+
+def print_model(result: ModelResult, seconds: float) -> None:
+    """The per-layer table, the layers not checked, then each discrepancy."""
+    section = result.section()
+    print(f"model: {result.source}")
+    print(f"input: {fmt_shape(result.input_shape)} · weights: "
+          f"{'seeded (non-zero biases)' if result.weights == 'seeded' else 'from the file'}"
+          f" · keras.config.image_data_format(): {result.image_data_format}")
+    if section["migration"] is not None:
+        m = section["migration"]
+        state = ("loads in Keras 3 as it is" if m["loads_as_is"] else
+                 f"BLOCKED: {len(m['blockers'])} config keys Keras 3 rejects; checked after "
+                 f"{len(m['repairs'])} repairs")
+        print(f"migration (saved by Keras {m['keras_version']}): {state}")
+        for b in m["blockers"]:
+            fix = " -> repaired: key dropped" if b["repair"] else " -> no known repair"
+            print(f"  {b['layer']} ({b['cls']}): {one_line(b['message'], 120)}{fix}")
+    print()
+    headers = ["layer", "class", "input shape", *result.backends]
+    rows = []
+    skipped = []
+    for layer in section["layers"]:
+        if not layer["checked"]:
+            skipped.append(layer)
+            continue
+        verdicts = {r["backend"]: _cell(r) for r in layer["results"]}
+        rows.append([layer["name"], layer["class"], fmt_shape(layer["input_shape"]),
+                     *(verdicts.get(b, "-") for b in result.backends)])
+    for line in table(headers, rows):
+        print(line)
+    print()
+    print(f"{len(rows)} conv-family layer uses, {section['distinct_cases']} distinct configs "
+          f"checked once each")
+    for layer in skipped:
+        print(f"not checked: {layer['name']} ({layer['class']}): {layer['reason']}")
+    if section["not_checked"]:
+        other = ", ".join(f"{cls} ×{len(paths)}" for cls, paths in section["not_checked"].items())
+        print(f"not checked (outside the conv family): {other}")
+    failures = result.failures
+    for o in failures:
+        layers = [u.path for u in result.extraction.checkable if u.case == o.case]
+        print()
+        print(f"{', '.join(layers)} on {o.backend}: {o.verdict} ({o.case.id})")
+        for line in str(o.message).splitlines():
+            print(f"  {line}")
+        if o.diagnosis:
+            print(f"  diagnosis: {o.diagnosis}")
+        if o.repro:
+            print(f"  repro: python {o.repro}")
+    if result.end_to_end:
+        print()
+        print(f"end to end (whole model, input {fmt_shape(result.end_to_end['input_shape'])}, "
+              f"backends against their median):")
+        e2e_rows = []
+        for r in result.end_to_end["results"]:
+            err = "-" if r["max_abs_err"] is None else (
+                f"{fmt_float(r['max_abs_err'])} (tol {fmt_float(r['tolerance'])})")
+            e2e_rows.append([r["backend"], r["verdict"], err,
+                             r.get("first_divergent_layer") or "-",
+                             one_line(r.get("message") or "-", 140)])
+        for line in table(["backend", "verdict", "max |err| vs median (tol)",
+                           "first divergent layer", "note"], e2e_rows):
+            print(line)
+    if result.round_trip is not None:
+        rt = result.round_trip
+        bad = [c for c in rt["checks"] + rt["layers"] if not c["ok"]]
+        names = ", ".join(c["check"] for c in rt["checks"])
+        print()
+        print(f"round trips on {rt['backend']} ({names}, per-layer config): "
+              + ("output and configs unchanged" if not bad else f"{len(bad)} changed"))
+        for c in bad:
+            print(f"  {c.get('check') or c.get('layer')}: {c['problem']}")
+    xfails = [o for o in result.outcomes if o.verdict == "xfail"]
+    print()
+    word = "all conform" if not failures else (
+        f"{len(failures)} discrepanc" + ("y" if len(failures) == 1 else "ies"))
+    if result.migration is not None and result.migration.blocked:
+        word += "; the file does not load in Keras 3 without the repairs above"
+    if result.round_trip is not None and not result.round_trip["ok"]:
+        word += "; a round trip changed the model"
+    if result.end_to_end_failures:
+        word += f"; end to end: {len(result.end_to_end_failures)} backend(s) diverge"
+    extra = f", {len(xfails)} known discrepancies (xfail)" if xfails else ""
+    print(f"{len(result.outcomes) - len(failures)}/{len(result.outcomes)} layer × backend "
+          f"results conform: {word}{extra} ({seconds:.1f} s)")
+    for o in xfails:
+        print(f"  xfail {o.case.id} on {o.backend}: {one_line(o.message, 160)}")
+    for o in result.outcomes:
+        if (o.known or {}).get("hidden_by_weights"):
+            print(f"  note: {o.case.id} on {o.backend}: {one_line(o.message, 300)}")

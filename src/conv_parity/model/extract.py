@@ -1,0 +1,250 @@
+"""Every conv-family layer of a model, as a case with its real config, input shape and weights.
+
+Input shapes come from the model's own graph, made concrete: the model is run *symbolically*
+(``compute_output_spec``, no numbers) on the user's input shape while every leaf layer records
+the shape it is called with. That one pass handles what reading ``layer.input`` cannot: layers
+inside nested functional or sequential submodels, layers shared and called at several shapes,
+and models whose graph leaves spatial sizes open (``Input((None, None, 3))``), which only a
+concrete input shape resolves. It is also where an input of the wrong shape is caught, with
+Keras's own message.
+
+A layer whose config the suite cannot express (an activation outside
+:data:`conv_parity.kinds.ACTIVATIONS`, a LoRA adapter, a quantized layer...) is listed as not
+checked with the reason, never checked as something it is not.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from conv_parity import kinds
+from conv_parity.case import DTYPES, ConvCase
+from conv_parity.errors import UsageError
+
+#: Config keys with no effect on the forward pass conv-parity checks (initial values are
+#: replaced by real weights; regularizers and constraints act in training only).
+NO_EFFECT_KEYS = frozenset({
+    "name", "trainable", "dtype", "kernel_initializer", "bias_initializer",
+    "depthwise_initializer", "pointwise_initializer", "kernel_regularizer", "bias_regularizer",
+    "depthwise_regularizer", "pointwise_regularizer", "activity_regularizer",
+    "kernel_constraint", "bias_constraint", "depthwise_constraint", "pointwise_constraint",
+    "lora_alpha",
+})
+
+#: Layer classes that are plumbing, not computation: never listed as "not checked".
+_PLUMBING = frozenset({"InputLayer"})
+
+
+@dataclass
+class LayerUse:
+    """One conv-family layer called at one input shape: the unit the model section lists."""
+
+    path: str  # "block_1/conv" for a layer inside submodel "block_1"
+    cls: str
+    input_shape: tuple[int, ...]
+    config: dict[str, Any]  # the canonical kwargs the case carries
+    dtype: str
+    weights: list[np.ndarray]
+    case: ConvCase | None = None
+    reason: str | None = None  # why it is not checked (case is None then)
+    policy: str | None = None
+
+
+@dataclass
+class Extraction:
+    """What :func:`extract` found: the conv-family uses and the other layers by class."""
+
+    input_shape: tuple[int, ...]
+    uses: list[LayerUse] = field(default_factory=list)
+    not_checked: dict[str, list[str]] = field(default_factory=dict)  # class -> layer paths
+
+    @property
+    def checkable(self) -> list[LayerUse]:
+        return [u for u in self.uses if u.case is not None]
+
+
+def model_input_shape(model: Any) -> tuple[int | None, ...]:
+    """The one input's shape as the graph declares it (None for open dimensions)."""
+    try:
+        inputs = model.inputs
+    except (AttributeError, ValueError):  # an unbuilt Sequential or subclassed model
+        inputs = None
+    if not inputs:
+        raise UsageError("the model has no defined input (a subclassed model that was never "
+                         "built cannot be checked); save a functional or sequential model")
+    if len(inputs) != 1:
+        raise UsageError(f"the model takes {len(inputs)} inputs; conv-parity model checks "
+                         f"single-input models")
+    return tuple(inputs[0].shape)
+
+
+def concrete_input_shape(model: Any, given: Sequence[int] | None,
+                         batch: int = 2) -> tuple[int, ...]:
+    """The input shape to check at: ``given`` when the user gave one, else the declared shape
+    with batch ``batch``; UsageError when a dimension stays open."""
+    declared = model_input_shape(model)
+    if given is not None:
+        given = tuple(int(d) for d in given)
+        if len(given) != len(declared):
+            raise UsageError(f"--input-shape {_fmt(given)} has rank {len(given)} but the model "
+                             f"takes rank {len(declared)} inputs {_fmt(declared)}"
+                             + layout_hint(given, declared))
+        return given
+    if any(d is None for d in declared[1:]):
+        example = ",".join(str(batch if i == 0 else (d or 32)) for i, d in enumerate(declared))
+        raise UsageError(f"the model's input {_fmt(declared)} leaves dimensions open; give "
+                         f"--input-shape, e.g. --input-shape {example}")
+    return (batch, *(int(d) for d in declared[1:]))
+
+
+def _fmt(shape: Sequence[Any]) -> str:
+    return "(" + ", ".join("None" if d is None else str(d) for d in shape) + ")"
+
+
+def layout_hint(given: Sequence[int], declared: Sequence[int | None]) -> str:
+    """When ``given`` reads naturally in the other data_format, say so with both readings.
+
+    (1, 3, 28, 28) fed to a model declared (None, 28, 28, 3) is the keras#20375 user's real
+    problem: a tensor laid out channels_first for a channels_last model.
+    """
+    if len(given) < 3 or len(given) != len(declared):
+        return ""
+    as_last = (given[0], *given[2:], given[1])  # read given as channels_first
+    as_first = (given[0], given[-1], *given[1:-1])  # read given as channels_last
+
+    def fits(shape: Sequence[int]) -> bool:
+        return all(d is None or d == s for d, s in zip(declared[1:], shape[1:]))
+
+    if fits(as_last):
+        return (f"; {_fmt(given)} reads as channels_first (batch, channels={given[1]}, "
+                f"spatial {_fmt(given[2:])}) while the model is channels_last: "
+                f"transpose it to {_fmt(as_last)}")
+    if fits(as_first):
+        return (f"; {_fmt(given)} reads as channels_last (channels={given[-1]}) while the "
+                f"model is channels_first: transpose it to {_fmt(as_first)}")
+    return ""
+
+
+def leaves(model: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    """(path, layer) for every leaf layer, descending into nested models, in graph order."""
+    out: list[tuple[str, Any]] = []
+    for layer in getattr(model, "layers", []):
+        path = f"{prefix}{layer.name}"
+        if getattr(layer, "layers", None):
+            out += leaves(layer, path + "/")
+        else:
+            out.append((path, layer))
+    return out
+
+
+def _record_shapes(model: Any, input_shape: tuple[int, ...]) -> dict[int, list[tuple[int, ...]]]:
+    """id(layer) -> the input shapes it is called at, from one symbolic pass of the model."""
+    import keras
+
+    seen: dict[int, list[tuple[int, ...]]] = {}
+    patched = []
+    spied: set[int] = set()
+    for _, layer in leaves(model):
+        if id(layer) in spied:  # one layer shared by two submodels
+            continue
+        spied.add(id(layer))
+        original = layer.compute_output_spec
+
+        def spy(*args: Any, _original: Any = original, _key: int = id(layer),
+                **kwargs: Any) -> Any:
+            first = args[0] if args else next(iter(kwargs.values()), None)
+            shape = getattr(first, "shape", None)
+            if shape is not None:
+                shapes = seen.setdefault(_key, [])
+                if tuple(shape) not in shapes:
+                    shapes.append(tuple(shape))
+            return _original(*args, **kwargs)
+
+        object.__setattr__(layer, "compute_output_spec", spy)  # bypass Keras's tracking
+        patched.append((layer, original))
+    try:
+        model.compute_output_spec(keras.KerasTensor(input_shape))
+    except Exception as exc:
+        text = " ".join(str(exc).split())[:400]
+        raise UsageError(f"the model does not accept input shape {_fmt(input_shape)}: {text}"
+                         + layout_hint(input_shape, model_input_shape(model))) from None
+    finally:
+        for layer, _original in patched:
+            object.__delattr__(layer, "compute_output_spec")
+    return seen
+
+
+def layer_kwargs(kind: kinds.Kind, config: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
+    """(kwargs for ConvCase.make, None) or (None, why the suite cannot express this config)."""
+    kwargs = {k: config[k] for k in kind.params if k in config}
+    for key, value in config.items():
+        if key in kind.params or key in NO_EFFECT_KEYS:
+            continue
+        if value in (None, False, 0, {}, []):  # lora_rank=None, quantization_config=None, ...
+            continue
+        return None, f"config key {key}={value!r:.60} is outside what conv-parity checks"
+    activation = kwargs.get("activation")
+    if activation not in kinds.ACTIVATIONS:
+        return None, (f"activation {activation!r:.60} is outside what conv-parity checks "
+                      f"({', '.join(str(a) for a in kinds.ACTIVATIONS)})")
+    return kwargs, None
+
+
+def extract(model: Any, input_shape: tuple[int, ...], source: str = "model",
+            only: Sequence[str] | None = None) -> Extraction:
+    """Every conv-family layer use of ``model`` at ``input_shape``, with its real weights.
+
+    ``only``: fnmatch patterns on the layer path, name or class (``--layers``); the other
+    conv-family layers are then listed as not checked ("not selected").
+    """
+    from fnmatch import fnmatchcase
+
+    shapes = _record_shapes(model, input_shape)
+    found = Extraction(input_shape)
+    for path, layer in leaves(model):
+        cls = type(layer).__name__
+        kind = kinds.KINDS.get(cls)
+        if kind is None or kind.is_op:
+            if cls not in _PLUMBING:
+                found.not_checked.setdefault(cls, []).append(path)
+            continue
+        uses = shapes.get(id(layer), [])
+        if not uses:
+            found.not_checked.setdefault(cls, []).append(f"{path} (never called)")
+            continue
+        selected = not only or any(fnmatchcase(path, p) or fnmatchcase(layer.name, p)
+                                   or fnmatchcase(cls, p) for p in only)
+        policy = getattr(layer, "dtype_policy", None)
+        dtype = str(getattr(layer, "compute_dtype", "float32"))
+        variable_dtype = str(getattr(layer, "variable_dtype", dtype))
+        policy_name = getattr(policy, "name", None)
+        weights = [np.asarray(w).astype(dtype) if dtype in DTYPES else np.asarray(w)
+                   for w in layer.get_weights()]
+        kwargs, reason = layer_kwargs(kind, layer.get_config())
+        if reason is None and dtype not in DTYPES:
+            reason = f"compute dtype {dtype} is outside what conv-parity checks ({DTYPES})"
+        if reason is None and not selected:
+            reason = "not selected by --layers"
+        for shape in uses:
+            use = LayerUse(path, cls, tuple(int(d) for d in shape), kwargs or {}, dtype,
+                           weights, reason=reason,
+                           policy=policy_name if variable_dtype != dtype else None)
+            if reason is None:
+                try:
+                    use.case = ConvCase.make(cls, kwargs or {}, use.input_shape, dtype=dtype)
+                    use.config = use.case.to_json()["kwargs"]
+                except UsageError as exc:
+                    use.reason = str(exc)
+            found.uses.append(use)
+    if not found.uses:
+        others = ", ".join(sorted(found.not_checked)) or "none"
+        raise UsageError(f"{source}: the model holds no convolution or pooling layer "
+                         f"(its layers: {others})")
+    if only and not found.checkable:
+        raise UsageError(f"--layers {','.join(only)} selects none of the conv-family layers "
+                         f"that can be checked: {', '.join(u.path for u in found.uses)}")
+    return found

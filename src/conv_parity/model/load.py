@@ -1,0 +1,226 @@
+"""Turn a SOURCE (a model file or ``keras.applications.NAME``) into a Keras model, safely.
+
+Loading happens in the calling process, so this is the one module of the package that imports
+Keras for real. When nothing chose a backend yet (``KERAS_BACKEND`` unset), :func:`import_keras`
+picks JAX (then numpy, then TensorFlow): loading only builds a symbolic graph and reads weights,
+which every backend does the same way, and JAX imports faster than TensorFlow. The numbers are
+computed later, by the engine's workers, one per selected backend.
+
+Nothing from a user's file is executed: ``.keras`` files load with ``safe_mode=True`` (Keras
+refuses Lambda layers with code in them), and a full-model ``.h5`` is read as JSON first so a
+Lambda layer or an unknown class is named and refused before Keras deserialises anything.
+Every refusal is a :class:`~conv_parity.errors.UsageError` (the CLI's exit 2, one line).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import sys
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from conv_parity.errors import UsageError
+
+APPLICATIONS_PREFIX = "keras.applications."
+
+#: Layer classes whose config carries Python code; a model holding one is never loaded.
+CODE_LAYERS = frozenset({"Lambda", "TFOpLambda", "SlicingOpLambda"})
+
+
+@dataclass
+class Loaded:
+    """A model and where it came from. ``built_here`` is True when conv-parity made the model
+    (keras.applications with ``weights=None``): its weights are ours to seed."""
+
+    model: Any
+    source: str
+    kind: str  # "keras", "h5", "applications", "object"
+    built_here: bool
+    migration: Any = None  # a conv_parity.model.migrate.Migration for a Keras 2 .h5
+
+
+def import_keras() -> Any:
+    """Keras, imported with a backend chosen for loading (see the module docstring)."""
+    if "keras" not in sys.modules and not os.environ.get("KERAS_BACKEND"):
+        for name, module in (("jax", "jax"), ("numpy", "jax"), ("tensorflow", "tensorflow"),
+                             ("torch", "torch")):
+            if importlib.util.find_spec(module) is not None:
+                os.environ["KERAS_BACKEND"] = name
+                break
+    import keras
+
+    return keras
+
+
+def load(source: str, input_shape: tuple[int, ...] | None = None,
+         say: Callable[[str], None] | None = None) -> Loaded:
+    """The model SOURCE names; UsageError (one line) for anything that is not a loadable model.
+
+    ``input_shape`` (with batch) is passed to keras.applications builders, whose default input
+    size would otherwise be used. ``say`` receives the migration's lines (blockers, repairs)
+    for a Keras 2 .h5.
+    """
+    if source.startswith(APPLICATIONS_PREFIX):
+        return _application(source[len(APPLICATIONS_PREFIX):], input_shape)
+    path = Path(source)
+    if not path.exists():
+        raise UsageError(f"{source}: no such file (give a .keras or .h5 model file, or "
+                         f"keras.applications.NAME, e.g. keras.applications.MobileNetV2)")
+    if path.is_dir():
+        raise UsageError(f"{source}: is a directory, not a model file (.keras or .h5)")
+    suffix = "".join(path.suffixes[-2:]) if path.name.endswith(".weights.h5") else path.suffix
+    if suffix == ".weights.h5":
+        raise UsageError(f"{source}: a .weights.h5 holds weights only, not the model; "
+                         f"give the full model (.keras or .h5)")
+    if suffix == ".keras":
+        return Loaded(_load_keras(path), str(path), "keras", built_here=False)
+    if suffix in (".h5", ".hdf5"):
+        refuse_code(h5_model_config(path), path)
+        from conv_parity.model.migrate import migrate_h5, saved_keras_version
+
+        if (saved_keras_version(path) or "").startswith("2."):
+            model, migration = migrate_h5(path, say or (lambda _line: None))
+            return Loaded(model, str(path), "h5", built_here=False, migration=migration)
+        return Loaded(_load_h5(path), str(path), "h5", built_here=False)
+    raise UsageError(f"{source}: unknown model file type {path.suffix or '(none)'!r}; "
+                     f"give a .keras or .h5 file, or keras.applications.NAME")
+
+
+def _application(name: str, input_shape: tuple[int, ...] | None) -> Any:
+    keras = import_keras()
+    builder = getattr(keras.applications, name, None)
+    if not name.isidentifier() or not callable(builder) or name[:1].islower():
+        known = sorted(n for n in dir(keras.applications) if n[:1].isupper())
+        raise UsageError(f"keras.applications has no model {name!r}; known: {', '.join(known)}")
+    kwargs: dict[str, Any] = {"weights": None}
+    if input_shape is not None:
+        kwargs["input_shape"] = tuple(input_shape[1:])
+    try:
+        model = builder(**kwargs)
+    except (ValueError, TypeError) as exc:
+        raise UsageError(f"keras.applications.{name} refuses to build with "
+                         f"{kwargs}: {_first_line(exc)}") from None
+    return Loaded(model, f"{APPLICATIONS_PREFIX}{name}", "applications", built_here=True)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text[:400] + ("..." if len(text) > 400 else "")
+
+
+def _load_keras(path: Path) -> Any:
+    import zipfile
+
+    if not zipfile.is_zipfile(path):
+        raise UsageError(f"{path}: not a .keras model (a .keras file is a zip archive)")
+    with zipfile.ZipFile(path) as archive:
+        try:
+            config = json.loads(archive.read("config.json"))
+        except (KeyError, ValueError):
+            raise UsageError(f"{path}: not a .keras model (no readable config.json)") from None
+    refuse_code(config, path)
+    keras = import_keras()
+    try:
+        return keras.saving.load_model(path, safe_mode=True, compile=False)
+    except Exception as exc:
+        raise UsageError(f"{path}: Keras cannot load this model: {type(exc).__name__}: "
+                         f"{_first_line(exc)}") from None
+
+
+def h5_model_config(path: Path) -> dict[str, Any]:
+    """The ``model_config`` JSON of a full-model .h5 (Keras 2 or 3), read without Keras."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as fh:
+            raw = fh.attrs.get("model_config")
+    except OSError as exc:
+        raise UsageError(f"{path}: not a readable HDF5 file ({_first_line(exc)}); "
+                         f"truncated or not a model") from None
+    if raw is None:
+        raise UsageError(f"{path}: an HDF5 file without a model config (a weights-only file? "
+                         f"give the full model saved with model.save)")
+    if isinstance(raw, bytes):
+        raw = raw.decode("utf-8")
+    try:
+        return json.loads(raw)
+    except ValueError:
+        raise UsageError(f"{path}: the model config in this .h5 is not valid JSON") from None
+
+
+def _load_h5(path: Path) -> Any:
+    refuse_code(h5_model_config(path), path)
+    keras = import_keras()
+    try:
+        return keras.saving.load_model(path, safe_mode=True, compile=False)
+    except Exception as exc:
+        raise UsageError(f"{path}: Keras {keras.__version__} cannot load this model: "
+                         f"{type(exc).__name__}: {_first_line(exc)}") from None
+
+
+def layer_configs(config: Any) -> list[dict[str, Any]]:
+    """Every ``{"class_name": ..., "config": ...}`` record in a model config, nested ones too."""
+    found: list[dict[str, Any]] = []
+    stack = [config]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if isinstance(node.get("class_name"), str) and isinstance(node.get("config"), dict):
+                found.append(node)
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return found
+
+
+def refuse_code(config: Any, path: Path | str) -> None:
+    """UsageError naming the first layer whose config carries code (never loaded, never run)."""
+    for record in layer_configs(config):
+        if record["class_name"] in CODE_LAYERS:
+            name = record["config"].get("name", "?")
+            raise UsageError(f"{path}: layer {name!r} is a {record['class_name']} (Python code "
+                             f"inside the model file); conv-parity never runs code from a "
+                             f"model file, so this model cannot be checked")
+
+
+# --------------------------------------------------------------------------- seeded weights
+
+
+def reseed(model: Any, seed: int = 0) -> None:
+    """Give every float variable seeded, non-zero values, biases included.
+
+    Keras initialises biases (and BatchNormalization's beta and moving mean) to zero, and a zero
+    bias hides every bias bug (the TF channels_first bias-on-the-wrong-axis one among them), so
+    a model built here gets the same kind of weights a trained one has: kernels N(0, 1/fan_in)
+    (fan-in per output channel; a depthwise kernel's excludes the channel axis), biases and
+    shifts N(0, 0.2^2), scales and variances U(0.5, 1.5) so normalisation stays well
+    conditioned. Each variable's stream is seeded from its path, so values do not depend on the
+    order variables are visited.
+    """
+    done: set[int] = set()
+    for layer in model._flatten_layers(include_self=False, recursive=True):
+        depthwise_layer = type(layer).__name__.startswith("DepthwiseConv")
+        for var in layer.weights:
+            dtype = str(getattr(var, "dtype", ""))
+            if id(var) in done or "float" not in dtype:
+                continue
+            done.add(id(var))
+            shape = tuple(int(d) for d in var.shape)
+            name = var.path.rsplit("/", 1)[-1]
+            rng = np.random.default_rng([seed, zlib.crc32(var.path.encode())])
+            if name in ("gamma", "moving_variance", "variance", "scale"):
+                value = rng.uniform(0.5, 1.5, shape)
+            elif len(shape) >= 2:
+                depthwise = depthwise_layer or name == "depthwise_kernel"
+                fan = shape[:-2] if depthwise else shape[:-1]
+                value = rng.standard_normal(shape) / np.sqrt(max(1, int(np.prod(fan))))
+            else:
+                value = 0.2 * rng.standard_normal(shape)
+            var.assign(value.astype(dtype))

@@ -1,0 +1,470 @@
+"""``conv-parity model`` and ``check_model``: extraction, safe loading, bad input, the real door.
+
+Fixtures are tiny models built and saved in the test (tmp_path). Rules (extraction, layout
+hints, loading refusals) run in-process without workers; the end-to-end tests start the two
+cheapest backends (jax, numpy) once per module through one engine, and the CLI test runs
+the real console script.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from conv_parity.errors import UsageError
+from conv_parity.model.extract import concrete_input_shape, extract, layout_hint
+from conv_parity.model.load import import_keras, load, reseed
+
+keras = import_keras()
+CHEAP = "jax,numpy"
+
+
+def nested_model() -> Any:
+    """Conv with relu, a nested Sequential (depthwise + separable), a shared conv called at two
+    shapes, a transposed conv, a pool, a relu6 conv (not expressible) and a global pool."""
+    inner = keras.Sequential([keras.layers.DepthwiseConv2D(3, padding="same", name="dw"),
+                              keras.layers.SeparableConv2D(4, 3, name="sep")], name="inner")
+    shared = keras.layers.Conv2D(4, 1, name="shared")
+    x = keras.Input((None, None, 3))
+    y = keras.layers.Conv2D(3, 3, activation="relu", name="first")(x)
+    y = inner(y)
+    a = shared(y)
+    b = shared(keras.layers.MaxPooling2D(name="pool")(y))
+    y = keras.layers.Conv2DTranspose(2, 3, strides=2, output_padding=1, name="up")(a)
+    y = keras.layers.Conv2D(2, 1, activation="relu6", name="r6")(y)
+    out = keras.layers.Concatenate()([keras.layers.GlobalAveragePooling2D()(y),
+                                      keras.layers.GlobalMaxPooling2D()(b)])
+    return keras.Model(x, out)
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("models") / "nested.keras"
+    model = nested_model()
+    reseed(model, 1)
+    model.save(path)
+    return path
+
+
+# --------------------------------------------------------------------------- rules, in-process
+
+
+def test_extract_finds_nested_and_shared_layers_at_their_real_shapes() -> None:
+    found = extract(nested_model(), (2, 17, 19, 3))
+    uses = {(u.path, u.input_shape) for u in found.uses}
+    assert uses == {
+        ("first", (2, 17, 19, 3)),
+        ("inner/dw", (2, 15, 17, 3)),
+        ("inner/sep", (2, 15, 17, 3)),
+        ("shared", (2, 13, 15, 4)),
+        ("pool", (2, 13, 15, 4)),
+        ("shared", (2, 6, 7, 4)),
+        ("up", (2, 13, 15, 4)),
+        ("r6", (2, 28, 32, 2)),
+    }
+    assert found.not_checked == {"Concatenate": ["concatenate"],
+                                 "GlobalAveragePooling2D": ["global_average_pooling2d"],
+                                 "GlobalMaxPooling2D": ["global_max_pooling2d"]}
+    r6 = next(u for u in found.uses if u.path == "r6")
+    assert r6.case is None and "activation 'relu6' is outside" in str(r6.reason)
+    first = next(u for u in found.uses if u.path == "first")
+    assert first.case is not None and first.case.kwargs["activation"] == "relu"
+    up = next(u for u in found.uses if u.path == "up")
+    assert up.case is not None and up.case.kwargs["output_padding"] == (1, 1)
+    assert [w.shape for w in up.weights] == [(3, 3, 2, 4), (2,)]
+
+
+def test_layers_filter_marks_the_rest_not_selected() -> None:
+    found = extract(nested_model(), (2, 17, 19, 3), only=["inner/*"])
+    assert sorted(u.path for u in found.checkable) == ["inner/dw", "inner/sep"]
+    assert {u.reason for u in found.uses if u.path == "first"} == {"not selected by --layers"}
+    with pytest.raises(UsageError, match="selects none of the conv-family layers"):
+        extract(nested_model(), (2, 17, 19, 3), only=["nothing*"])
+
+
+def test_open_dimensions_need_an_input_shape() -> None:
+    model = nested_model()
+    with pytest.raises(UsageError, match=r"leaves dimensions open; give --input-shape, e\.g\. "
+                                         r"--input-shape 2,32,32,3"):
+        concrete_input_shape(model, None)
+    assert concrete_input_shape(model, (1, 9, 9, 3)) == (1, 9, 9, 3)
+    fixed = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Conv2D(2, 3)])
+    assert concrete_input_shape(fixed, None, batch=5) == (5, 8, 8, 3)
+
+
+def test_wrong_input_shape_names_the_other_layout() -> None:
+    fixed = keras.Sequential([keras.Input((28, 28, 3)), keras.layers.Conv2D(2, 3)])
+    with pytest.raises(UsageError) as info:
+        extract(fixed, (1, 3, 28, 28))
+    text = str(info.value)
+    assert "does not accept input shape (1, 3, 28, 28)" in text
+    assert "reads as channels_first" in text and "transpose it to (1, 28, 28, 3)" in text
+
+
+def test_layout_hint_both_ways_and_silent_otherwise() -> None:
+    assert "transpose it to (1, 28, 28, 3)" in layout_hint((1, 3, 28, 28), (None, 28, 28, 3))
+    assert "transpose it to (1, 3, 28, 28)" in layout_hint((1, 28, 28, 3), (None, 3, 28, 28))
+    assert layout_hint((1, 5, 28, 28), (None, 28, 28, 3)) == ""
+
+
+def test_reseed_gives_nonzero_biases_and_is_deterministic() -> None:
+    a, b = nested_model(), nested_model()
+    reseed(a, 3)
+    reseed(b, 3)
+    for wa, wb in zip(a.get_weights(), b.get_weights()):
+        np.testing.assert_array_equal(wa, wb)
+    bias = a.get_layer("first").get_weights()[1]
+    assert np.all(bias != 0)
+
+
+# --------------------------------------------------------------------------- loading refusals
+
+
+@pytest.mark.parametrize(("name", "content", "message"), [
+    ("missing.keras", None, "no such file"),
+    ("notes.keras", b"hello", "not a .keras model"),
+    ("notes.h5", b"hello", "not a readable HDF5 file"),
+    ("model.txt", b"hello", "unknown model file type"),
+    ("w.weights.h5", b"x", "holds weights only"),
+])
+def test_bad_files_are_one_line_usage_errors(tmp_path: Path, name: str, content: bytes | None,
+                                             message: str) -> None:
+    path = tmp_path / name
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(UsageError, match=message):
+        load(str(path))
+
+
+def test_truncated_h5_is_a_usage_error(tmp_path: Path) -> None:
+    path = tmp_path / "m.h5"
+    keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Conv2D(2, 3)]).save(path)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(UsageError, match=r"truncated or not a model|cannot load"):
+        load(str(path))
+
+
+def test_lambda_layer_is_refused_before_loading(tmp_path: Path) -> None:
+    path = tmp_path / "lam.keras"
+    model = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Conv2D(2, 3),
+                              keras.layers.Lambda(lambda t: t * 2, name="double")])
+    model.save(path)
+    with pytest.raises(UsageError, match=r"layer 'double' is a Lambda .*never runs code"):
+        load(str(path))
+
+
+def test_unknown_application_lists_known_ones() -> None:
+    with pytest.raises(UsageError, match=r"keras\.applications has no model 'NoSuchNet'; known: "):
+        load("keras.applications.NoSuchNet")
+
+
+def test_model_without_conv_layers_is_a_usage_error() -> None:
+    dense = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    with pytest.raises(UsageError, match=r"holds no convolution or pooling layer \(its layers: "
+                                         r"Dense\)"):
+        extract(dense, (2, 4))
+
+
+# --------------------------------------------------------------------------- through the engine
+
+
+@pytest.fixture(scope="module")
+def engine() -> Any:
+    from conv_parity.engine import Engine
+
+    with Engine(CHEAP) as eng:
+        yield eng
+
+
+def test_check_model_checks_each_distinct_case_once(model_file: Path, engine: Any) -> None:
+    from conv_parity import check_model
+
+    result = check_model(model_file, input_shape=(2, 17, 19, 3), engine=engine)
+    assert result.passed, result.summary()
+    assert result.weights == "file"
+    distinct = {u.case for u in result.extraction.checkable}
+    assert len(distinct) == 7  # 8 uses, r6 not expressible... and "shared" at two shapes
+    assert len(result.outcomes) == 7 * 2
+    doc = result.to_json()
+    from conv_parity.report import validate
+
+    validate(doc)
+    rows = {(r["name"], tuple(r["input_shape"])): r for r in doc["model"]["layers"]}
+    sep = rows[("inner/sep", (2, 15, 17, 3))]
+    assert sep["class"] == "SeparableConv2D" and sep["config"]["filters"] == 4
+    assert [(r["backend"], r["verdict"]) for r in sep["results"]] == [("jax", "pass"),
+                                                                     ("numpy", "pass")]
+    assert rows[("r6", (2, 28, 32, 2))]["checked"] is False
+    assert doc["model"]["image_data_format"] == "channels_last"
+    assert doc["run"]["front_door"] == "model"
+
+
+def test_real_weights_reach_the_workers(model_file: Path, engine: Any) -> None:
+    """A repro saved for a failing layer loads the layer's own kernel from the .npz."""
+    from conv_parity.model.check import prepared_items
+
+    model = keras.saving.load_model(model_file, safe_mode=True)
+    found = extract(model, (2, 17, 19, 3))
+    items = dict((case, arrays) for case, arrays in prepared_items(found, "nested.keras"))
+    first = next(u for u in found.uses if u.path == "first")
+    arrays = items[first.case]
+    np.testing.assert_array_equal(arrays.weights[0], model.get_layer("first").get_weights()[0])
+    assert arrays.source == "nested.keras:first"
+
+
+def test_a_discrepancy_names_the_layer(model_file: Path) -> None:
+    """A backend with a bias bug injected (test-only mutant) fails the layers with a bias, and
+    the helper's message names them, the backend and the diagnosis."""
+    from conv_parity.backends import MUTATION_GATE
+    from conv_parity.engine import Engine
+    from conv_parity.model import assert_model_conforms, check_model
+
+    with Engine("jax:mutant-bias-missing", extra_env={MUTATION_GATE: "1"}) as eng:
+        result = check_model(model_file, input_shape=(2, 17, 19, 3), engine=eng,
+                             layers=["first", "up"])
+        with pytest.raises(AssertionError) as info:
+            assert_model_conforms(model_file, input_shape=(2, 17, 19, 3), engine=eng,
+                                  layers=["first"])
+    assert {o.case.layer for o in result.failures} == {"Conv2D", "Conv2DTranspose"}
+    text = str(info.value)
+    assert "1 discrepancies" in text
+    assert "first (Conv2D-f3-k3x3" in text and "on jax:mutant-bias-missing: fail-values" in text
+
+
+# --------------------------------------------------------------------------- the console script
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "CONV_PARITY_DEBUG"}
+    return subprocess.run([sys.executable, "-m", "conv_parity.cli", "model", *args],
+                          capture_output=True, text=True, timeout=600, env=env)
+
+
+def test_cli_json_and_report(model_file: Path, tmp_path: Path) -> None:
+    proc = _cli(str(model_file), "--input-shape", "2,17,19,3", "--backends", CHEAP,
+                "--json", "--report", str(tmp_path / "rep"), "--layers", "inner/*,up")
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    checked = [r["name"] for r in doc["model"]["layers"] if r["checked"]]
+    assert checked == ["inner/dw", "inner/sep", "up"]
+    md = (tmp_path / "rep" / "report.md").read_text()
+    assert "| inner/sep | SeparableConv2D | (2, 15, 17, 3) | pass | pass |" in md
+    html = (tmp_path / "rep" / "report.html").read_text()
+    assert "<td>inner/sep</td>" in html
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["missing.keras"], "missing.keras: no such file"),
+    (["{model}", "--input-shape", "2,17,19"], "has rank 3 but the model takes rank 4"),
+    (["{model}", "--input-shape", "2,3,17,19"], "does not accept input shape (2, 3, 17, 19)"),
+])
+def test_cli_bad_input_exit_2_one_line(model_file: Path, args: list[str], message: str) -> None:
+    proc = _cli(*(a.format(model=model_file) for a in args), "--backends", "numpy")
+    assert proc.returncode == 2, proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("conv-parity model")]
+    assert len(lines) == 1 and message in lines[0], proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.skipif(importlib.util.find_spec("tensorflow") is None, reason="needs tensorflow")
+def test_zero_bias_hides_a_registered_bug_without_a_false_alarm(tmp_path: Path) -> None:
+    """The TF channels_first bias-on-the-wrong-axis entry (out channels == last spatial size):
+    with the file's zero biases it cannot show, and that is not a stale entry; with --reseed
+    (non-zero biases) it shows, as xfail with the entry named."""
+    from conv_parity import check_model
+
+    path = tmp_path / "cf.keras"
+    keras.Sequential([keras.Input((3, 10, 6)),
+                      keras.layers.Conv2D(4, 3, data_format="channels_first", name="cf")]
+                     ).save(path)
+    plain = check_model(path, "tensorflow")
+    assert plain.passed, plain.summary()
+    (row,) = plain.section()["layers"][0]["results"]
+    if row["verdict"] == "pass" and row["known"]:
+        assert row["hidden_by_weights"] is True
+        assert "does not show with this layer's own weights" in row["message"]
+    seeded = check_model(path, "tensorflow", reseed_weights=True)
+    assert seeded.passed, seeded.summary()
+    (row,) = seeded.section()["layers"][0]["results"]
+    assert row["verdict"] == "xfail" and row["known"], row
+
+
+# --------------------------------------------------------------------------- end to end rules
+
+
+def test_tolerance_grows_with_weighted_depth() -> None:
+    from conv_parity.model.end_to_end import RTOL_PER_LAYER, tolerances
+
+    order = [("a", True), ("relu", False), ("b", True)]
+    tol = tolerances(order, {"a": 2.0, "relu": 2.0, "b": 1.0, "output": 1.0})
+    assert tol == {"a": 2 * RTOL_PER_LAYER, "relu": 2 * RTOL_PER_LAYER,
+                   "b": 2 * RTOL_PER_LAYER, "output": 2 * RTOL_PER_LAYER}
+
+
+def test_compare_names_the_first_divergent_layer_of_the_odd_backend() -> None:
+    from conv_parity.model.end_to_end import compare
+
+    rng = np.random.default_rng(0)
+    a, b, out = (rng.standard_normal((2, 4)).astype("float32") for _ in range(3))
+    good = {"a": a, "b": b, "output": out}
+    bad = {"a": a, "b": b + 0.5, "output": out + 0.5}
+    found = compare({"x": good, "y": dict(good), "z": bad}, [("a", True), ("b", True)])
+    assert found["z"]["diverges"] and found["z"]["first_divergent_layer"] == "b"
+    assert found["z"]["max_abs_err"] == pytest.approx(0.5, rel=1e-6)
+    assert not found["x"]["diverges"] and found["x"]["first_divergent_layer"] is None
+    assert found["x"]["max_abs_err"] == 0.0
+
+
+@pytest.mark.skipif(importlib.util.find_spec("tensorflow") is None, reason="needs tensorflow")
+def test_end_to_end_blames_the_registered_layer(tmp_path: Path) -> None:
+    """keras#20375's shape of problem: a channels_first model with non-zero biases. TF's
+    registered bias-on-the-wrong-axis bug (c2: 12 filters, W == 12) moves the whole output;
+    end to end names c2 as the first divergent layer, xfail with the entry; jax passes."""
+    from conv_parity import check_model
+
+    path = tmp_path / "cf.keras"
+    keras.Sequential([
+        keras.Input((3, 12, 12)),
+        keras.layers.Conv2D(4, 3, padding="same", data_format="channels_first", name="c1"),
+        keras.layers.Conv2D(12, 3, padding="same", data_format="channels_first", name="c2"),
+        keras.layers.Activation("relu", name="act"),
+        keras.layers.Conv2D(5, 3, data_format="channels_first", name="c3"),
+    ]).save(path)
+    result = check_model(path, "tensorflow,jax", reseed_weights=True)
+    rows = {r["backend"]: r for r in result.end_to_end["results"]}
+    assert result.passed, result.summary()
+    if rows["tensorflow"]["verdict"] == "xfail":  # with oneDNN: TF computes NCHW, wrongly
+        assert rows["tensorflow"]["first_divergent_layer"] == "c2"
+        assert rows["tensorflow"]["known"] == "tf-bias-add-channels-first-wrong-axis"
+        assert rows["tensorflow"]["max_abs_err"] > 100 * rows["tensorflow"]["tolerance"]
+    else:  # without oneDNN TF refuses NCHW convs on CPU: the model does not run there
+        assert rows["tensorflow"]["verdict"] in ("unsupported", "crash"), rows
+    assert rows["jax"]["verdict"] == "pass", rows["jax"]
+
+
+# --------------------------------------------------------------------------- Keras 2 migration
+
+_KERAS2_MODEL = """
+import sys
+import tf_keras as k2
+m = k2.Sequential([k2.Input((10, 10, 3)), k2.layers.DepthwiseConv2D(3, name="dw"),
+                   k2.layers.SeparableConv2D(4, 3, name="sep"),
+                   k2.layers.Conv2DTranspose(2, 3, strides=2, name="up"),
+                   k2.layers.Conv2D(3, 3, name="conv")])
+m.save(sys.argv[1])
+"""
+
+
+@pytest.fixture(scope="module")
+def keras2_h5(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if importlib.util.find_spec("tf_keras") is None:
+        pytest.skip("needs tf_keras (pip install --no-deps tf-keras)")
+    path = tmp_path_factory.mktemp("keras2") / "legacy.h5"
+    subprocess.run([sys.executable, "-c", _KERAS2_MODEL, str(path)], check=True,
+                   capture_output=True, timeout=300)
+    return path
+
+
+def test_keras2_h5_blockers_are_named_and_repaired(keras2_h5: Path) -> None:
+    from conv_parity.model.migrate import migrate_h5
+
+    lines: list[str] = []
+    model, migration = migrate_h5(keras2_h5, lines.append)
+    assert not migration.loads_as_is and migration.keras_version.startswith("2.")
+    blocked = {(b.layer, b.key) for b in migration.blockers}
+    assert blocked == {("dw", "groups"), ("sep", "groups"), ("up", "groups"),
+                       ("sep", "kernel_initializer"), ("sep", "kernel_regularizer"),
+                       ("sep", "kernel_constraint")}
+    dw = next(b for b in migration.blockers if b.layer == "dw")
+    assert dw.message == "Unrecognized keyword arguments passed to DepthwiseConv2D: {'groups': 1}"
+    assert all(b.repair for b in migration.blockers)
+    assert sum(line.startswith("conv-parity: repair: drop") for line in lines) == 6
+    assert [type(layer).__name__ for layer in model.layers] == [
+        "DepthwiseConv2D", "SeparableConv2D", "Conv2DTranspose", "Conv2D"]
+    assert migration.to_json()["blocked"] is True
+
+
+def test_keras2_h5_unrepairable_blocker_is_a_usage_error(keras2_h5: Path, tmp_path: Path) -> None:
+    """groups=2 on a depthwise conv changes the computation: no repair drops it."""
+    import h5py
+
+    from conv_parity.model.migrate import migrate_h5
+
+    path = tmp_path / "grouped.h5"
+    path.write_bytes(keras2_h5.read_bytes())
+    with h5py.File(path, "r+") as fh:
+        config = json.loads(fh.attrs["model_config"])
+        config["config"]["layers"][1]["config"]["groups"] = 2
+        fh.attrs["model_config"] = json.dumps(config)
+    with pytest.raises(UsageError, match=r"no known repair covers: dw \(DepthwiseConv2D\) "
+                                         r"groups=2"):
+        migrate_h5(path, lambda _line: None)
+
+
+def test_cli_keras2_blocked_exit_1_and_write_repaired(keras2_h5: Path, tmp_path: Path) -> None:
+    out = tmp_path / "repaired.keras"
+    proc = _cli(str(keras2_h5), "--backends", CHEAP, "--write-repaired", str(out), "--json")
+    assert proc.returncode == 1, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["model"]["migration"]["blocked"] is True
+    assert len(doc["model"]["migration"]["repairs"]) == 6
+    assert {r["verdict"] for r in doc["results"]} == {"pass"}
+    assert {r["verdict"] for r in doc["model"]["end_to_end"]["results"]} == {"pass"}
+    reloaded = keras.saving.load_model(out, safe_mode=True)
+    assert type(reloaded.layers[0]).__name__ == "DepthwiseConv2D"
+
+
+# --------------------------------------------------------------------------- round trips
+
+
+def _transposed_model() -> Any:
+    x = keras.Input((5, 5, 2))
+    y = keras.layers.Conv2DTranspose(3, 3, strides=2, output_padding=1, name="up")(x)
+    return keras.Model(x, keras.layers.Conv2D(2, 1, name="head")(y))
+
+
+def test_round_trips_hold_on_this_keras() -> None:
+    from conv_parity.model import round_trip
+
+    model = _transposed_model()
+    reseed(model, 0)
+    found = extract(model, (2, 5, 5, 2))
+    result = round_trip.run(model, np.ones((2, 5, 5, 2), "float32"), found)
+    assert result["ok"], result
+    assert [c["check"] for c in result["checks"]] == ["get_config -> from_config",
+                                                       ".keras save -> load"]
+    assert [r["layer"] for r in result["layers"]] == ["up", "head"]
+
+
+def test_round_trip_catches_a_key_lost_in_get_config(monkeypatch: pytest.MonkeyPatch) -> None:
+    """keras#23014 (Keras < 3.15): a transposed conv's get_config without output_padding."""
+    from conv_parity.model import round_trip
+
+    model = _transposed_model()
+    reseed(model, 0)
+    found = extract(model, (2, 5, 5, 2))
+    cls = keras.layers.Conv2DTranspose
+    real = cls.get_config
+
+    def lossy(self: Any) -> dict[str, Any]:
+        config = real(self)
+        config.pop("output_padding", None)
+        return config
+
+    monkeypatch.setattr(cls, "get_config", lossy)
+    result = round_trip.run(model, np.ones((2, 5, 5, 2), "float32"), found)
+    assert not result["ok"]
+    (up,) = [r for r in result["layers"] if not r["ok"]]
+    assert up["layer"] == "up" and up["problem"] == "output_padding: [1, 1] before, None after"
+    saved = {c["check"]: c for c in result["checks"]}[".keras save -> load"]
+    assert saved["problem"] == ("output 0 shape (2, 11, 11, 2) after the round trip != "
+                                "(2, 12, 12, 2) before")
