@@ -42,9 +42,10 @@ def parse_backends(spec: str | Sequence[str] | None) -> tuple[list[str], bool]:
     return targets.parse(spec)
 
 
-def compute_reference(case: ConvCase, x: np.ndarray, weights: list[np.ndarray]) -> Reference:
+def compute_reference(case: ConvCase, x: np.ndarray, weights: list[np.ndarray],
+                      extras: dict[str, np.ndarray] | None = None) -> Reference:
     """The spec's answer for a case on these arrays: its mode's reference half."""
-    return modes.get(case.mode).expected(case, Arrays(x, weights))
+    return modes.get(case.mode).expected(case, Arrays(x, weights, extras or {}))
 
 
 #: A case with the arrays to compute it on (seeded, or real weights from a model).
@@ -156,7 +157,7 @@ class Engine:
         if not prepared:
             return []
         self.start()
-        refs = [compute_reference(c, a.x, a.weights) for c, a in prepared]
+        refs = [modes.get(c.mode).expected(c, a) for c, a in prepared]
         work: dict[str, list[WorkItem]] = {b: [] for b in self.backends}
         skipped: dict[tuple[int, str], str] = {}
         for i, (case, arrays) in enumerate(prepared):

@@ -20,8 +20,9 @@ from __future__ import annotations
 from conv_parity.errors import UsageError
 from conv_parity.modes._protocol import Arrays, Mode
 from conv_parity.modes.eager import Eager
+from conv_parity.modes.grad import Grad
 
-MODES: dict[str, Mode] = {m.name: m for m in (Eager(),)}
+MODES: dict[str, Mode] = {m.name: m for m in (Eager(), Grad())}
 
 
 def get(name: str) -> Mode:
