@@ -1,4 +1,6 @@
-"""Modes: how a case is computed (eager forward today; compiled paths and gradients to come).
+"""Modes: how a case is computed: ``eager`` (one forward call), ``predict`` (``model.predict``
+of a functional model), ``jit`` (the same compiled with ``jit_compile=True``) and ``grad`` (the
+forward output and the vector-Jacobian product).
 
 One file per mode behind a small protocol (STYLE.md pattern 2), looked up by name: the engine,
 the worker and the repro script ask ``MODES[case.mode]`` and never branch on the mode's name.
@@ -21,8 +23,10 @@ from conv_parity.errors import UsageError
 from conv_parity.modes._protocol import Arrays, Mode
 from conv_parity.modes.eager import Eager
 from conv_parity.modes.grad import Grad
+from conv_parity.modes.jit import Jit
+from conv_parity.modes.predict import Predict
 
-MODES: dict[str, Mode] = {m.name: m for m in (Eager(), Grad())}
+MODES: dict[str, Mode] = {m.name: m for m in (Eager(), Predict(), Jit(), Grad())}
 
 
 def get(name: str) -> Mode:
