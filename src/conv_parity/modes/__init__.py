@@ -14,7 +14,7 @@ A mode has
 * :meth:`Mode.skip_reason`: why a backend cannot run it at all (None when it can);
 * :meth:`Mode.repro_call`: the lines of a repro script that compute ``y`` with plain Keras.
 
-Public API: :data:`MODES`, :func:`get`, :class:`Mode`, :class:`Arrays`.
+Public API: :data:`MODES`, :func:`get`, :func:`parse`, :class:`Mode`, :class:`Arrays`.
 """
 
 from __future__ import annotations
@@ -37,4 +37,18 @@ def get(name: str) -> Mode:
         raise UsageError(f"unknown mode {name!r}; choose from {', '.join(MODES)}") from None
 
 
-__all__ = ["MODES", "Arrays", "Mode", "get"]
+def parse(spec: str | None) -> list[str] | None:
+    """The modes a ``--modes`` / ``--conv-modes`` value names, in order, each checked; None
+    for no value (the caller's default). ``parse("eager, grad") == ["eager", "grad"]``."""
+    if spec is None:
+        return None
+    names = list(dict.fromkeys(s.strip() for s in spec.split(",") if s.strip()))
+    if not names:
+        raise UsageError(f"no mode given; choose from {', '.join(MODES)} "
+                         f"(e.g. eager,predict,jit,grad)")
+    for name in names:
+        get(name)
+    return names
+
+
+__all__ = ["MODES", "Arrays", "Mode", "get", "parse"]
