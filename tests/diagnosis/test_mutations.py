@@ -120,3 +120,12 @@ def test_every_mutant_is_caught_and_named_smoke(engine) -> None:
 @pytest.mark.slow
 def test_every_mutant_is_caught_and_named_default(engine) -> None:
     _assert_all_caught_and_named(_score(engine, grid.cases("default")))
+
+
+def test_mode_only_mutants_are_not_forward_mutants() -> None:
+    """apply() is the forward door; a mode-only mutant there is a usage error naming the rest."""
+    from conv_parity.errors import UsageError
+
+    for name in mutations.MODE_ONLY:
+        with pytest.raises(UsageError, match="unknown forward mutation"):
+            mutations.apply(name, EXTRA[0], *EXTRA[0].arrays(), lambda c, x, w: x)
