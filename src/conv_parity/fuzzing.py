@@ -291,6 +291,8 @@ def _campaign_strategy(layers: Sequence[str] | None, known: KnownFilter, counter
     if list(modes) == ["eager"]:
         return drawn
 
+    from conv_parity.case import ConvCase
+
     def in_mode(pair: tuple[ConvCase, str]) -> ConvCase:
         case, mode = pair
         if mode == case.mode:
