@@ -82,6 +82,8 @@ def _score(engine, cases: list[ConvCase]) -> dict[str, dict]:
                    and o.verdict in FAILING]
         expected = mutations.EXPECTED_DIAGNOSIS[name]
         named = [_names(o, expected) for o in failing] if expected else []
+        if name == "grad-kernel-scaled":  # reported where it is, and not "diagnosed" from y
+            assert all(o.worst["output"] == "dkernel" and o.diagnosis is None for o in failing)
         table[name] = {
             "cases": len(conforming),
             "caught": len(failing),
