@@ -94,8 +94,14 @@ class Compiled(Eager):
         if layer is not None:
             self._built = (case, layer)
         try:
-            batch = max(1, int(case.input_shape[0]))
-            y = model.predict(arrays.x, batch_size=batch, verbose=0)
+            batch = int(case.input_shape[0])
+            if batch == 0:
+                # Keras's predict loop raises UnboundLocalError ('batch_outputs') on an input
+                # without rows, on every backend; predict_on_batch runs the same traced
+                # predict function on it directly.
+                y = model.predict_on_batch(arrays.x)
+            else:
+                y = model.predict(arrays.x, batch_size=batch, verbose=0)
             return {"y": np.asarray(y)}
         except Exception as exc:
             raise tagged(exc, "call") from None
@@ -119,4 +125,5 @@ class Compiled(Eager):
                 "layer.set_weights(weights)\n"
             )
         return (body + compile_line
-                + "y = model.predict(x, batch_size=max(1, x.shape[0]), verbose=0)")
+                + "y = (model.predict(x, batch_size=x.shape[0], verbose=0) if len(x)\n"
+                "     else model.predict_on_batch(x))  # predict's loop raises on 0 rows")
