@@ -134,7 +134,8 @@ def seed_for_shard(item: pytest.Item, shard: str | None) -> None:
 
 
 def root_cause(outcome: Outcome) -> tuple[str, str, str, str | None]:
-    """The dedup key of a failing outcome: (layer, backend, verdict, diagnosis).
+    """The dedup key of a failing outcome: (layer, backend, verdict, diagnosis); the layer
+    carries the mode when it is not eager (``Conv2D[grad]``): a gradient bug is another cause.
 
     Errors have no diagnosis; their exception type stands in for it, so a backend that raises
     two different errors on one layer counts as two root causes.
@@ -145,7 +146,10 @@ def root_cause(outcome: Outcome) -> tuple[str, str, str, str | None]:
     cause = outcome.diagnosis_code
     if cause is None and outcome.error:
         cause = str(outcome.error.get("type") or "") or None
-    return (outcome.case.layer, outcome.backend, verdict, cause)
+    layer = outcome.case.layer
+    if outcome.case.mode != "eager":
+        layer = f"{layer}[{outcome.case.mode}]"
+    return (layer, outcome.backend, verdict, cause)
 
 
 def _complexity(case: ConvCase) -> tuple[int, int, str]:
@@ -278,15 +282,28 @@ class _Found:
     minimised: bool = False
 
 
-def _campaign_strategy(layers: Sequence[str] | None, known: KnownFilter, counter: FilterCounter
-                       ) -> st.SearchStrategy[ConvCase]:
-    """Valid cases mostly, boundary and invalid ones sometimes; shrinks towards valid ones."""
+def _campaign_strategy(layers: Sequence[str] | None, known: KnownFilter, counter: FilterCounter,
+                       modes: Sequence[str] = ("eager",)) -> st.SearchStrategy[ConvCase]:
+    """Valid cases mostly, boundary and invalid ones sometimes; shrinks towards valid ones.
+    Each drawn case runs in a drawn mode (shrinking towards the first one listed)."""
     from conv_parity.strategies import conv_cases, edge_cases, invalid_cases
 
     valid = conv_cases(layers, exclude_known=known, counter=counter)
     edge = edge_cases(layers, exclude_known=known, counter=counter)
     invalid = invalid_cases(layers, exclude_known=known, counter=counter)
-    return st.one_of(valid, valid, valid, edge, invalid)
+    drawn = st.one_of(valid, valid, valid, edge, invalid)
+    if list(modes) == ["eager"]:
+        return drawn
+
+    from conv_parity.case import ConvCase
+
+    def in_mode(pair: tuple[ConvCase, str]) -> ConvCase:
+        case, mode = pair
+        if mode == case.mode:
+            return case
+        return ConvCase.make(case.layer, case.kwargs, case.input_shape, case.dtype, mode=mode)
+
+    return st.tuples(drawn, st.sampled_from(list(modes))).map(in_mode)
 
 
 def run_campaign(
@@ -300,6 +317,7 @@ def run_campaign(
     *,
     layers: Sequence[str] | None = None,
     engine: Engine | None = None,
+    modes: Sequence[str] | None = None,
 ) -> CampaignResult:
     """Fuzz every selected backend until ``max_examples`` or ``time_budget`` (seconds) is spent.
 
@@ -344,7 +362,7 @@ def run_campaign(
     deadline: float | None = None
     counter = FilterCounter()
     known = KnownFilter(registry, engine.backends, counter=counter)
-    strategy = _campaign_strategy(layers, known, counter)
+    strategy = _campaign_strategy(layers, known, counter, tuple(modes or ("eager",)))
 
     found: dict[tuple, _Found] = {}
     seen: set[ConvCase] = set()
@@ -352,7 +370,8 @@ def run_campaign(
     backend_seconds: dict[str, float] = dict.fromkeys(engine.backends, 0.0)
     run_info = {"front_door": "fuzz", "backends": list(engine.backends), "seed": seed,
                 "max_examples": max_examples, "time_budget": time_budget,
-                "layers": list(layers) if layers else None, "argv": sys.argv}
+                "layers": list(layers) if layers else None, "modes": list(modes or ["eager"]),
+                "argv": sys.argv}
     result = CampaignResult([], 0, 0, 0.0, backends=list(engine.backends), run=run_info,
                             seed=seed)
 

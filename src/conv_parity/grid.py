@@ -29,14 +29,52 @@ class Profile:
     invalid: int  # configurations the spec rejects
     dtypes: tuple[str, ...]
     max_spatial: int  # largest spatial size for 1D/2D inputs (3D uses about half)
+    #: Mode -> every how many-th case of the grid also runs in that mode (1: all of them).
+    #: Eager is every case. Why a share: a grad case costs ~2x an eager one, a jit case on
+    #: torch (torch.compile) seconds, so the smaller profiles take a seeded subset.
+    modes: tuple[tuple[str, int], ...] = (("eager", 1),)
 
+
+#: The share a mode gets when it is asked for (``--modes``) but its profile does not list it.
+DEFAULT_MODE_EVERY = 4
 
 _PROFILES = {
-    "smoke": Profile(per_kind=1, invalid=4, dtypes=("float32",), max_spatial=9),
-    "default": Profile(per_kind=12, invalid=16, dtypes=("float32",), max_spatial=12),
+    "smoke": Profile(per_kind=1, invalid=4, dtypes=("float32",), max_spatial=9,
+                     modes=(("eager", 1), ("predict", 6), ("grad", 4))),
+    "default": Profile(per_kind=12, invalid=16, dtypes=("float32",), max_spatial=12,
+                       modes=(("eager", 1), ("predict", 4), ("grad", 3))),
     "full": Profile(per_kind=40, invalid=60, dtypes=("float32", "float32", "float16", "float64"),
-                    max_spatial=16),
+                    max_spatial=16, modes=(("eager", 1), ("predict", 1), ("jit", 4), ("grad", 1))),
 }
+
+
+def in_mode_subset(case: ConvCase, mode: str, every: int) -> bool:
+    """Whether ``case`` is in the seeded 1-in-``every`` subset that runs in ``mode``: a hash of
+    the case's id and the mode, so the subset does not move when layers are filtered or the
+    grid's order changes, and each mode gets a different subset."""
+    return every <= 1 or zlib.crc32(f"{case.id}|{mode}".encode()) % every == 0
+
+
+def with_modes(case_list: Iterable[ConvCase], profile: str,
+               modes: Iterable[str] | None = None) -> list[ConvCase]:
+    """The eager grid expanded to the modes: each mode's seeded subset of the cases, remade in
+    that mode. ``modes`` (``--modes``) selects which run (default: the profile's own); a mode
+    the profile does not list gets one case in :data:`DEFAULT_MODE_EVERY`."""
+    from conv_parity import modes as registry
+
+    shares = dict(_PROFILES[profile].modes)
+    chosen = list(shares) if modes is None else list(modes)
+    for name in chosen:
+        registry.get(name)
+    base = list(case_list)
+    out: list[ConvCase] = []
+    for name in chosen:
+        every = shares.get(name, DEFAULT_MODE_EVERY)
+        for case in base:
+            if in_mode_subset(case, name, every):
+                out.append(case if name == case.mode else ConvCase.make(
+                    case.layer, case.kwargs, case.input_shape, case.dtype, mode=name))
+    return list(dict.fromkeys(out))
 
 
 _kernel = geometry.window
@@ -211,8 +249,10 @@ def _invalid_cases(rng: random.Random, count: int) -> list[ConvCase]:
 
 
 def cases(profile: str = "default", seed: int = GRID_SEED,
-          layers: Iterable[str] | None = None) -> list[ConvCase]:
-    """The cases of a profile, deterministic for a given seed; duplicates removed, order stable."""
+          layers: Iterable[str] | None = None,
+          modes: Iterable[str] | None = None) -> list[ConvCase]:
+    """The cases of a profile, deterministic for a given seed; duplicates removed, order stable.
+    Each mode (the profile's, or ``modes``) gets its share of them (:func:`with_modes`)."""
     if profile not in _PROFILES:
         raise UsageError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
     prof = _PROFILES[profile]
@@ -239,7 +279,7 @@ def cases(profile: str = "default", seed: int = GRID_SEED,
     if layers is None:
         for case in _invalid_cases(rng, prof.invalid):
             out.setdefault(case)
-    return list(out)
+    return with_modes(out, profile, modes)
 
 
 def missing_features(case_list: Iterable[ConvCase]) -> list[str]:

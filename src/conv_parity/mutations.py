@@ -20,6 +20,7 @@ import numpy as np
 from conv_parity import kinds
 from conv_parity.case import ConvCase
 from conv_parity.errors import UsageError
+from conv_parity.modes import Arrays
 from conv_parity.reference import _activations
 
 RunCase = Callable[[ConvCase, np.ndarray, list[np.ndarray]], np.ndarray]
@@ -38,6 +39,15 @@ MUTATIONS: dict[str, str] = {
     "kernel-flipped": "kernel flipped along its spatial axes",
     "channels-first-only": "output shifted by one pixel along W, only when channels_first",
     "batch-gt1-only": "batch items of the output rotated by one, only when batch > 1",
+    "grad-kernel-scaled": "backward only: the kernel gradient 0.1% too large (forward untouched)",
+    "traced-only": "compiled only: conv/pool outputs 0.1% too large while staged for "
+                   "compilation (jax.jit, tf.function, torch.compile), right eagerly",
+}
+
+#: Mutants that only some modes can see: name -> those modes (the rest must pass).
+MODE_ONLY: dict[str, frozenset[str]] = {
+    "grad-kernel-scaled": frozenset({"grad"}),
+    "traced-only": frozenset({"predict", "jit"}),
 }
 
 #: The diagnosis codes that correctly name each mutant (used by the mutation test).
@@ -54,6 +64,10 @@ EXPECTED_DIAGNOSIS: dict[str, frozenset[str]] = {
     "kernel-flipped": frozenset({"kernel-flipped"}),
     "channels-first-only": frozenset({"shifted-w"}),
     "batch-gt1-only": frozenset({"batch-permuted"}),
+    # No forward reinterpretation explains these; the verdict's output name (dkernel) and
+    # the mode say where the bug is.
+    "grad-kernel-scaled": frozenset(),
+    "traced-only": frozenset(),
 }
 
 
@@ -88,11 +102,82 @@ def _roll(y: np.ndarray, axis: int) -> np.ndarray:
     return np.roll(y, 1, axis=axis) if y.ndim > axis and y.shape[axis] > 1 else y
 
 
+def run_outputs(name: str, case: ConvCase, arrays: Arrays, keras: Any,
+                run_mode: Callable[[ConvCase, Arrays], dict[str, np.ndarray]],
+                ) -> dict[str, np.ndarray]:
+    """Every named output of `case` in its mode, with the bug `name` injected (the worker's
+    entry point). Forward mutants alter ``y`` (through :func:`apply`); the other outputs come
+    from the last real run, on the altered inputs, weights or keywords."""
+    if name == "grad-kernel-scaled":
+        out = run_mode(case, arrays)
+        if "dkernel" in out:
+            out["dkernel"] = (out["dkernel"] * 1.001).astype(out["dkernel"].dtype)
+        return out
+    if name == "traced-only":
+        _install_traced_only(keras)
+        return run_mode(case, arrays)
+    outputs: dict[str, np.ndarray] = {}
+
+    def forward(c: ConvCase, x: np.ndarray, weights: list[np.ndarray]) -> np.ndarray:
+        outputs.clear()
+        outputs.update(run_mode(c, Arrays(x, weights, arrays.extras, arrays.source)))
+        return outputs["y"]
+
+    y = apply(name, case, arrays.x, arrays.weights, forward)
+    return {**outputs, "y": y}
+
+
+def _staged(keras: Any) -> Callable[[Any], bool]:
+    """Whether a tensor is being staged for compilation on this backend (not merely traced
+    for a gradient: jax.vjp's tracers and TF's GradientTape stay eager)."""
+    backend = keras.backend.backend()
+    if backend == "jax":
+        return lambda t: type(t).__name__ == "DynamicJaxprTracer"
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return lambda t: not tf.executing_eagerly()
+    if backend == "torch":
+        import torch
+
+        return lambda t: bool(torch.compiler.is_compiling())
+    return lambda t: False
+
+
+_TRACED_OPS = ("conv", "depthwise_conv", "separable_conv", "conv_transpose", "max_pool",
+               "average_pool")
+
+
+def _install_traced_only(keras: Any) -> None:
+    """Wrap the backend's conv and pool functions (once per worker process) so that their
+    output is 0.1% too large while staged for compilation. ``keras.ops`` looks them up on
+    ``backend.nn`` at call time, so patching that module reaches every layer."""
+    from keras.src import backend
+
+    nn = backend.nn
+    if getattr(nn, "_conv_parity_traced_only", False):
+        return
+    staged = _staged(keras)
+    for op in _TRACED_OPS:
+        real = getattr(nn, op, None)
+        if real is None:
+            continue
+
+        def wrapper(inputs: Any, *args: Any, _real: Any = real, **kwargs: Any) -> Any:
+            y = _real(inputs, *args, **kwargs)
+            return y * 1.001 if staged(inputs) else y
+
+        setattr(nn, op, wrapper)
+    nn._conv_parity_traced_only = True
+
+
 def apply(name: str, case: ConvCase, x: np.ndarray, weights: list[np.ndarray],
           run_case: RunCase) -> np.ndarray:
-    """Run `case` through the real backend computation with the bug `name` injected."""
-    if name not in MUTATIONS:
-        raise UsageError(f"unknown mutation {name!r}; known: {', '.join(MUTATIONS)}")
+    """Run `case` through the real backend computation with the bug `name` injected (a
+    forward mutant: the backward and compiled ones live in :func:`run_outputs`)."""
+    if name not in MUTATIONS or name in MODE_ONLY:
+        raise UsageError(f"unknown forward mutation {name!r}; known: "
+                         f"{', '.join(n for n in MUTATIONS if n not in MODE_ONLY)}")
     rank, first, axes, ch = _geom(case)
     kw = case.kwargs
     weights = list(weights)

@@ -24,9 +24,9 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from conv_parity import grid, kinds
+from conv_parity import grid, kinds, modes
 from conv_parity.case import ConvCase
-from conv_parity.errors import ConvParityError
+from conv_parity.errors import ConvParityError, UsageError
 from conv_parity.plugin_report import ENV_KEY, FUZZ_KEY, OUTCOME_KEY, Recorder
 from conv_parity.registry import Registry, installed_keras_version
 from conv_parity.vocabulary import CONFORMING
@@ -46,6 +46,8 @@ _OPTIONS: list[tuple[str, str, str | None]] = [
     ("timeout", "per-case timeout in seconds for a backend worker", "120"),
     ("shard", "run only shard I of N (e.g. 2/4) of the case list", None),
     ("layers", "comma-separated layer/op names to test (default: all)", None),
+    ("modes", "comma-separated modes (eager, predict, jit, grad) to run, each on its profile's "
+              "seeded share of the cases (default: the profile's modes)", None),
     ("registry", "path of a known-discrepancies TOML (default: the packaged one)", None),
     ("cases", "JSON file of cases to run instead of the grid: a list of case objects, or a "
               "report.json (reruns the cases it holds)", None),
@@ -118,6 +120,10 @@ class _State:
         self.layers = [s.strip() for s in layers.split(",") if s.strip()] if layers else None
         for name in self.layers or ():
             kinds.get_kind(name)
+        try:
+            self.modes = modes.parse(_option(config, "modes"))
+        except UsageError as exc:
+            raise pytest.UsageError(f"--conv-modes: {exc}") from None
         report = _option(config, "report")
         self.report_dir = Path(report) if report else None
         self.strict = _flag(config, "strict-registry")
@@ -140,8 +146,10 @@ class _State:
                 cases = load_cases(Path(path))
                 if self.layers:
                     cases = [c for c in cases if c.layer in self.layers]
+                if self.modes:
+                    cases = [c for c in cases if c.mode in self.modes]
             else:
-                cases = grid.cases(self.profile, layers=self.layers)
+                cases = grid.cases(self.profile, layers=self.layers, modes=self.modes)
             self._cases = grid.shard(cases, self.shard) if self.shard else cases
         return self._cases
 
@@ -156,7 +164,7 @@ class _State:
 
     def run_info(self) -> dict[str, Any]:
         return {"profile": self.profile, "backends": self.backends, "shard": self.shard or "1/1",
-                "layers": self.layers, "argv": sys.argv, "front_door": "pytest"}
+                "layers": self.layers, "modes": self.modes, "argv": sys.argv, "front_door": "pytest"}
 
 
 def load_cases(path: Path) -> list[ConvCase]:

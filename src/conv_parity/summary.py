@@ -63,9 +63,12 @@ def final_line(results: list[Mapping[str, Any]]) -> str:
     backend that does not simply conform."""
     phrases = []
     conforming = 0
+    modes = {(r.get("case") or {}).get("mode", "eager") for r in results}
     for r in results:
         kind = bucket(r)
         name = r["backend"]
+        if len(modes) > 1:  # one row per backend and mode
+            name += f" ({(r.get('case') or {}).get('mode', 'eager')})"
         if kind in ("conforms", "unsupported"):
             conforming += 1
         elif kind == "not-reproduced":
@@ -80,7 +83,8 @@ def final_line(results: list[Mapping[str, Any]]) -> str:
             phrases.append(f"{name}: NEW discrepancy ({r['verdict']})")
         elif kind == "skip":
             phrases.append(f"{name}: skipped")
-    head = f"{conforming}/{len(results)} backends conform"
+    unit = "backend x mode results" if len(modes) > 1 else "backends"
+    head = f"{conforming}/{len(results)} {unit} conform"
     if not phrases:
         return head + ": all conform"
     return head + "; " + "; ".join(phrases)

@@ -35,9 +35,8 @@ class _FakeEngine:
     def check(self, cases: list[ConvCase]) -> list[Outcome]:
         if self.raise_in_check is not None:
             raise self.raise_in_check
-        (case,) = cases
         out = []
-        for b in self.backends:
+        for case, b in [(c, b) for c in cases for b in self.backends]:
             o = Outcome(case=case, backend=b, verdict="pass", message="ok",
                         reference_shape=(1, 14, 14, 8), shape=(1, 14, 14, 8),
                         symbolic_shape=(None, 14, 14, 8), dtype="float32",
@@ -77,6 +76,25 @@ def test_check_discrepancy_exits_1_with_diagnosis_and_repro(
     assert "reference shape: (1, 14, 14, 8)" in out
     assert "same: ceil(28 / 2) = 14 per spatial axis" in out
     assert "(None, 14, 14, 8)" in out  # the symbolic shape column
+
+
+def test_check_modes_answer_in_one_table_with_a_mode_column(
+    fake_engine: type[_FakeEngine], capsys: pytest.CaptureFixture[str]
+) -> None:
+    rc = cli.main(["check", EXAMPLE, "--input-shape", "1,28,28,3", "--backends", "jax,torch",
+                   "--modes", "eager,grad"])
+    out = capsys.readouterr().out
+    assert rc == 1
+    header = next(line for line in out.splitlines() if "verdict" in line)
+    assert header.split("|")[0].strip() == "mode"
+    assert sum(line.startswith(("eager ", "grad ")) for line in out.splitlines()) == 4
+    assert "torch (grad): fail-shape" in out
+    assert "2/4 backend x mode results conform" in out
+
+
+def test_check_unknown_mode_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["check", EXAMPLE, "--input-shape", "1,28,28,3", "--modes", "grads"]) == 2
+    assert "unknown mode 'grads'; choose from eager, predict, jit, grad" in capsys.readouterr().err
 
 
 def test_check_json_on_discrepancy(
@@ -195,13 +213,15 @@ def test_run_command_line_is_isolated_and_passes_options(
 ) -> None:
     calls = _fake_pytest(monkeypatch, 0, _REPORT_OK)
     rc = cli.main(["run", "--profile", "smoke", "--backends", "numpy", "--report", str(tmp_path),
-                   "--shard", "2/3", "-n", "2", "--layers", "Conv2D", "--json", "--", "-q"])
+                   "--shard", "2/3", "-n", "2", "--layers", "Conv2D", "--json",
+                   "--modes", "grad, eager", "--", "-q"])
     assert rc == 0
     cmd = calls[0]
     joined = " ".join(cmd)
     for part in ("--pyargs conv_parity.suite", "-p conv_parity", "--noconftest",
                  "-p no:cacheprovider", "--conv-profile smoke", "--conv-backends numpy",
-                 "--conv-shard 2/3", "--conv-layers Conv2D", "-n 2 --dist loadgroup"):
+                 "--conv-shard 2/3", "--conv-layers Conv2D", "-n 2 --dist loadgroup",
+                 "--conv-modes grad,eager"):
         assert part in joined
     assert cmd[cmd.index("-o") + 1] == "addopts="
     assert cmd[-1] == "-q"
@@ -211,7 +231,7 @@ def test_run_command_line_is_isolated_and_passes_options(
 @pytest.mark.parametrize(
     "argv",
     [["--shard", "0/2"], ["--shard", "x"], ["--layers", "Dense"], ["--backends", "nope"],
-     ["-n", "-1"]],
+     ["-n", "-1"], ["--modes", "eager,backward"], ["--modes", ","]],
 )
 def test_run_validates_before_starting_pytest(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, argv: list[str]

@@ -43,6 +43,10 @@ EXTRA = [
                                       "padding": "same", "output_padding": 1}, (1, 4, 5, 3)),
     ConvCase.make("MaxPooling2D", {"pool_size": 2, "strides": 2, "padding": "same"},
                   (2, 5, 7, 2)),
+    # the mode-only mutants: a gradient case with a kernel, and the compiled paths
+    *(ConvCase.make("Conv2D", {"filters": 3, "kernel_size": 3, "strides": 2}, (2, 7, 6, 2),
+                    mode=mode) for mode in ("eager", "predict", "jit", "grad")),
+    ConvCase.make("AveragePooling1D", {"pool_size": 2}, (1, 6, 2), mode="jit"),
 ]
 
 
@@ -77,11 +81,14 @@ def _score(engine, cases: list[ConvCase]) -> dict[str, dict]:
         failing = [o for o in outcomes if o.backend == target and o.case in conforming
                    and o.verdict in FAILING]
         expected = mutations.EXPECTED_DIAGNOSIS[name]
-        named = [_names(o, expected) for o in failing]
+        named = [_names(o, expected) for o in failing] if expected else []
+        if name == "grad-kernel-scaled":  # reported where it is, and not "diagnosed" from y
+            assert all(o.worst["output"] == "dkernel" and o.diagnosis is None for o in failing)
         table[name] = {
             "cases": len(conforming),
             "caught": len(failing),
             "named": sum(named),
+            "modes": sorted({o.case.mode for o in failing}),
             "wrong": [(o.case.id, getattr(o, "diagnosis_code", None))
                       for o, ok in zip(failing, named)
                       if not ok and getattr(o, "diagnosis_code", None) != "none"],
@@ -97,7 +104,11 @@ def _score(engine, cases: list[ConvCase]) -> dict[str, dict]:
 def _assert_all_caught_and_named(table: dict[str, dict]) -> None:
     missed = [n for n, row in table.items() if not row["caught"]]
     assert not missed, f"mutants not caught: {missed}"
-    unnamed = [n for n, row in table.items() if not row["named"]]
+    for name, only in mutations.MODE_ONLY.items():
+        # caught in every mode that can see it, and in no other (eager must miss it)
+        assert table[name]["modes"] == sorted(only), (name, table[name]["modes"])
+    unnamed = [n for n, row in table.items()
+               if mutations.EXPECTED_DIAGNOSIS[n] and not row["named"]]
     assert not unnamed, f"caught but never diagnosed as the injected bug: {unnamed}"
     wrong = {n: row["wrong"][:3] for n, row in table.items() if row["wrong"]}
     assert not wrong, f"diagnosis named another bug: {wrong}"
@@ -111,3 +122,12 @@ def test_every_mutant_is_caught_and_named_smoke(engine) -> None:
 @pytest.mark.slow
 def test_every_mutant_is_caught_and_named_default(engine) -> None:
     _assert_all_caught_and_named(_score(engine, grid.cases("default")))
+
+
+def test_mode_only_mutants_are_not_forward_mutants() -> None:
+    """apply() is the forward door; a mode-only mutant there is a usage error naming the rest."""
+    from conv_parity.errors import UsageError
+
+    for name in mutations.MODE_ONLY:
+        with pytest.raises(UsageError, match="unknown forward mutation"):
+            mutations.apply(name, EXTRA[0], *EXTRA[0].arrays(), lambda c, x, w: x)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from conv_parity import grid, kinds
+from conv_parity.case import ConvCase
 from conv_parity.errors import UsageError
 from conv_parity.reference import output_shape
 
@@ -52,3 +53,33 @@ def test_bad_shard_specs(spec: str) -> None:
 def test_unknown_profile_is_a_usage_error() -> None:
     with pytest.raises(UsageError, match="profile 'huge'"):
         grid.cases("huge")
+
+
+def test_profiles_give_each_mode_its_seeded_share() -> None:
+    from collections import Counter
+
+    default = grid.cases("default")
+    by_mode = Counter(c.mode for c in default)
+    eager = by_mode["eager"]
+    assert set(by_mode) == {"eager", "predict", "grad"}  # jit only in full or when asked
+    assert eager // 6 <= by_mode["predict"] <= eager // 2
+    assert eager // 5 <= by_mode["grad"] <= eager // 2
+    assert set(Counter(c.mode for c in grid.cases("full"))) == {"eager", "predict", "jit", "grad"}
+    # a grad case is an eager case of the grid remade in grad mode
+    eager_configs = {(c.layer, c.kwargs_items, c.input_shape) for c in default
+                     if c.mode == "eager"}
+    assert all((c.layer, c.kwargs_items, c.input_shape) in eager_configs
+               for c in default if c.mode == "grad")
+
+
+def test_asked_modes_replace_the_profiles_and_subsets_do_not_move() -> None:
+    asked = grid.cases("default", modes=["jit", "grad"])
+    assert {c.mode for c in asked} == {"jit", "grad"}
+    grad_all = {c for c in grid.cases("default") if c.mode == "grad"}
+    assert {c for c in asked if c.mode == "grad"} == grad_all
+    # filtering layers keeps each case's membership: the subset is a hash of the case's id
+    conv = {c for c in grid.cases("default", layers=["Conv2D"]) if c.mode == "grad"}
+    assert conv and all(grid.in_mode_subset(
+        ConvCase.make(c.layer, c.kwargs, c.input_shape, c.dtype), "grad", 3) for c in conv)
+    with pytest.raises(UsageError, match="unknown mode 'fast'"):
+        grid.cases("smoke", modes=["fast"])

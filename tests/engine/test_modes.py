@@ -22,10 +22,10 @@ def test_the_engine_asks_the_mode_registry() -> None:
     eager = modes.get("eager")
     assert eager.outputs == ("y",) and modes.MODES["eager"] is eager
     assert eager.skip_reason(targets.get("openvino")) is None
-    with pytest.raises(UsageError, match="unknown mode 'grad'; choose from eager"):
-        modes.get("grad")
+    with pytest.raises(UsageError, match="unknown mode 'backward'; choose from eager, predict, jit, grad"):
+        modes.get("backward")
     with pytest.raises(UsageError, match="mode must be one of"):
-        ConvCase.make("Conv2D", {"filters": 1, "kernel_size": 1}, (1, 2, 2, 1), mode="jit")
+        ConvCase.make("Conv2D", {"filters": 1, "kernel_size": 1}, (1, 2, 2, 1), mode="backward")
 
 
 def test_reference_half_names_its_outputs() -> None:

@@ -99,3 +99,30 @@ def test_tiny_real_campaign_on_jax(tmp_path: Path) -> None:
     assert doc["environment"]["backends"]["jax"]["available"]
     validate(json.loads((tmp_path / "report.json").read_text()))
     assert result.examples_per_second > 0
+
+
+class _GradOnlyBugEngine(_FakeEngine):
+    """A synthetic bug seen only in grad mode (a backward-only bug)."""
+
+    def check(self, cases: list[ConvCase]) -> list[Outcome]:
+        out = []
+        for case in cases:
+            self.calls += 1
+            if case.mode == "grad" and not case.kind.is_pool:
+                out.append(Outcome(case, "jax", "fail-values", "dkernel off"))
+            else:
+                out.append(Outcome(case, "jax", "pass", "ok"))
+        return out
+
+
+def test_campaign_draws_modes_and_keeps_the_mode_in_the_root_cause() -> None:
+    engine = _GradOnlyBugEngine()
+    result = run_campaign(max_examples=60, seed=5, registry=Registry([]), layers=["Conv1D"],
+                          engine=engine, modes=["eager", "grad"])
+    (found,) = result.discrepancies
+    assert found["root_cause"]["layer"] == "Conv1D[grad]"
+    assert found["case"]["mode"] == "grad" and found["case_id"].endswith("-grad")
+    assert result.to_json()["run"]["modes"] == ["eager", "grad"]
+    eager_only = run_campaign(max_examples=30, seed=5, registry=Registry([]),
+                              layers=["Conv1D"], engine=_GradOnlyBugEngine())
+    assert eager_only.discrepancies == []  # eager never sees a backward-only bug

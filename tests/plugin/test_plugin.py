@@ -153,6 +153,7 @@ def test_shards_cover_every_case_exactly_once(pytester: pytest.Pytester) -> None
         (["--conv-shard=5/2"], "*shard*"),
         (["--conv-timeout=-3"], "*--conv-timeout must be a positive number*"),
         (["--conv-layers=Dense"], "*unknown layer or op 'Dense'*"),
+        (["--conv-modes=eager,jitted"], "*--conv-modes: unknown mode 'jitted'*"),
     ],
 )
 def test_bad_options_are_usage_errors(pytester: pytest.Pytester, args: list[str],
@@ -169,6 +170,31 @@ def test_ini_options_are_read(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("--collect-only", "-q")
     lines = [line for line in result.stdout.lines if "::test_conformance[" in line]
     assert lines and all(line.endswith("-jax]") and "[Conv2D-" in line for line in lines)
+
+
+def test_modes_option_and_ini_select_the_modes(pytester: pytest.Pytester) -> None:
+    """Case ids show the mode; --conv-modes (or ini conv_modes) picks which modes run."""
+    pytester.makepyfile(test_suite=SUITE)
+    pytester.makeini("[pytest]\nconv_backends = jax\nconv_profile = default\n"
+                     "conv_layers = Conv2D\nconv_modes = grad\n")
+    result = pytester.runpytest("--collect-only", "-q")
+    lines = [line for line in result.stdout.lines if "::test_conformance[" in line]
+    assert lines and all("-float32-grad-" in line for line in lines)
+    result = pytester.runpytest("--collect-only", "-q", "--conv-modes=eager,predict")
+    lines = [line for line in result.stdout.lines if "::test_conformance[" in line]
+    assert any("-float32-predict-" in line for line in lines)
+    assert any("-float32-jax]" in line for line in lines)  # eager: no mode in the id
+    assert not any("-grad-" in line for line in lines)
+
+
+def test_grad_mode_runs_and_skips_numpy_with_the_reason(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_suite=SUITE)
+    grad = ConvCase.make("Conv2D", {"filters": 2, "kernel_size": 2}, (1, 4, 4, 2), mode="grad")
+    result = pytester.runpytest("--conv-backends=jax,numpy",
+                                f"--conv-cases={_cases_file(pytester, grad)}", "-rs",
+                                "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, skipped=1)
+    result.stdout.fnmatch_lines(["*no gradients on this backend*"])
 
 
 def test_plugin_can_be_disabled(pytester: pytest.Pytester) -> None:

@@ -153,6 +153,23 @@ def add_backends_option(parser: argparse.ArgumentParser) -> None:
                              "(default: every installed backend)")
 
 
+def add_modes_option(parser: argparse.ArgumentParser, default: str) -> None:
+    """``--modes LIST``, the same for every subcommand that runs cases."""
+    from conv_parity.modes import MODES
+
+    parser.add_argument("--modes", metavar="LIST", default=None,
+                        help=f"comma-separated, from {', '.join(MODES)}: eager is one forward "
+                             "call, predict model.predict, jit compile(jit_compile=True) then "
+                             f"predict, grad the forward plus its VJP (default: {default})")
+
+
+def selected_modes(spec: str | None) -> list[str] | None:
+    """The modes a --modes value selects (None: the subcommand's default)."""
+    from conv_parity import modes
+
+    return modes.parse(spec)
+
+
 def selected_backends(spec: str | None) -> list[str]:
     """The targets a --backends value selects; none installed is a usage error."""
     from conv_parity.engine import parse_backends

@@ -18,11 +18,13 @@ from conv_parity.cli import (
     EXIT_DISCREPANCY,
     EXIT_OK,
     add_backends_option,
+    add_modes_option,
     emit_json,
     log,
     positive_float,
     seed,
     selected_backends,
+    selected_modes,
     stdout_to_stderr,
 )
 from conv_parity.cli.text import fmt_float, fmt_shape, one_line, table
@@ -44,6 +46,8 @@ examples:
       --input-shape 1,28,28,3
   conv-parity check "Conv2D(8, 5)" --input-shape 1,4,4,3 --expect-error   # all must raise
   conv-parity check --cases my-model-layers.json --report out   # a batch, one set of workers
+  conv-parity check "Conv2D(4, 3, activation='relu')" --input-shape 2,9,9,3 \
+      --modes eager,predict,jit,grad       # one table: a row per mode and backend
 
 The expression is parsed, never evaluated: literals only (numbers, strings, True/False, None and
 tuples of those); positional arguments follow the Keras constructor's order. Initializers,
@@ -72,6 +76,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        help="the input's shape with batch, e.g. 1,28,28,3 (channels last) "
                             "or 1,3,28,28 with data_format='channels_first'")
     add_backends_option(check)
+    add_modes_option(check, "eager")
     check.add_argument("--dtype", choices=("float16", "float32", "float64"), default=None,
                        help="input and weight dtype (default: the layer's dtype= or float32)")
     check.add_argument("--seed", type=seed, default=None,
@@ -116,10 +121,13 @@ def cmd_check(args: argparse.Namespace) -> int:
     dtype = args.dtype or parsed.dtype or "float32"
     if args.dtype and parsed.dtype and args.dtype != parsed.dtype:
         notes.append(f"note: --dtype {args.dtype} overrides the layer's dtype={parsed.dtype!r}")
+    mode_names = selected_modes(args.modes) or ["eager"]
     try:
-        case = ConvCase.make(parsed.name, parsed.kwargs, shape, dtype=dtype, seed=args.seed)
+        cases = [ConvCase.make(parsed.name, parsed.kwargs, shape, dtype=dtype, seed=args.seed,
+                               mode=m) for m in mode_names]
     except UsageError as exc:
         raise UsageError(parse.with_example(str(exc), parsed.name)) from None
+    case = cases[0]
     ref_shape: tuple[int, ...] | None
     try:
         ref_shape = tuple(reference.output_shape(case.layer, case.input_shape, **case.kwargs))
@@ -140,17 +148,18 @@ def cmd_check(args: argparse.Namespace) -> int:
     from conv_parity.engine import Engine
 
     started = time.monotonic()
-    log(f"conv-parity: checking {case.id} on {', '.join(backends)} "
+    log(f"conv-parity: checking {case.id} on {', '.join(backends)}"
+        + (f" in modes {', '.join(mode_names)}" if len(mode_names) > 1 else "") + " "
         f"(starting {len(backends)} backend worker{'s' if len(backends) > 1 else ''}...)")
     with stdout_to_stderr(args.json), Engine(
         backends, timeout=args.timeout, report_dir=args.report,
         strict_registry=args.strict_registry,
     ) as engine:
-        outcomes = engine.check([case])
+        outcomes = engine.check(cases)
         env = engine.environment()
     seconds = time.monotonic() - started
     results = [o.to_json() for o in outcomes]
-    doc = _check_doc(case, results, env, ref_shape, rule, backends)
+    doc = _check_doc(case, results, env, ref_shape, rule, backends, mode_names)
     written = None
     if args.report:
         from conv_parity.report import write_all
@@ -171,13 +180,14 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def _check_doc(case: ConvCase, results: list[dict[str, Any]], env: dict[str, Any],
-               ref_shape: tuple[int, ...] | None, rule: str, backends: list[str]) -> dict[str, Any]:
+               ref_shape: tuple[int, ...] | None, rule: str, backends: list[str],
+               modes: list[str]) -> dict[str, Any]:
     """A report.json-compatible document (same schema), plus the reference's shape and rule."""
     from conv_parity.report import build_doc
     from conv_parity.report.writer import normalize_result
 
     run = {"front_door": "check", "backends": backends, "argv": sys.argv,
-           "case_id": case.id}
+           "case_id": case.id, "modes": modes}
     doc = build_doc([normalize_result(r) for r in results], run, env, complete=True)
     doc["reference"] = {"shape": None if ref_shape is None else list(ref_shape), "rule": rule}
     return doc
@@ -198,6 +208,7 @@ def _versions(env: dict[str, Any], backend: str) -> str:
 def _print_check(case: ConvCase, outcomes: list[Outcome], env: dict[str, Any],
                  ref_shape: tuple[int, ...] | None, rule: str, seconds: float) -> None:
     rows = []
+    several_modes = len({o.case.mode for o in outcomes}) > 1
     for o in outcomes:
         if o.max_abs_err is None:
             err = "-"
@@ -211,8 +222,12 @@ def _print_check(case: ConvCase, outcomes: list[Outcome], env: dict[str, Any],
             diag = o.message
         rows.append([o.backend, _versions(env, o.backend), fmt_shape(o.shape),
                      fmt_shape(o.symbolic_shape), err, o.verdict, one_line(diag, 120)])
+        if several_modes:
+            rows[-1].insert(0, o.case.mode)
     headers = ["backend", "keras / backend", "output shape", "symbolic shape",
                "max |err| vs ref (tol)", "verdict", "diagnosis"]
+    if several_modes:
+        headers.insert(0, "mode")
     kwargs = ", ".join(f"{k}={v!r}" for k, v in case.kwargs.items())
     print(f"{case.layer}({kwargs})")
     print(f"input {fmt_shape(case.input_shape)} {case.dtype}, seed {case.seed}")
@@ -228,7 +243,7 @@ def _print_check(case: ConvCase, outcomes: list[Outcome], env: dict[str, Any],
     failures = [o for o in outcomes if o.failed]
     for o in failures:
         print()
-        print(f"{o.backend}: {o.verdict}")
+        print(f"{o.backend}{f' ({o.case.mode})' if several_modes else ''}: {o.verdict}")
         for line in str(o.message).splitlines():
             print(f"  {line}")
         if o.diagnosis:

@@ -17,12 +17,14 @@ from conv_parity.cli import (
     EXIT_DISCREPANCY,
     EXIT_OK,
     add_backends_option,
+    add_modes_option,
     emit_json,
     log,
     positive_float,
     positive_int,
     seed,
     selected_backends,
+    selected_modes,
     stdout_to_stderr,
 )
 from conv_parity.cli.text import one_line
@@ -36,6 +38,7 @@ examples:
   conv-parity fuzz --max-examples 200
   conv-parity fuzz --time-budget 600 --backends torch,jax --seed 1 --report fuzz-report
   conv-parity fuzz --time-budget 60 --json > discrepancies.json
+  conv-parity fuzz --max-examples 100 --modes eager,grad --backends torch,jax
 
 Prints each distinct discrepancy (minimised) with its repro script; exit 1 if any was found.
 """
@@ -52,6 +55,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     budget.add_argument("--max-examples", type=positive_int, default=None, metavar="N")
     budget.add_argument("--time-budget", type=positive_float, default=None, metavar="SECONDS")
     add_backends_option(fuzz)
+    add_modes_option(fuzz, "eager; with several, each example draws one")
     fuzz.add_argument("--seed", type=seed, default=None,
                       help="campaign seed (default: random; printed so a run can be replayed)")
     fuzz.add_argument("--layers", metavar="LIST", default=None,
@@ -107,6 +111,9 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
     kwargs: dict[str, Any] = {}
     if layers:
         kwargs["layers"] = layers
+    modes = selected_modes(args.modes)
+    if modes:
+        kwargs["modes"] = modes
     with stdout_to_stderr(args.json):
         result = run_campaign(
             backends=backends, max_examples=args.max_examples, time_budget=args.time_budget,

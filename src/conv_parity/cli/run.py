@@ -25,10 +25,12 @@ from conv_parity.cli import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     add_backends_option,
+    add_modes_option,
     emit_json,
     log,
     positive_float,
     selected_backends,
+    selected_modes,
 )
 from conv_parity.errors import HarnessError, UsageError
 
@@ -40,6 +42,7 @@ examples:
   conv-parity run --profile default --report out -n 2   # hundreds of cases on 2 xdist workers
   conv-parity run --backends torch,jax --layers Conv2D,Conv2DTranspose
   conv-parity run --profile full --shard 2/4 --json > shard2.json
+  conv-parity run --modes eager,predict,jit,grad --backends all,tensorflow:*
   conv-parity run --profile smoke -- -x -q              # extra pytest arguments after --
   conv-parity run -- --hypothesis-profile ci            # the suite's fuzz tests at CI budget
 
@@ -72,6 +75,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--profile", choices=("smoke", "default", "full"), default="default",
                      help="grid size (default: default)")
     add_backends_option(run)
+    add_modes_option(run, "the profile's: eager on every case, predict and grad on a seeded "
+                          "subset; full adds jit")
     run.add_argument("--report", metavar="DIR", default=DEFAULT_REPORT,
                      help=f"report folder (default: ./{DEFAULT_REPORT})")
     run.add_argument("--shard", metavar="I/N", default=None,
@@ -122,6 +127,8 @@ def pytest_command(args: argparse.Namespace, backends: list[str], report: Path) 
         cmd += ["--conv-shard", args.shard]
     if args.layers:
         cmd += ["--conv-layers", args.layers]
+    if args.modes:
+        cmd += ["--conv-modes", args.modes]
     if args.n is not None:
         if os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD"):
             cmd += ["-p", "xdist.plugin"]
@@ -142,6 +149,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         for name in names:
             kinds.get_kind(name)
         args.layers = ",".join(names)
+    modes = selected_modes(args.modes)
+    args.modes = ",".join(modes) if modes else None
     backends = selected_backends(args.backends)
     if args.n is not None and importlib.util.find_spec("xdist") is None:
         raise UsageError("-n needs pytest-xdist: pip install pytest-xdist (or drop -n)")

@@ -27,9 +27,11 @@ class Arrays:
 
     @classmethod
     def of(cls, case: ConvCase) -> Arrays:
-        """The seeded arrays of a case."""
-        x, weights = case.arrays()
-        return cls(x, weights)
+        """The seeded arrays of a case, as its mode makes them (a gradient mode adds the
+        cotangent and may need inputs without ties)."""
+        from conv_parity import modes
+
+        return modes.get(case.mode).seeded(case)
 
     @property
     def seeded(self) -> bool:
@@ -43,6 +45,8 @@ class Mode(Protocol):
     outputs: tuple[str, ...]
 
     def skip_reason(self, spec: BackendSpec) -> str | None: ...
+
+    def seeded(self, case: ConvCase) -> Arrays: ...
 
     def run(self, keras: Any, case: ConvCase, arrays: Arrays) -> dict[str, np.ndarray]: ...
 

@@ -36,6 +36,26 @@ class Eager:
             return self._built[1]
         return make_layer(keras, case)
 
+    def seeded(self, case: ConvCase) -> Arrays:
+        """The arrays of :meth:`ConvCase.arrays`: input and weights, nothing else."""
+        x, weights = case.arrays()
+        return Arrays(x, weights)
+
+    def built_layer(self, keras: Any, case: ConvCase, arrays: Arrays) -> Any:
+        """The layer of ``case`` constructed, built and holding ``arrays.weights``, remembered
+        for the symbolic phase; exceptions tagged construct / build."""
+        try:
+            layer = make_layer(keras, case)
+        except Exception as exc:
+            raise tagged(exc, "construct") from None
+        try:
+            layer.build(tuple(case.input_shape))
+            layer.set_weights(arrays.weights)
+        except Exception as exc:
+            raise tagged(exc, "build") from None
+        self._built = (case, layer)
+        return layer
+
     def run(self, keras: Any, case: ConvCase, arrays: Arrays) -> dict[str, np.ndarray]:
         """An exception leaves with attribute ``conv_parity_phase`` (construct/build/call)."""
         self._built = None
@@ -47,16 +67,7 @@ class Eager:
                 return {"y": keras.ops.convert_to_numpy(y)}
             except Exception as exc:
                 raise tagged(exc, "call") from None
-        try:
-            layer = make_layer(keras, case)
-        except Exception as exc:
-            raise tagged(exc, "construct") from None
-        try:
-            layer.build(tuple(case.input_shape))
-            layer.set_weights(arrays.weights)
-        except Exception as exc:
-            raise tagged(exc, "build") from None
-        self._built = (case, layer)
+        layer = self.built_layer(keras, case, arrays)
         try:
             y = layer(keras.ops.convert_to_tensor(arrays.x))
             return {"y": keras.ops.convert_to_numpy(y)}

@@ -9,6 +9,9 @@ Public API (other parts call it exactly so):
 * :func:`forward` -- the layer's or op's output, bias and activation included.
 * :func:`output_shape` -- the spec's shape rule; :class:`~conv_parity.errors.InvalidConfig` for
   configurations it rejects, with the offending argument named.
+* :func:`vjp` -- the backward pass: ``{"dx", "dkernel", ["dpointwise_kernel",] ["dbias"]}``
+  for a cotangent ``dy`` of the output (``_vjp`` says how each kind is done).
+* :func:`vjp_magnitude` -- the same on ``|x|``, ``|w|``, ``|dy|``: the tolerance's scale.
 * :func:`magnitude` -- the same computation on ``|x|`` and ``|w|`` (bias ``|b|``, no
   activation): the per-element scale of the tolerance model.
 * :mod:`conv_parity.reference.ops` -- ``conv``, ``conv_transpose``, ... with ``keras.ops``
@@ -29,11 +32,13 @@ import numpy as np
 
 from conv_parity import kinds
 from conv_parity.errors import UsageError
-from conv_parity.reference import _conv, _geometry, _pool
+from conv_parity.reference import _conv, _geometry, _pool, _vjp
 from conv_parity.reference._geometry import Geometry
 from conv_parity.reference._windows import DEFAULT_SCRATCH_BYTES
 
-__all__ = ["DEFAULT_SCRATCH_BYTES", "forward", "magnitude", "ops", "output_shape"]
+__all__ = [
+    "DEFAULT_SCRATCH_BYTES", "forward", "magnitude", "ops", "output_shape", "vjp", "vjp_magnitude",
+]
 
 _PLANS: dict[Any, Geometry] = {}
 _PLAN_CACHE_MAX = 4096
@@ -143,6 +148,45 @@ def magnitude(
     rounding error of an accumulation scales with (pooling: the average/max of ``|x|``).
     """
     return _compute(layer, x, weights, kwargs, True, scratch_bytes)
+
+
+def _backward(layer: str, x: Any, weights: Sequence[Any], dy: Any,
+              kwargs: Mapping[str, Any], absolute: bool) -> dict[str, np.ndarray]:
+    x = np.asarray(x)
+    weights = [np.asarray(w) for w in weights]
+    dy = np.asarray(dy, np.float64)
+    g = _plan(layer, kwargs, x.shape, tuple(w.shape for w in weights))
+    if dy.shape != g.output_shape:
+        raise UsageError(f"dy has shape {dy.shape}, but {layer}'s output has {g.output_shape}")
+    dz = dy
+    if g.activation not in (None, "linear"):
+        linear = {**kwargs, "activation": None}
+        if absolute:
+            # |dz| <= |dy| (relu, tanh and sigmoid are 1-Lipschitz), plus the backend's
+            # derivative taken at its own z, which errs by ~eps * B_forward: |act''| <= 1.
+            grow = 1.0 if g.activation == "relu" else 1.0 + magnitude(layer, x, weights, **linear)
+            dz = np.abs(dy) * grow
+        else:
+            z = forward(layer, x, weights, **linear)
+            dz = dy * _vjp.activation_derivative(g.activation, z)
+    grads = _vjp.vjp(g, x, weights, dz, kinds.get_kind(layer).is_op, absolute)
+    return dict(zip(_vjp.names(layer, kwargs), grads))
+
+
+def vjp(layer: str, x: Any, weights: Sequence[Any], dy: Any, **kwargs: Any,
+        ) -> dict[str, np.ndarray]:
+    """The float64 gradients of ``<dy, forward(layer, x, weights)>`` with respect to the input
+    and each weight: ``{"dx": ..., "dkernel": ..., "dbias": ...}`` (names from
+    ``_vjp.names``; each array shaped like what it is the gradient of). Pooling: ``dx`` only;
+    max pooling assumes each window's maximum is unique."""
+    return _backward(layer, x, weights, dy, kwargs, False)
+
+
+def vjp_magnitude(layer: str, x: Any, weights: Sequence[Any], dy: Any, **kwargs: Any,
+                  ) -> dict[str, np.ndarray]:
+    """:func:`vjp` on ``|x|``, ``|w|``, ``|dy|`` (the activation's derivative bounded by 1):
+    the sum of absolute products behind each gradient element, the tolerance's scale."""
+    return _backward(layer, x, weights, dy, kwargs, True)
 
 
 from conv_parity.reference import ops  # noqa: E402  (ops calls back into this module)

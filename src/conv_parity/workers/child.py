@@ -157,8 +157,8 @@ def _plain(shape: Any) -> tuple | None:
 
 def _compute(item_header: dict[str, Any], case: ConvCase, arrays: Arrays,
              channel: Channel) -> dict[str, np.ndarray]:
-    """The named outputs of one case: its mode's worker half (a gated mutant wraps the forward
-    pass; the fault hooks act first)."""
+    """The named outputs of one case: its mode's worker half (a gated mutant wraps it; the
+    fault hooks act first)."""
     fault = item_header.get("fault")
     if fault and hooks.enabled():
         hooks.inject(fault, channel)
@@ -167,7 +167,12 @@ def _compute(item_header: dict[str, Any], case: ConvCase, arrays: Arrays,
             import conv_parity.mutations as mutations
         except Exception as exc:
             raise tagged(exc, "call") from None
-        return {"y": mutations.apply(_mutation, case, arrays.x, arrays.weights, run_case)}
+        return mutations.run_outputs(_mutation, case, arrays, _keras, _run_mode)
+    return modes.get(case.mode).run(_keras, case, arrays)
+
+
+def _run_mode(case: ConvCase, arrays: Arrays) -> dict[str, np.ndarray]:
+    """Every named output of a case, computed as its mode does (what a mutant wraps)."""
     return modes.get(case.mode).run(_keras, case, arrays)
 
 
