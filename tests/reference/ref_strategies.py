@@ -85,7 +85,9 @@ def configs(draw, layer: str, max_batch: int = 2) -> Drawn:
                 kw["filters"] = draw(st.integers(1, 3))
         if not kind.is_op:
             kw["use_bias"] = draw(st.booleans())
-            kw["activation"] = draw(st.sampled_from(list(kinds.ACTIVATIONS)))
+            # the direct-loop oracle knows these; every other activation is proven on its own
+            # (test_ref_activations.py: known values, derivatives, slope bounds, a backend)
+            kw["activation"] = draw(st.sampled_from([None, "linear", "relu", "sigmoid", "tanh"]))
     lo = span if kw["padding"] == "valid" and fam != "conv_transpose" else (1,) * rank
     spatial = tuple(draw(st.integers(lo[i], max(lo[i], MAX_SPATIAL[rank]) + 1)) for i in range(rank))
     batch = draw(st.integers(0, max_batch))

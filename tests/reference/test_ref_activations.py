@@ -41,6 +41,20 @@ def test_slope_bound_holds(name: str) -> None:
     assert np.all(slope <= bound * (1 + 1e-6) + 1e-9), (name, float(slope.max()))
 
 
+@pytest.mark.parametrize("name", NAMES)
+def test_derivative_matches_central_differences(name: str) -> None:
+    """The gradients' activation derivatives, away from kinks and jumps."""
+    y = np.linspace(-5, 5, 2001)
+    kinks = {"relu": [0], "relu6": [0, 6], "leaky_relu": [0], "hard_sigmoid": [-3, 3],
+             "hard_silu": [-3, 3], "hard_swish": [-3, 3], "elu": [0], "celu": [0], "selu": [0],
+             "hard_tanh": [-1, 1], "soft_shrink": [-0.5, 0.5], "hard_shrink": [-0.5, 0.5],
+             "sparse_plus": [-1, 1], "sparse_sigmoid": [-1, 1]}.get(name, [])
+    y = y[np.all([np.abs(y - k) > 1e-3 for k in kinks], axis=0)] if kinks else y
+    h = 1e-6
+    numeric = (_activations.apply(name, y + h) - _activations.apply(name, y - h)) / (2 * h)
+    np.testing.assert_allclose(_activations.derivative(name, y), numeric, rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.skipif(not targets.get("jax").installed(), reason="jax not installed")
 def test_every_activation_conforms_on_a_real_backend(tmp_path) -> None:
     """Each activation as a layer argument, through the engine: jax computes what the

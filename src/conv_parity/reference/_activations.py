@@ -70,6 +70,65 @@ FUNCTIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "sparse_sigmoid": lambda y: np.clip(0.5 * (y + 1.0), 0.0, 1.0),
 }
 
+def _gauss(y: np.ndarray) -> np.ndarray:
+    return np.exp(-0.5 * y * y) / math.sqrt(2.0 * math.pi)
+
+
+def _silu_d(y: np.ndarray) -> np.ndarray:
+    s = _sigmoid(y)
+    return s * (1.0 + y * (1.0 - s))
+
+
+def _mish_d(y: np.ndarray) -> np.ndarray:
+    t = np.tanh(_softplus(y))
+    return t + y * (1.0 - t * t) * _sigmoid(y)
+
+
+def _hard_silu_d(y: np.ndarray) -> np.ndarray:
+    return np.where(y < -3, 0.0, np.where(y > 3, 1.0, (2.0 * y + 3.0) / 6.0))
+
+
+#: name -> f'(y) in float64, for the reference's gradients (reference/_vjp.py). At a kink the
+#: one-sided value Keras's backends take (relu: 0 at 0) is used.
+DERIVATIVES: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "relu": lambda y: (y > 0).astype(np.float64),
+    "relu6": lambda y: ((y > 0) & (y < 6)).astype(np.float64),
+    "leaky_relu": lambda y: np.where(y >= 0, 1.0, 0.2),
+    "sigmoid": lambda y: _sigmoid(y) * (1.0 - _sigmoid(y)),
+    "tanh": lambda y: 1.0 - np.tanh(y) ** 2,
+    "silu": _silu_d,
+    "swish": _silu_d,
+    "hard_sigmoid": lambda y: ((y > -3) & (y < 3)) / 6.0,
+    "hard_silu": _hard_silu_d,
+    "hard_swish": _hard_silu_d,
+    "gelu": lambda y: 0.5 * (1.0 + _erf(y / math.sqrt(2.0)).astype(np.float64))
+    + y * _gauss(y),
+    "elu": lambda y: np.where(y > 0, 1.0, np.exp(np.minimum(y, 0.0))),
+    "celu": lambda y: np.where(y > 0, 1.0, np.exp(np.minimum(y, 0.0))),
+    "selu": lambda y: _SELU_SCALE * np.where(y > 0, 1.0,
+                                             _SELU_ALPHA * np.exp(np.minimum(y, 0.0))),
+    "softplus": _sigmoid,
+    "softsign": lambda y: 1.0 / (1.0 + np.abs(y)) ** 2,
+    "mish": _mish_d,
+    "exponential": np.exp,
+    "log_sigmoid": lambda y: _sigmoid(-y),
+    "hard_tanh": lambda y: ((y > -1) & (y < 1)).astype(np.float64),
+    "tanh_shrink": lambda y: np.tanh(y) ** 2,
+    "soft_shrink": lambda y: (np.abs(y) > 0.5).astype(np.float64),
+    "hard_shrink": lambda y: (np.abs(y) > 0.5).astype(np.float64),
+    "squareplus": lambda y: 0.5 * (1.0 + y / np.sqrt(y * y + 4.0)),
+    "sparse_plus": lambda y: np.where(y <= -1, 0.0, np.where(y >= 1, 1.0, 0.5 * (y + 1))),
+    "sparse_sigmoid": lambda y: ((y > -1) & (y < 1)) * 0.5,
+}
+
+
+def derivative(name: str | None, y: np.ndarray) -> np.ndarray | None:
+    """``f'(y)`` of the activation ``name``; None for the identity (None and "linear")."""
+    if name is None or name == "linear":
+        return None
+    return np.asarray(DERIVATIVES[name](y), dtype=np.float64)
+
+
 #: The largest |f'| of each activation (the tolerance's magnification), where it is a constant.
 _SLOPES: dict[str, float] = {
     "selu": _SELU_SCALE * _SELU_ALPHA,  # 1.758, just left of 0

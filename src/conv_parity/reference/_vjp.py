@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from conv_parity.reference import _activations
 from conv_parity.reference._geometry import Geometry
 from conv_parity.reference._pool import _window_counts
 from conv_parity.reference._windows import channels_last, padded_input
@@ -126,21 +127,9 @@ def _pool_vjp(x: np.ndarray, dy: np.ndarray, g: Geometry) -> np.ndarray:
 
 
 def activation_derivative(activation: str | None, z: np.ndarray) -> np.ndarray | None:
-    """d act / d z at the pre-activation output ``z``; None for the identity.
-
-    relu's derivative at exactly 0 is taken as 0 (TF, torch and JAX all do so).
-    """
-    if activation in (None, "linear"):
-        return None
-    if activation == "relu":
-        return (z > 0).astype(np.float64)
-    if activation == "tanh":
-        t = np.tanh(z)
-        return 1.0 - t * t
-    if activation == "sigmoid":
-        s = 0.5 * (np.tanh(0.5 * z) + 1.0)
-        return s * (1.0 - s)
-    raise ValueError(f"no derivative for activation {activation!r}")
+    """d act / d z at the pre-activation output ``z``; None for the identity (the
+    definitions live with the activations, reference/_activations.py)."""
+    return _activations.derivative(activation, np.asarray(z, np.float64))
 
 
 def vjp(
