@@ -23,7 +23,8 @@ class _FakeEngine:
 
     raise_in_check: BaseException | None = None
 
-    def __init__(self, backends: Any, *, timeout: float, report_dir: Any) -> None:
+    def __init__(self, backends: Any, *, timeout: float, report_dir: Any,
+                 **options: Any) -> None:
         self.backends = list(backends)
 
     def __enter__(self) -> _FakeEngine:
