@@ -32,12 +32,13 @@ def install(release: str, cache: Path) -> Path:
     return target
 
 
-def run(release_dir: Path, backends: str, report: Path) -> str:
+def run(release_dir: Path, backends: str, report: Path, modes: str) -> str:
     """pytest's closing counts of one conv-parity run ("3 failed, 260 passed, ...")."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(
         [str(release_dir), *filter(None, [os.environ.get("PYTHONPATH")])]))
     proc = subprocess.run([sys.executable, "-m", "conv_parity.cli", "run", "--backends", backends,
-                           "--report", str(report), "--", "-q", "-p", "no:randomly"],
+                           "--modes", modes, "--report", str(report), "--", "-q", "-p",
+                           "no:randomly"],
                           capture_output=True, text=True, env=env)
     found = re.findall(r"^(?:=+ )?(\d+ (?:passed|failed|xfailed).*?) in [\d.]+s", proc.stdout,
                        re.M)
@@ -51,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--backends", nargs="+", default=DEFAULT_BACKENDS)
     ap.add_argument("--cache", type=Path, default=Path(".keras-releases"))
     ap.add_argument("--out", type=Path, default=Path("conv-parity-report/spread"))
+    ap.add_argument("--modes", default="eager",
+                    help="the modes to run (default eager: the forward pass every release has)")
     args = ap.parse_args(argv)
     print("| Keras | backend | default profile |")
     print("|---|---|---|")
@@ -58,7 +61,8 @@ def main(argv: list[str] | None = None) -> int:
         folder = install(release, args.cache.resolve())
         for backends in args.backends:
             report = args.out / f"{release}-{backends.split(':')[0].split(',')[0]}"
-            print(f"| {release} | {backends} | {run(folder, backends, report)} |", flush=True)
+            counts = run(folder, backends, report, args.modes)
+            print(f"| {release} | {backends} | {counts} |", flush=True)
     return 0
 
 
