@@ -282,6 +282,10 @@ class Engine:
                 out.error_map = error_map(output, ref.output, out.case.kwargs["data_format"])
             except Exception as exc:
                 notes.append(f"error map failed: {type(exc).__name__}: {exc}")
+        if ref.invalid is not None:  # the spec rejects the case: no reference to script
+            if notes:
+                print("conv-parity: " + "; ".join(notes), file=sys.stderr)
+            return
         try:
             from conv_parity.repro import write_repro
 

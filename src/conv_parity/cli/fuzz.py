@@ -60,8 +60,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                       help="campaign seed (default: random; printed so a run can be replayed)")
     fuzz.add_argument("--layers", metavar="LIST", default=None,
                       help="comma-separated layer/op names (default: all)")
-    fuzz.add_argument("--report", metavar="DIR", default=None,
-                      help="write the discrepancies and repro scripts here")
+    fuzz.add_argument("--report", metavar="DIR", default="conv-parity-report/fuzz",
+                      help="where the report (report.json/md/html) and each discrepancy's repro "
+                           "script go (default: conv-parity-report/fuzz)")
     fuzz.add_argument("--json", action="store_true", help="one JSON document on stdout")
     fuzz.set_defaults(func=cmd_fuzz)
 
