@@ -88,7 +88,7 @@ def tf_onednn_passthrough(case: ConvCase, xla_cf3d: bool = True) -> str | None:
         return None
     ref, size = _spec_output(case)
     if not (case.input_shape[0] == 0 and ref is not None) and not (
-            kind.is_op and size is not None and _tf_min_output_size(case) == 0):
+            size is not None and _tf_min_output_size(case) == 0):
         return None
     first = kw.get("data_format") == "channels_first"
     rank = len(case.input_shape) - 2
@@ -105,8 +105,8 @@ def tf_onednn_passthrough(case: ConvCase, xla_cf3d: bool = True) -> str | None:
         c_in = kinds.channels(kw, case.input_shape)
         n_out = c_in * kw["depth_multiplier"] if kind.family == "depthwise" else kw["filters"]
         shape = _tf_add_bias(shape, n_out, first)
-    if ref is None:
-        return None if shape is None else "tensor"
+    if ref is None:  # layers: only where Keras does not refuse them first (3.13)
+        return None if shape is None else ("tensor" if kind.is_op else "layer-tensor")
     if shape is None:
         return "error"
     return None if tuple(shape) == tuple(ref) else "wrong-shape"

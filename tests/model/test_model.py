@@ -286,13 +286,14 @@ def test_zero_bias_hides_a_registered_bug_without_a_false_alarm(tmp_path: Path) 
     keras.Sequential([keras.Input((3, 10, 6)),
                       keras.layers.Conv2D(4, 3, data_format="channels_first", name="cf")]
                      ).save(path)
-    plain = check_model(path, "tensorflow")
+    # the oneDNN-on variant: TF computes channels-first convs there on any x86 CPU
+    plain = check_model(path, "tensorflow:onednn-on")
     assert plain.passed, plain.summary()
     (row,) = plain.section()["layers"][0]["results"]
     if row["verdict"] == "pass" and row["known"]:
         assert row["hidden_by_weights"] is True
         assert "does not show with this layer's own weights" in row["message"]
-    seeded = check_model(path, "tensorflow", reseed_weights=True)
+    seeded = check_model(path, "tensorflow:onednn-on", reseed_weights=True)
     assert seeded.passed, seeded.summary()
     (row,) = seeded.section()["layers"][0]["results"]
     assert row["verdict"] == "xfail" and row["known"], row
@@ -339,15 +340,15 @@ def test_end_to_end_blames_the_registered_layer(tmp_path: Path) -> None:
         keras.layers.Activation("relu", name="act"),
         keras.layers.Conv2D(5, 3, data_format="channels_first", name="c3"),
     ]).save(path)
-    result = check_model(path, "tensorflow,jax", reseed_weights=True)
+    # the oneDNN-on variant (any x86 CPU): TF computes NCHW convs there, wrongly
+    result = check_model(path, "tensorflow:onednn-on,jax", reseed_weights=True)
     rows = {r["backend"]: r for r in result.end_to_end["results"]}
     assert result.passed, result.summary()
-    if rows["tensorflow"]["verdict"] == "xfail":  # with oneDNN: TF computes NCHW, wrongly
-        assert rows["tensorflow"]["first_divergent_layer"] == "c2"
-        assert rows["tensorflow"]["known"] == "tf-bias-add-channels-first-wrong-axis"
-        assert rows["tensorflow"]["max_abs_err"] > 100 * rows["tensorflow"]["tolerance"]
-    else:  # without oneDNN TF refuses NCHW convs on CPU: the model does not run there
-        assert rows["tensorflow"]["verdict"] in ("unsupported", "crash"), rows
+    tf = rows["tensorflow:onednn-on"]
+    assert tf["verdict"] == "xfail", tf
+    assert tf["first_divergent_layer"] == "c2"
+    assert tf["known"] == "tf-bias-add-channels-first-wrong-axis"
+    assert tf["max_abs_err"] > 100 * tf["tolerance"]
     assert rows["jax"]["verdict"] == "pass", rows["jax"]
 
 
