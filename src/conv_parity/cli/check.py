@@ -27,7 +27,7 @@ from conv_parity.cli import (
     selected_modes,
     stdout_to_stderr,
 )
-from conv_parity.cli.text import fmt_float, fmt_shape, one_line, table
+from conv_parity.cli.text import failure_lines, fmt_float, fmt_shape, one_line, table
 from conv_parity.errors import InvalidConfig, UsageError
 
 if TYPE_CHECKING:
@@ -244,12 +244,8 @@ def _print_check(case: ConvCase, outcomes: list[Outcome], env: dict[str, Any],
     for o in failures:
         print()
         print(f"{o.backend}{f' ({o.case.mode})' if several_modes else ''}: {o.verdict}")
-        for line in str(o.message).splitlines():
-            print(f"  {line}")
-        if o.diagnosis:
-            print(f"  diagnosis: {o.diagnosis}")
-        if o.repro:
-            print(f"  repro: python {o.repro}")
+        for line in failure_lines(o.message, o.diagnosis, o.repro):
+            print(line)
     from conv_parity.variants import summary_lines
 
     disagreeing = summary_lines([o.to_json() for o in outcomes])

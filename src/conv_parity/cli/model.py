@@ -26,7 +26,7 @@ from conv_parity.cli import (
     selected_backends,
     stdout_to_stderr,
 )
-from conv_parity.cli.text import fmt_float, fmt_shape, one_line, table
+from conv_parity.cli.text import failure_lines, fmt_float, fmt_shape, one_line, table
 
 if TYPE_CHECKING:
     from conv_parity.model import ModelResult
@@ -168,12 +168,8 @@ def print_model(result: ModelResult, seconds: float) -> None:
         layers = [u.path for u in result.extraction.checkable if u.case == o.case]
         print()
         print(f"{', '.join(layers)} on {o.backend}: {o.verdict} ({o.case.id})")
-        for line in str(o.message).splitlines():
-            print(f"  {line}")
-        if o.diagnosis:
-            print(f"  diagnosis: {o.diagnosis}")
-        if o.repro:
-            print(f"  repro: python {o.repro}")
+        for line in failure_lines(o.message, o.diagnosis, o.repro):
+            print(line)
     if result.end_to_end:
         print()
         print(f"end to end (whole model, input {fmt_shape(result.end_to_end['input_shape'])}, "

@@ -50,3 +50,14 @@ def one_line(text: object, limit: int = 160) -> str:
     cell or after "error:" (a traceback's text must not break the one-line contract)."""
     flat = " ".join(str(text or "").split())
     return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+
+
+def failure_lines(message: object, diagnosis: str | None, repro: str | None) -> list[str]:
+    """The indented body every front door prints under a failure's heading: the message,
+    then its diagnosis and repro command when there are any."""
+    lines = [f"  {line}" for line in str(message).splitlines()]
+    if diagnosis:
+        lines.append(f"  diagnosis: {diagnosis}")
+    if repro:
+        lines.append(f"  repro: python {repro}")
+    return lines
