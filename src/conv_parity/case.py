@@ -166,6 +166,8 @@ class ConvCase:
                 parts.append(f"{_ABBREV[key]}{value}")
         if kw.get("use_bias") is False:
             parts.append("nobias")
+        if kw.get("keepdims"):
+            parts.append("keepdims")
         if kw.get("activation"):
             parts.append(kw["activation"])
         parts.append("in" + "x".join(map(str, self.input_shape)))

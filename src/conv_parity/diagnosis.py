@@ -55,6 +55,7 @@ CODES: dict[str, str] = {
     "ceil-vs-floor": "the output length rounded up instead of down (or the reverse)",
     "pool-edge-padding": "edge values copied into the pooling padding instead of ignoring it",
     "avg-pool-counts-padding": "average pooling counts the padded zeros in its divisor",
+    "global-pool-other-reduction": "a global pool took the average for the max (or the reverse)",
     "batch-permuted": "the batch items of the output in the wrong order (or mixed up)",
     "shifted-d": "the output shifted by one pixel along D",
     "shifted-h": "the output shifted by one pixel along H",
@@ -315,7 +316,7 @@ def _shape_alternatives(ctx: _Ctx) -> Iterator[tuple[str, str, Callable[[], tupl
         yield ("same-instead-of-valid", "padding='same' instead of 'valid'", alt(padding="same"))
     if pad == "causal":
         yield ("same-instead-of-causal", "padding='same' instead of 'causal'", alt(padding="same"))
-    if case.kind.is_pool and kw.get("strides") is None:
+    if case.kind.is_pool and "strides" in kw and kw["strides"] is None:
         yield ("pool-strides-default", "strides=None taken as 1 instead of pool_size",
                alt(strides=(1,) * g.rank))
     if g.rank >= 2:
@@ -361,7 +362,7 @@ def _rounded(ctx: _Ctx) -> tuple[int, ...]:
         raise ValueError("no rounding in a transposed conv")
     k, s = _window(case)
     shape = list(ctx.ref.shape)
-    pad = case.kwargs["padding"]
+    pad = case.kwargs.get("padding", "valid")
     for ax, ki, si in zip(g.spatial_axes, k, s):
         n = case.input_shape[ax]
         span = n if pad == "same" else n - ki
@@ -406,6 +407,10 @@ def _diagnose_shape(ctx: _Ctx) -> Diagnosis:
 
 
 def _value_candidates(ctx: _Ctx) -> Iterator[Candidate]:
+    if ctx.case.kind.is_global:  # no window, padding or spatial output to get wrong
+        yield from _global_pool_candidates(ctx)
+        yield from _batch_candidates(ctx)
+        return
     yield from _bias_candidates(ctx)
     yield from _kernel_flip_candidates(ctx)
     yield from _padding_candidates(ctx)
@@ -628,7 +633,7 @@ def _kwarg_candidates(ctx: _Ctx) -> Iterator[Candidate]:
     if kw.get("padding") == "causal":
         alts.append(("same-instead-of-causal", "padding='same' instead of 'causal'",
                      {"padding": "same"}))
-    if case.kind.is_pool and kw.get("strides") is None:
+    if case.kind.is_pool and "strides" in kw and kw["strides"] is None:
         alts.append(("pool-strides-default", "strides=None taken as 1 instead of pool_size",
                      {"strides": (1,) * g.rank}))
     for words, strides in _stride_variants(kw, g):
@@ -659,6 +664,29 @@ def _pool_candidates(ctx: _Ctx) -> Iterator[Candidate]:
     yield ("pool-edge-padding",
            f"{ctx.who()} equals the reference with the edge values copied into the padding",
            lambda: ctx.matches(*_explicit_pad(ctx, pads, mode="edge")))
+
+
+def _global_pool_candidates(ctx: _Ctx) -> Iterator[Candidate]:
+    """A global pool can reduce the wrong axes (data_format ignored) or reduce the wrong way."""
+    case = ctx.case
+    other_format = "channels_last" if ctx.geom.first else "channels_first"
+    family = case.kind.family
+    other_layer = case.layer.replace("Max", "Average") if family == "max_pool" \
+        else case.layer.replace("Average", "Max")
+
+    def agrees_with(alt: ConvCase) -> bool:
+        return _output_shape(alt) == ctx.out.shape and ctx.matches(
+            *ctx.evaluate(alt, ctx.x, ctx.weights))
+
+    yield ("data-format-swapped",
+           f"{ctx.who()} equals the reference computed as if data_format were {other_format} "
+           f"(data_format={case.kwargs['data_format']!r} ignored: the wrong axes reduced)",
+           lambda: agrees_with(_remake(case, data_format=other_format)))
+    yield ("global-pool-other-reduction",
+           f"{ctx.who()} equals the reference {'average' if family == 'max_pool' else 'max'} "
+           f"over the whole input, not the {'max' if family == 'max_pool' else 'average'}",
+           lambda: agrees_with(ConvCase.make(other_layer, case.kwargs, case.input_shape,
+                                             case.dtype, case.seed, case.mode)))
 
 
 def _layout_candidates(ctx: _Ctx) -> Iterator[Candidate]:

@@ -52,8 +52,11 @@ def or_none(case: ConvCase) -> Geometry | None:
 
 
 def window(case: ConvCase) -> tuple[int, ...]:
-    """The kernel or pool window as given (valid or not): ``kernel_size`` or ``pool_size``."""
+    """The kernel or pool window as given (valid or not): ``kernel_size`` or ``pool_size``
+    (a global pool's is the whole input)."""
     kw = case.kwargs
+    if case.kind.is_global:
+        return case.spatial_shape
     return tuple(kw["pool_size"] if case.kind.is_pool else kw["kernel_size"])
 
 

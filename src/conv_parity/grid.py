@@ -103,9 +103,9 @@ FEATURES: dict[str, Callable[[ConvCase], bool]] = {
     ),
     "even kernel": lambda c: any(k % 2 == 0 for k in _kernel(c)),
     "odd kernel > 1": lambda c: any(k % 2 == 1 and k > 1 for k in _kernel(c)),
-    "padding same": lambda c: c.kwargs["padding"] == "same",
-    "padding valid": lambda c: c.kwargs["padding"] == "valid",
-    "padding causal": lambda c: c.kwargs["padding"] == "causal",
+    "padding same": lambda c: c.kwargs.get("padding") == "same",
+    "padding valid": lambda c: c.kwargs.get("padding") == "valid",
+    "padding causal": lambda c: c.kwargs.get("padding") == "causal",
     "channels_first": lambda c: c.kwargs["data_format"] == "channels_first",
     "channels_last": lambda c: c.kwargs["data_format"] == "channels_last",
     "groups > 1": lambda c: c.kwargs.get("groups", 1) > 1,
@@ -127,7 +127,9 @@ FEATURES: dict[str, Callable[[ConvCase], bool]] = {
     in c.spatial_shape,
     "every size distinct": lambda c: len(set(_sizes_for_distinctness(c)))
     == len(_sizes_for_distinctness(c)),
-    "pool strides None": lambda c: c.kind.is_pool and c.kwargs.get("strides") is None,
+    "pool strides None": lambda c: c.kind.is_pool and "strides" in c.kwargs
+    and c.kwargs["strides"] is None,
+    "global pool keepdims": lambda c: c.kwargs.get("keepdims") is True,
     "3D input": lambda c: len(c.spatial_shape) == 3,
 }
 
@@ -151,7 +153,9 @@ def draw_kwargs(kind: kinds.Kind, rng: random.Random, max_spatial: int) -> tuple
     c_in = rng.choice([1, 2, 3, 4, 6, 8])
     kw: dict[str, Any] = {"data_format": fmt}
     kmax = 5 if rank < 3 else 3
-    if kind.is_pool:
+    if kind.is_global:
+        kw["keepdims"] = rng.random() < 0.5
+    elif kind.is_pool:
         kw["pool_size"] = _tuple(rng, rank, list(range(1, kmax)))
         kw["strides"] = None if rng.random() < 0.4 else _tuple(rng, rank, [1, 2, 3])
         kw["padding"] = rng.choice(["valid", "same"])

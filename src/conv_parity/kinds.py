@@ -54,6 +54,11 @@ class Kind:
         return self.family in ("max_pool", "average_pool")
 
     @property
+    def is_global(self) -> bool:
+        """Global pooling: the window is the whole input (no pool_size, strides or padding)."""
+        return self.name.startswith("Global")
+
+    @property
     def has_weights(self) -> bool:
         return bool(self.weight_names)
 
@@ -111,6 +116,9 @@ _SEPARABLE = {
 _MAX_POOL = {"pool_size": 2, "strides": None, "padding": "valid", "data_format": None}
 _AVG_POOL = {**_MAX_POOL, "pool_size": _REQUIRED}  # Keras's AveragePooling*D has no default
 
+# GlobalAveragePooling*D / GlobalMaxPooling*D: one window over all spatial positions.
+_GLOBAL_POOL = {"data_format": None, "keepdims": False}
+
 _OP_CONV = {"strides": 1, "padding": "valid", "data_format": None, "dilation_rate": 1}
 _OP_CONV_T = {
     "strides": _REQUIRED,
@@ -155,6 +163,8 @@ def _build_kinds() -> dict[str, Kind]:
         kinds.append(
             Kind(f"AveragePooling{rank}D", "average_pool", rank, _AVG_POOL, ("pool_size", "strides"))
         )
+        kinds.append(Kind(f"GlobalMaxPooling{rank}D", "max_pool", rank, _GLOBAL_POOL, ()))
+        kinds.append(Kind(f"GlobalAveragePooling{rank}D", "average_pool", rank, _GLOBAL_POOL, ()))
     for rank in (1, 2):
         kinds.append(
             Kind(
@@ -317,9 +327,9 @@ def _canonical_value(name: str, kind: Kind, key: str, value: Any, rank: int) -> 
         return value
     if key in ("filters", "groups", "depth_multiplier"):
         return _as_int(key, value)
-    if key == "use_bias":
+    if key in ("use_bias", "keepdims"):
         if not isinstance(value, bool):
-            raise UsageError(f"use_bias must be True or False, got {value!r}")
+            raise UsageError(f"{key} must be True or False, got {value!r}")
         return value
     if key == "activation":
         if value not in ACTIVATIONS:

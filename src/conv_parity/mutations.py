@@ -72,6 +72,10 @@ EXPECTED_DIAGNOSIS: dict[str, frozenset[str]] = {
 
 
 
+#: Forward mutants that move the output's spatial axes (nothing to move without them).
+_SPATIAL_OUTPUT_MUTANTS = ("shift-h", "shift-w", "channels-first-only", "hw-swapped")
+
+
 def _geom(case: ConvCase) -> tuple[int, bool, tuple[int, ...], int]:
     rank = kinds.spatial_rank(case.kind, case.input_shape)
     first = case.kwargs.get("data_format") == "channels_first"
@@ -182,19 +186,20 @@ def apply(name: str, case: ConvCase, x: np.ndarray, weights: list[np.ndarray],
     kw = case.kwargs
     weights = list(weights)
 
-    if name == "shift-h":
+    if name in _SPATIAL_OUTPUT_MUTANTS:
         y = run_case(case, x, weights)
+        if y.ndim != len(case.input_shape):  # a global pool's (batch, channels): no spatial axes
+            return y
+    if name == "shift-h":
         return _roll(y, axes[-2]) if rank >= 2 else y
     if name == "shift-w":
-        return _roll(run_case(case, x, weights), axes[-1])
+        return _roll(y, axes[-1])
     if name == "channels-first-only":
-        y = run_case(case, x, weights)
         return _roll(y, axes[-1]) if first else y
     if name == "batch-gt1-only":
         y = run_case(case, x, weights)
         return np.roll(y, 1, axis=0) if y.shape[0] > 1 else y
     if name == "hw-swapped":
-        y = run_case(case, x, weights)
         return np.swapaxes(y, axes[-2], axes[-1]) if rank >= 2 else y
     if name == "bias-missing":
         b = _bias_index(case)

@@ -73,9 +73,16 @@ class KnownDiscrepancy(AssertionError):
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("conv-parity", "Keras convolution conformance (conv-parity)")
     for name, help_text, default in _OPTIONS:
-        group.addoption(f"--conv-{name}", dest=f"conv_{name}", default=None,
-                        help=f"{help_text} [ini: conv_{name}]")
-        parser.addini(f"conv_{name}", help_text, default=default)
+        key = _key(name)
+        group.addoption(f"--conv-{name}", dest=key, default=None,
+                        help=f"{help_text} [ini: {key}]")
+        parser.addini(key, help_text, default=default)
+
+
+def _key(name: str) -> str:
+    """The ini key and option dest of ``--conv-NAME``: ``conv_`` + NAME with ``_`` for ``-``
+    (an ini key with a hyphen would leave ``conv_strict_registry = true`` unread)."""
+    return "conv_" + name.replace("-", "_")
 
 
 def _flag(config: pytest.Config, name: str) -> bool:
@@ -87,9 +94,9 @@ def _flag(config: pytest.Config, name: str) -> bool:
 
 
 def _option(config: pytest.Config, name: str) -> str | None:
-    value = config.getoption(f"conv_{name}")
+    value = config.getoption(_key(name))
     if value is None:
-        value = config.getini(f"conv_{name}") or None
+        value = config.getini(_key(name)) or None
     return value
 
 

@@ -77,7 +77,10 @@ def _geometry(case: ConvCase) -> dict[str, Any]:
     rank = kinds.spatial_rank(kind, case.input_shape)
     first = kw.get("data_format") == "channels_first"
     spatial_in = case.input_shape[2:] if first else case.input_shape[1:-1]
-    if kind.is_pool:
+    if kind.is_global:
+        ksize = strides = tuple(spatial_in)
+        dil = (1,) * rank
+    elif kind.is_pool:
         ksize = tuple(kw["pool_size"])
         strides = tuple(kw["strides"]) if kw.get("strides") is not None else ksize
         dil = (1,) * rank
@@ -86,7 +89,7 @@ def _geometry(case: ConvCase) -> dict[str, Any]:
         strides = tuple(kw["strides"])
         dil = tuple(kw["dilation_rate"])
     k_eff = tuple((k - 1) * d + 1 for k, d in zip(ksize, dil))
-    pad = kw["padding"]
+    pad = kw.get("padding", "valid")
     if kind.family == "conv_transpose":
         pads = [(0, 0)] * rank
     elif pad == "same":
@@ -145,8 +148,26 @@ _WINDOW_FN = '''def window(pos):
 '''
 
 
+def _global_pool_source(case: ConvCase) -> str:
+    """`reference` for GlobalMax/AveragePooling: one reduction over every spatial axis."""
+    rank = kinds.spatial_rank(case.kind, case.input_shape)
+    first = case.kwargs["data_format"] == "channels_first"
+    axes = tuple(range(2, 2 + rank)) if first else tuple(range(1, 1 + rank))
+    how = "max" if case.kind.family == "max_pool" else "mean"
+    keep = bool(case.kwargs["keepdims"])
+    return "\n".join([
+        "def reference(x, weights, activation=True):",
+        '    """The global pool in float64 NumPy: every spatial position is one window."""',
+        "    x = np.asarray(x, dtype=np.float64)",
+        f"    # data_format={case.kwargs['data_format']!r}: the spatial axes are {axes}",
+        f"    return x.{how}(axis={axes}, keepdims={keep})",
+    ])
+
+
 def _reference_source(case: ConvCase) -> str:
     """The body of `reference(x, weights, activation=True)` for this case, channels_last inside."""
+    if case.kind.is_global:
+        return _global_pool_source(case)
     geo = _geometry(case)
     kind, kw = case.kind, case.kwargs
     rank = geo["rank"]

@@ -159,6 +159,13 @@ def _raw_case(draw: Callable[[st.SearchStrategy[Any]], Any], layer: str, dtypes:
     fam = kind.family
     rank = kind.rank if kind.rank is not None else draw(st.sampled_from((1, 2, 3)))
     fmt = draw(st.sampled_from(kinds.DATA_FORMATS))
+    if kind.is_global:  # one window over the whole input: only the sizes and keepdims to draw
+        keepdims = draw(st.booleans())
+        channels, batch = draw(_ints(1, 4)), draw(st.sampled_from((1, 2, 0, 3)))
+        sizes = [draw(_ints(1, MAX_SIZE[rank])) for _ in range(rank)]
+        return ConvCase.make(layer, {"data_format": fmt, "keepdims": keepdims},
+                             _shape(fmt, batch, sizes, channels),
+                             dtype=draw(st.sampled_from(tuple(dtypes))))
     paddings = ("valid", "same", "causal") if layer == "Conv1D" else ("valid", "same")
     padding = draw(st.sampled_from(paddings))
     kmax = MAX_KERNEL[rank]
@@ -469,7 +476,10 @@ def invalid_cases(layers: Iterable[str] | None = None, *, dtypes: Sequence[str] 
     negative stride/kernel/dilation, groups not dividing the channels, ``output_padding >=
     strides``, strides and dilation both > 1 on ``ConvND``, ``causal`` outside Conv1D).
     """
-    names = _layers(layers)
+    names = [n for n in _layers(layers) if not kinds.get_kind(n).is_global]
+    if not names:  # a global pool takes no window, stride or padding to break
+        raise UsageError(f"no rule of the spec can be broken for {list(layers or ())}: "
+                         "global pooling has no window, stride or padding arguments")
     raw = st.one_of(*(_invalid_case(n, tuple(dtypes)) for n in names))
     strategy = raw.filter(lambda c: not is_valid(c))
     if exclude_known is not None:

@@ -41,6 +41,9 @@ EXTRA = [
                              "dilation_rate": 2}, (2, 6, 7, 4)),
     ConvCase.make("Conv2DTranspose", {"filters": 2, "kernel_size": 3, "strides": 2,
                                       "padding": "same", "output_padding": 1}, (1, 4, 5, 3)),
+    # output-padding-ignored shows with 'valid' (one more row and column than without it)
+    ConvCase.make("Conv2DTranspose", {"filters": 2, "kernel_size": 3, "strides": 2,
+                                      "padding": "valid", "output_padding": 1}, (1, 4, 5, 3)),
     ConvCase.make("MaxPooling2D", {"pool_size": 2, "strides": 2, "padding": "same"},
                   (2, 5, 7, 2)),
     # the mode-only mutants: a gradient case with a kernel, and the compiled paths

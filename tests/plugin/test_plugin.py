@@ -93,6 +93,25 @@ def test_known_discrepancy_that_no_longer_reproduces_fails(pytester: pytest.Pyte
     result.stdout.fnmatch_lines(["*XPASS(strict)*stale-one*delete the entry*"])
 
 
+@pytest.mark.parametrize("ini", ["conv_strict_registry = true", "conv_fail_on_known = true"])
+def test_two_word_options_are_read_from_the_ini_file(pytester: pytest.Pytester, ini: str) -> None:
+    """The repo's own pyproject sets ``conv_strict_registry``: an ini key spelt with an
+    underscore must take effect (it was once registered as ``conv_strict-registry`` and
+    silently ignored)."""
+    pytester.makepyfile(test_suite=SUITE)
+    pytester.makeini(f"[pytest]\n{ini}\n")
+    stale = ini.startswith("conv_strict")
+    reg = _registry(pytester, ENTRY.format(
+        id="stale-one" if stale else "maxpool-none", layer="Conv2D" if stale else "ops.max_pool",
+        where='where = { padding = "same" }' if stale else "",
+        verdict="fail-values" if stale else "fail-error-parity"))
+    cases = _cases_file(pytester, CONV if stale else MAXPOOL_NONE)
+    result = pytester.runpytest("--conv-backends=jax", f"--conv-cases={cases}",
+                                f"--conv-registry={reg}")
+    result.assert_outcomes(failed=1)
+    assert "Unknown config option" not in result.stdout.str()
+
+
 def test_for_a_user_an_entry_that_does_not_reproduce_is_a_noted_pass(
         pytester: pytest.Pytester) -> None:
     """Without --conv-strict-registry (a user's run), a registered bug that does not reproduce

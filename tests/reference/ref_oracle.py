@@ -212,3 +212,19 @@ def pool(x, pool_size, strides, padding, cf, mode):
                         vals.append(_get(x, n, pos, c, cf))
                 _set(y, n, o, c, cf, max(vals) if mode == "max" else sum(vals) / len(vals))
     return y
+
+
+def global_pool(x, cf, keepdims, mode):
+    """Global max or average pooling: one value per (sample, channel), over every position."""
+    x = np.asarray(x, np.float64)
+    sp = _spatial(x.shape, cf)
+    c_in = _channels(x.shape, cf)
+    out = np.zeros((x.shape[0], c_in))
+    for n in range(x.shape[0]):
+        for c in range(c_in):
+            vals = [_get(x, n, pos, c, cf) for pos in itertools.product(*(range(v) for v in sp))]
+            out[n, c] = max(vals) if mode == "max" else sum(vals) / len(vals)
+    if not keepdims:
+        return out
+    ones = (1,) * len(sp)
+    return out.reshape(x.shape[0], c_in, *ones) if cf else out.reshape(x.shape[0], *ones, c_in)

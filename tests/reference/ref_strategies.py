@@ -46,7 +46,11 @@ def configs(draw, layer: str, max_batch: int = 2) -> Drawn:
     }
     fam = kind.family
     small = rank == 3
-    if kind.is_pool:
+    if kind.is_global:
+        kw["keepdims"] = draw(st.booleans())
+        span = (1,) * rank
+        channels = draw(st.integers(1, 3))
+    elif kind.is_pool:
         window = _tuple(draw, rank, 1, 2 if small else 3)
         strides = draw(st.none() | st.just(_tuple(draw, rank, 1, 2 if small else 3)))
         kw.update(pool_size=window, strides=strides, padding=draw(st.sampled_from(["valid", "same"])))
@@ -88,7 +92,7 @@ def configs(draw, layer: str, max_batch: int = 2) -> Drawn:
             # the direct-loop oracle knows these; every other activation is proven on its own
             # (test_ref_activations.py: known values, derivatives, slope bounds, a backend)
             kw["activation"] = draw(st.sampled_from([None, "linear", "relu", "sigmoid", "tanh"]))
-    lo = span if kw["padding"] == "valid" and fam != "conv_transpose" else (1,) * rank
+    lo = span if kw.get("padding") == "valid" and fam != "conv_transpose" else (1,) * rank
     spatial = tuple(draw(st.integers(lo[i], max(lo[i], MAX_SPATIAL[rank]) + 1)) for i in range(rank))
     batch = draw(st.integers(0, max_batch))
     shape = (batch, channels, *spatial) if cf else (batch, *spatial, channels)
@@ -115,6 +119,8 @@ def oracle_forward(d: Drawn, absolute: bool = False) -> np.ndarray:
     ws = [np.abs(w) for w in d.weights] if absolute else d.weights
     act = None if absolute else kw.get("activation")
     fam = kind.family
+    if kind.is_global:
+        return oracle.global_pool(x, cf, kw["keepdims"], "max" if fam == "max_pool" else "avg")
     if kind.is_pool:
         return oracle.pool(x, kw["pool_size"], kw["strides"], kw["padding"], cf,
                            "max" if fam == "max_pool" else "avg")

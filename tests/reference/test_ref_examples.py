@@ -53,6 +53,27 @@ def test_asymmetric_7x10_stride_3(cf: bool) -> None:
     np.testing.assert_array_equal(valid[0], same[0, :2, :3])
 
 
+@pytest.mark.parametrize("cf", [False, True])
+@pytest.mark.parametrize("keepdims", [False, True])
+def test_global_pooling_hand_computed(cf: bool, keepdims: bool) -> None:
+    """A 3x4 grid numbered 0..11 in channel 0 and its negative in channel 1: the global average
+    is 5.5 and -5.5, the global max 11 and 0; keepdims keeps (1, 1) where the spatial axes
+    were, on the side data_format says."""
+    x = np.concatenate([_grid(3, 4, 4), -_grid(3, 4, 4)], axis=-1)
+    df = "channels_first" if cf else "channels_last"
+    if cf:
+        x = np.moveaxis(x, -1, 1)
+    avg = reference.forward("GlobalAveragePooling2D", x, [], data_format=df, keepdims=keepdims)
+    top = reference.forward("GlobalMaxPooling2D", x, [], data_format=df, keepdims=keepdims)
+    expected_shape = (1, 2) if not keepdims else (1, 2, 1, 1) if cf else (1, 1, 1, 2)
+    assert avg.shape == top.shape == expected_shape
+    assert avg.ravel().tolist() == [5.5, -5.5]
+    assert top.ravel().tolist() == [11.0, 0.0]
+    dx = reference.vjp("GlobalMaxPooling2D", x, [], np.ones(expected_shape), data_format=df,
+                       keepdims=keepdims)["dx"]
+    assert dx.sum() == 2.0 and dx.max() == 1.0  # routed to each channel's one arg-max
+
+
 def test_conv1d_transpose_hand_computed() -> None:
     """x = [1, 2, 3], w = [1, 10, 100], s = 2: full = [1, 10, 102, 20, 203, 30, 300]."""
     x = np.array([1.0, 2.0, 3.0]).reshape(1, 3, 1)

@@ -44,6 +44,7 @@ _DEPTHWISE_POS = ("kernel_size", "strides", "padding", "depth_multiplier", "data
 _SEPARABLE_POS = ("filters", "kernel_size", "strides", "padding", "data_format", "dilation_rate",
                   "depth_multiplier", "activation", "use_bias")
 _POOL_POS = ("pool_size", "strides", "padding", "data_format")
+_GLOBAL_POOL_POS = ("data_format", "keepdims")
 
 #: keras.ops functions: (array arguments, literal positional arguments after them).
 _OP_SIGNATURES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
@@ -65,6 +66,8 @@ _ALIASES = {
     **{f"Convolution{r}DTranspose": f"Conv{r}DTranspose" for r in (1, 2, 3)},
     **{f"MaxPool{r}D": f"MaxPooling{r}D" for r in (1, 2, 3)},
     **{f"AvgPool{r}D": f"AveragePooling{r}D" for r in (1, 2, 3)},
+    **{f"GlobalMaxPool{r}D": f"GlobalMaxPooling{r}D" for r in (1, 2, 3)},
+    **{f"GlobalAvgPool{r}D": f"GlobalAveragePooling{r}D" for r in (1, 2, 3)},
 }
 
 #: Keras constructor arguments that do not change the forward computation conv-parity checks
@@ -93,7 +96,10 @@ def positional_order(name: str, keras_version: str | None = None) -> tuple[str, 
     ``keras_version`` (default: the installed Keras)."""
     if name in _OP_SIGNATURES:
         return _OP_SIGNATURES[name][1]
-    family = kinds.get_kind(name).family
+    kind = kinds.get_kind(name)
+    if kind.is_global:
+        return _GLOBAL_POOL_POS
+    family = kind.family
     if family == "conv_transpose" and old_output_padding_api(
             keras_version or installed_keras_version()):
         return _CONV_T_POS_BEFORE_3_11
@@ -129,7 +135,9 @@ def example_for(name: str | None) -> str:
                    "separable": "kernel_size={k}, depth_multiplier=2, filters=8"}[kind.family]
             expr = f"{name}({arrays}, strides=2, padding='same', {geo.format(k=k)})"
         return f"conv-parity check \"{expr}\" --input-shape {shape}"
-    if kind.is_pool:
+    if kind.is_global:
+        expr = f"{name}(keepdims=True)"
+    elif kind.is_pool:
         expr = f"{name}(pool_size={k}, strides=2, padding='same')"
     elif kind.family == "depthwise":
         expr = f"{name}(kernel_size={k}, depth_multiplier=2, padding='same')"
@@ -488,7 +496,11 @@ def _axis_rules(name: str, kwargs: Mapping[str, Any],
     first = kwargs.get("data_format", "channels_last") == "channels_first"
     spatial = list(input_shape[2:] if first else input_shape[1:-1])
     c_in = input_shape[1] if first else input_shape[-1]
-    if kind.is_pool:
+    if kind.is_global:
+        window = strides = tuple(spatial)
+        dilation = (1,) * rank
+        c_out = c_in
+    elif kind.is_pool:
         window = tuple(kwargs["pool_size"])
         strides = window if kwargs.get("strides") is None else tuple(kwargs["strides"])
         dilation = (1,) * rank
@@ -501,7 +513,7 @@ def _axis_rules(name: str, kwargs: Mapping[str, Any],
             else kwargs["filters"]
     op = kwargs.get("output_padding")
     rules = [
-        _axis_rule(kind.family, kwargs["padding"], spatial[i], window[i], strides[i],
+        _axis_rule(kind.family, kwargs.get("padding", "valid"), spatial[i], window[i], strides[i],
                    dilation[i], None if op is None else op[i], kind.is_pool)
         for i in range(rank)
     ]
@@ -519,6 +531,12 @@ def shape_rule(name: str, kwargs: Mapping[str, Any], input_shape: Sequence[int])
     rank = len(input_shape) - 2
     rules, c_in, c_out = _axis_rules(name, kwargs, input_shape)
     texts = [text for text, _ in rules]
+    if kind.is_global:
+        kept = "kept as size 1" if kwargs.get("keepdims") else "dropped"
+        spatial = input_shape[2:] if kwargs.get("data_format") == "channels_first" \
+            else input_shape[1:-1]
+        return (f"global: the whole input ({'x'.join(map(str, spatial))}) is one window, its "
+                f"spatial axes {kept}; channels unchanged = {c_in}")
     padding = kwargs["padding"]
     label = {"conv_transpose": f"{padding} (transposed)"}.get(kind.family, padding)
     if len(set(texts)) == 1:
@@ -543,6 +561,8 @@ def shape_from_rule(name: str, kwargs: Mapping[str, Any],
     rules, _, c_out = _axis_rules(name, kwargs, input_shape)
     out = [size for _, size in rules]
     batch = input_shape[0]
+    if kinds.get_kind(name).is_global and not kwargs.get("keepdims"):
+        return (batch, c_out)
     if kwargs.get("data_format", "channels_last") == "channels_first":
         return (batch, c_out, *out)
     return (batch, *out, c_out)

@@ -107,7 +107,7 @@ def _compute(
     fam = g.family
     if fam in ("max_pool", "average_pool"):
         y = _pool.pool(x, g, absolute)
-        return _conv.finish(y, g, None, absolute)
+        return _conv.finish(y, g, None, absolute).reshape(g.output_shape)
     bias = weights[-1] if g.use_bias and not layer.startswith("ops.") else None
     if fam == "conv":
         wmat = _conv.conv_kernel_matrix(weights[0], g, absolute)
@@ -158,7 +158,7 @@ def _backward(layer: str, x: Any, weights: Sequence[Any], dy: Any,
     g = _plan(layer, kwargs, x.shape, tuple(w.shape for w in weights))
     if dy.shape != g.output_shape:
         raise UsageError(f"dy has shape {dy.shape}, but {layer}'s output has {g.output_shape}")
-    dz = dy
+    dz = dy.reshape(g.kept_shape)  # a global pool's (batch, channels) as its one window
     if g.activation not in (None, "linear"):
         linear = {**kwargs, "activation": None}
         if absolute:

@@ -35,6 +35,8 @@ Decisions where Keras's docs are silent (each mirrors what the Keras layer const
 * A zero spatial size or zero channels in the input is rejected (``input_shape``); batch 0 is
   valid and gives batch 0.
 * ``ops.*`` take ``padding`` ``valid``/``same`` only; ``causal`` is a ``Conv1D`` layer feature.
+* Global pooling is one ``valid`` window over the whole input; without ``keepdims`` the
+  spatial axes are dropped, giving ``(batch, channels)`` whatever the data_format.
 * ``ops.depthwise_conv`` and ``ops.separable_conv`` are documented for 1D and 2D inputs only
   (and the TensorFlow backend raises for rank 5), so a 3D input is rejected (``input_shape``).
 """
@@ -82,6 +84,9 @@ class Geometry:
     use_bias: bool
     activation: str | None
     output_shape: tuple[int, ...]
+    # The output with every spatial axis kept: output_shape except for a global pool without
+    # keepdims, whose (batch, channels) output the kernels compute as (batch, 1, ..., channels).
+    kept_shape: tuple[int, ...] = ()
     # Derived, precomputed so that tiny calls do no repeated Python arithmetic.
     taps: int = 0  # prod(window)
     padded_spatial: tuple[int, ...] = ()
@@ -147,7 +152,7 @@ def build(layer: str, canon: Mapping[str, Any], input_shape: Sequence[int]) -> G
         raise InvalidConfig(f"input_shape has zero channels: input_shape={input_shape!r}")
     if 0 in in_spatial:
         raise InvalidConfig(f"input_shape has a zero spatial size: input_shape={input_shape!r}")
-    padding = canon["padding"]
+    padding = canon.get("padding", "valid")  # global pooling has none: one valid window
     family = kind.family
     if kind.is_op and family in ("depthwise", "separable") and rank == 3:
         raise InvalidConfig(
@@ -157,7 +162,13 @@ def build(layer: str, canon: Mapping[str, Any], input_shape: Sequence[int]) -> G
     if padding == "causal" and layer != "Conv1D":
         raise InvalidConfig(f"padding='causal' is only supported by Conv1D, not by {layer}")
 
-    if kind.is_pool:
+    if kind.is_global:
+        window = strides = tuple(in_spatial)
+        dilation = (1,) * rank
+        groups = depth_multiplier = 1
+        c_out = c_in
+        use_bias, activation = False, None
+    elif kind.is_pool:
         window = tuple(canon["pool_size"])
         _positive("pool_size", window)
         strides = window if canon["strides"] is None else tuple(canon["strides"])
@@ -253,6 +264,9 @@ def build(layer: str, canon: Mapping[str, Any], input_shape: Sequence[int]) -> G
 
     batch = input_shape[0]
     shape = (batch, c_out, *out_spatial) if cf else (batch, *out_spatial, c_out)
+    kept_shape = shape
+    if kind.is_global and not canon["keepdims"]:
+        shape = (batch, c_out)
     return Geometry(
         layer=layer,
         family=family,
@@ -272,6 +286,7 @@ def build(layer: str, canon: Mapping[str, Any], input_shape: Sequence[int]) -> G
         use_bias=use_bias,
         activation=activation,
         output_shape=shape,
+        kept_shape=kept_shape,
         taps=prod(window),
         padded_spatial=tuple(n + b + a for n, (b, a) in zip(in_spatial, pads)),
         needs_padding=family != "conv_transpose" and any(b or a for b, a in pads),
