@@ -151,6 +151,8 @@ def tf_depthwise_strided_dilated(case: ConvCase) -> str | None:
     kw = case.kwargs
     if case.layer not in ("ops.depthwise_conv", "ops.separable_conv"):
         return None
+    if len(case.spatial_shape) > 2:  # 3D: the spec rejects it and TF raises (parity)
+        return None
     strides, dil = tuple(kw["strides"]), tuple(kw["dilation_rate"])
     if not (max(strides) > 1 and max(dil) > 1):
         return None

@@ -326,6 +326,19 @@ class Entry:
     facts: Mapping[str, Any] = field(default_factory=dict)
     #: The first Keras release without the bug, where one is known ("3.15.0").
     fixed_in: str | None = None
+    #: One case the entry explains: {layer, kwargs, input_shape, [mode], [dtype], backend,
+    #: keras}, under the entry's facts (tests: it matches this entry and no other).
+    example: Mapping[str, Any] = field(default_factory=dict)
+
+    def example_case(self) -> ConvCase:
+        """The example as a case; UsageError naming the entry when it is malformed."""
+        ex = self.example
+        try:
+            return ConvCase.make(ex["layer"], ex.get("kwargs", {}), ex["input_shape"],
+                                 dtype=ex.get("dtype", "float32"), mode=ex.get("mode", "eager"))
+        except (KeyError, TypeError, UsageError) as exc:
+            raise UsageError(f"known discrepancy {self.id!r}: bad example {dict(ex)!r}: "
+                             f"{exc}") from None
 
     def possible_here(self, keras_version: str | None) -> bool:
         """Whether this Keras (and the libraries installed here) are ones the entry is about."""
@@ -436,7 +449,7 @@ def _parse_entry(raw: Mapping[str, Any], source: str) -> Entry:
         facts=dict(facts), fixed_in=fixed_in,
         link=need("link"), note=need("note"), where=dict(raw.get("where", {})),
         dtypes=tuple(raw.get("dtypes", ())), modes=tuple(raw.get("modes", ())),
-        repro=raw.get("repro", ""),
+        repro=raw.get("repro", ""), example=dict(raw.get("example", {})),
     )
 
 
@@ -503,8 +516,8 @@ class Registry:
             lines.append("No known discrepancies are registered.")
             return "\n".join(lines) + "\n"
         lines += [
-            "| id | Keras | backends | layers | when | verdict | upstream | note |",
-            "| --- | --- | --- | --- | --- | --- | --- | --- |",
+            "| id | Keras | backends | layers | when | verdict | upstream | note | example |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
         ]
         for e in self.entries:
             when = ", ".join(f"{k}={v}" for k, v in e.where.items()) or "always"
@@ -517,9 +530,18 @@ class Registry:
             if e.dtypes:
                 when += f"; dtype in {list(e.dtypes)}"
             cells = [e.id, f"`{e.keras}`", ", ".join(e.backends), ", ".join(e.layers), when,
-                     e.verdict, e.link, e.note.replace("\n", " ").replace("|", "\\|")]
+                     e.verdict, e.link, e.note.replace("\n", " ").replace("|", "\\|"),
+                     _example_text(e)]
             lines.append("| " + " | ".join(cells) + " |")
         return "\n".join(lines) + "\n"
+
+
+def _example_text(entry: Entry) -> str:
+    """The example as a case id with where it shows (the id spells the configuration)."""
+    if not entry.example:
+        return ""
+    ex = entry.example
+    return f"`{entry.example_case().id}` on {ex['backend']}, Keras {ex['keras']}"
 
 
 def _fact_text(value: Any) -> str:

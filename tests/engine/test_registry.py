@@ -191,3 +191,36 @@ def test_the_entry_whose_verdict_was_observed_explains_the_case() -> None:
     reg.used.clear()
     reg.note_collected(case, "tensorflow", "3.15.1")
     assert {"tf-bias-add-channels-first-wrong-axis", "tf-conv-channels-first-cpu"} <= reg.used
+
+
+def _facts_for(entry) -> list[dict]:
+    """Every combination of the platform facts the registry scopes by, restricted to the
+    entry's own scope: the example must hold (and stand alone) on every machine it names."""
+    onednn = [entry.facts["tensorflow.onednn"]] if "tensorflow.onednn" in entry.facts \
+        else [True, False]
+    precision = [entry.facts["openvino.inference_precision_default"]] \
+        if "openvino.inference_precision_default" in entry.facts else ["f32", "bf16"]
+    return [{"tensorflow.onednn": o, "openvino.inference_precision_default": p}
+            for o in onednn for p in precision]
+
+
+def test_every_entry_has_an_example_it_explains_and_no_other_entry_does() -> None:
+    """Each packaged entry carries one example case (layer, kwargs, input shape, mode, dtype,
+    backend, Keras release). Under every combination of facts within the entry's scope, the
+    example is explained by that entry and by no other one: entries do not overlap, so the
+    entry a report names is the only candidate (a dead predicate, or two entries claiming one
+    case, fails here)."""
+    registry = Registry.load()
+    problems = []
+    for entry in registry.entries:
+        if not entry.example:
+            problems.append(f"{entry.id}: no example")
+            continue
+        case = entry.example_case()
+        backend, keras = entry.example["backend"], entry.example["keras"]
+        for facts in _facts_for(entry):
+            found = [e.id for e in registry.entries if e.applies(case, backend, keras, facts)]
+            if found != [entry.id]:
+                problems.append(f"{entry.id}: its example {case.id} on {backend}, Keras {keras}, "
+                                f"facts {facts} is explained by {found}")
+    assert not problems, "\n".join(problems)
