@@ -69,10 +69,10 @@ def test_extract_finds_nested_and_shared_layers_at_their_real_shapes() -> None:
         ("shared", (2, 6, 7, 4)),
         ("up", (2, 13, 15, 4)),
         ("r6", (2, 28, 32, 2)),
+        ("global_average_pooling2d", (2, 28, 32, 2)),
+        ("global_max_pooling2d", (2, 6, 7, 4)),
     }
-    assert found.not_checked == {"Concatenate": ["concatenate"],
-                                 "GlobalAveragePooling2D": ["global_average_pooling2d"],
-                                 "GlobalMaxPooling2D": ["global_max_pooling2d"]}
+    assert found.not_checked == {"Concatenate": ["concatenate"]}
     r6 = next(u for u in found.uses if u.path == "r6")
     assert r6.case is None and "activation 'softmax'" in str(r6.reason)
     first = next(u for u in found.uses if u.path == "first")
@@ -192,8 +192,9 @@ def test_check_model_checks_each_distinct_case_once(model_file: Path, engine: An
     assert result.passed, result.summary()
     assert result.weights == "file"
     distinct = {u.case for u in result.extraction.checkable}
-    assert len(distinct) == 7  # 8 uses, r6 not expressible... and "shared" at two shapes
-    assert len(result.outcomes) == 7 * 2
+    # 10 uses: r6 not expressible, "shared" at two shapes, and the two global pools
+    assert len(distinct) == 9
+    assert len(result.outcomes) == 9 * 2
     doc = result.to_json()
     from conv_parity.report import validate
 
