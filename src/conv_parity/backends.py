@@ -203,7 +203,11 @@ def parse(selection: str | Sequence[str] | None) -> tuple[list[str], bool]:
         else [str(t).strip() for t in selection]
     names: list[str] = []
     literal = False
-    for token in filter(None, tokens):
+    tokens = list(filter(None, tokens))
+    for token in tokens:  # an unknown name is the first thing to say, whatever is installed
+        if _expand(token) is None:
+            get(token)
+    for token in tokens:
         expanded = _expand(token)
         if expanded is None:
             literal = True

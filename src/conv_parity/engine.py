@@ -13,7 +13,7 @@ import platform
 import sys
 import tempfile
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -199,7 +199,7 @@ class Engine:
                     out.message = f"{b} was requested explicitly but cannot start: " + out.message
                 self._apply_registry(out)
                 if out.failed or out.verdict == "xfail":
-                    self._explain(out, arrays, ref, res.output)
+                    self._explain(out, arrays, ref, res.output, res.outputs)
                 outcomes.append(out)
         return outcomes
 
@@ -256,15 +256,34 @@ class Engine:
         else:
             out.message += f" (known discrepancy {entry.id} expects {entry.verdict} instead)"
 
+    def _diagnose_gradient(self, out: Outcome, ref: Reference,
+                           outputs: Mapping[str, np.ndarray]) -> None:
+        """The failing gradient (the worst output, y being right) in words."""
+        from conv_parity.gradient_diagnosis import diagnose_gradient
+
+        name = _worst_output(out)
+        if name is None or name not in outputs or name not in ref.outputs:
+            return
+        found = diagnose_gradient(out.case, name, outputs[name], ref.outputs[name],
+                                  ref.magnitudes[name], out.backend)
+        if found is not None:
+            out.diagnosis, out.diagnosis_code = found.text, found.code
+
     def _explain(self, out: Outcome, arrays: Arrays, ref: Reference,
-                 output: np.ndarray | None) -> None:
+                 output: np.ndarray | None,
+                 outputs: Mapping[str, np.ndarray] | None = None) -> None:
         """Diagnosis in words, error heatmap and repro script: best effort, never fatal."""
         notes = []
         judged = out.observed_verdict or out.verdict
         if output is not None and _forward_conforms(out, ref, output):
             # Diagnosis and heatmap read the forward output ``y``; when it is right, the
-            # failure is in another output (a gradient), and a diagnosis of y would mislead.
+            # failure is in another output (a gradient): that one is diagnosed instead.
             output = None
+            if self.diagnose and judged == "fail-values":
+                try:
+                    self._diagnose_gradient(out, ref, outputs or {})
+                except Exception as exc:  # a diagnosis bug must not hide the verdict
+                    notes.append(f"diagnosis failed: {type(exc).__name__}: {exc}")
         if self.diagnose and output is not None and judged in ("fail-values", "fail-shape"):
             try:
                 from conv_parity.diagnosis import diagnose
@@ -297,6 +316,11 @@ class Engine:
             notes.append(f"repro script failed: {type(exc).__name__}: {exc}")
         if notes:
             print("conv-parity: " + "; ".join(notes), file=sys.stderr)
+
+
+def _worst_output(out: Outcome) -> str | None:
+    """The name of the output the verdict's worst element is in (``worst["output"]``)."""
+    return (out.worst or {}).get("output")
 
 
 def _forward_conforms(out: Outcome, ref: Reference, output: np.ndarray) -> bool:

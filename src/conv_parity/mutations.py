@@ -64,9 +64,9 @@ EXPECTED_DIAGNOSIS: dict[str, frozenset[str]] = {
     "kernel-flipped": frozenset({"kernel-flipped"}),
     "channels-first-only": frozenset({"shifted-w"}),
     "batch-gt1-only": frozenset({"batch-permuted"}),
-    # No forward reinterpretation explains these; the verdict's output name (dkernel) and
-    # the mode say where the bug is.
-    "grad-kernel-scaled": frozenset(),
+    # The gradient diagnosis names it (gradient_diagnosis: the kernel gradient times 1.001).
+    "grad-kernel-scaled": frozenset({"grad-scaled"}),
+    # No reinterpretation explains this one; the modes that fail say where the bug is.
     "traced-only": frozenset(),
 }
 

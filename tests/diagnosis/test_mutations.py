@@ -85,8 +85,10 @@ def _score(engine, cases: list[ConvCase]) -> dict[str, dict]:
                    and o.verdict in FAILING]
         expected = mutations.EXPECTED_DIAGNOSIS[name]
         named = [_names(o, expected) for o in failing] if expected else []
-        if name == "grad-kernel-scaled":  # reported where it is, and not "diagnosed" from y
-            assert all(o.worst["output"] == "dkernel" and o.diagnosis is None for o in failing)
+        if name == "grad-kernel-scaled":  # reported where it is, and diagnosed from dkernel
+            assert all(o.worst["output"] == "dkernel" for o in failing)
+            assert all("kernel gradient equals the reference's times 1.001" in o.diagnosis
+                       for o in failing), [o.diagnosis for o in failing]
         table[name] = {
             "cases": len(conforming),
             "caught": len(failing),

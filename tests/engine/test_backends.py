@@ -21,6 +21,17 @@ def test_every_keras_backend_and_the_variants_are_records() -> None:
     assert targets.get("numpy").modules == ("jax",)  # the numpy backend convolves with jax.lax
 
 
+def test_an_unknown_name_is_named_before_a_missing_backend(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """"torch,theano" on a machine without torch: the typo is what to fix first (this once
+    said "torch not installed" on the jax-only CI job)."""
+    monkeypatch.setattr(targets.BackendSpec, "installed", lambda self: self.name != "torch")
+    with pytest.raises(UsageError, match="unknown backend 'theano'"):
+        targets.parse("torch,theano")
+    with pytest.raises(UsageError, match="backend not installed here: torch"):
+        targets.parse("torch,jax")
+
+
 def test_unknown_names_list_the_known_ones() -> None:
     with pytest.raises(UsageError, match=r"unknown backend 'mxnet'.*tensorflow:onednn-off"):
         targets.get("mxnet")
