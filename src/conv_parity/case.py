@@ -1,8 +1,10 @@
 """`ConvCase`: one configuration under test, as a frozen, hashable, JSON-serialisable value.
 
-A case names the layer or op, its canonical keyword arguments, the input shape, dtype, seed and
-mode. Inputs and weights are *derived* from it (:meth:`ConvCase.arrays`) in the parent process,
-so every backend sees identical bits and a case can be reproduced from its JSON alone.
+A case names the layer or op, its canonical keyword arguments, the input shape, dtype, seed,
+mode and dtype policy (:mod:`conv_parity.policies`: ``dtype`` is the compute dtype; ``policy``
+is set only for a mixed policy, whose variables are float32). Inputs and weights are *derived*
+from it (:meth:`ConvCase.arrays`) in the parent process, so every backend sees identical bits
+and a case can be reproduced from its JSON alone.
 """
 
 from __future__ import annotations
@@ -15,10 +17,11 @@ from typing import Any
 
 import numpy as np
 
-from conv_parity import kinds
+from conv_parity import kinds, policies
 from conv_parity.errors import UsageError
 
-DTYPES = ("float16", "float32", "float64")
+#: The compute dtypes a case runs in (a mixed policy is ``policy`` beside one of them).
+DTYPES = policies.DTYPES
 
 _ABBREV = {
     "filters": "f",
@@ -48,6 +51,9 @@ class ConvCase:
     dtype: str = "float32"
     seed: int = 0
     mode: str = "eager"
+    #: A mixed policy (``mixed_float16`` / ``mixed_bfloat16``) or None for the plain policy
+    #: ``dtype``: so a plain case's fields, id and JSON are what they were before policies.
+    policy: str | None = None
 
     @classmethod
     def make(
@@ -58,11 +64,13 @@ class ConvCase:
         dtype: str = "float32",
         seed: int | None = None,
         mode: str = "eager",
+        policy: str | None = None,
     ) -> ConvCase:
         """A case with canonical kwargs; UsageError naming the bad value otherwise.
 
         ``seed=None`` derives the seed from the configuration itself, so a case's data is a
-        function of its id and ids need not carry a seed.
+        function of its id and ids need not carry a seed. ``dtype`` may name any policy
+        (``dtype="mixed_bfloat16"`` is ``dtype="bfloat16", policy="mixed_bfloat16"``).
         """
         if not isinstance(input_shape, (list, tuple)) or not all(
             isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in input_shape
@@ -75,19 +83,40 @@ class ConvCase:
                 f"{layer} takes inputs of rank {expected} (batch, {kind.rank} spatial, channels), "
                 f"got input_shape={tuple(input_shape)!r}"
             )
-        if dtype not in DTYPES:
-            raise UsageError(f"dtype must be one of {DTYPES}, got {dtype!r}")
+        dtype, policy = _split_policy(dtype, policy)
+        if policy is not None and kind.is_op:
+            raise UsageError(
+                f"{layer} is an op and ops have no dtype policy: {policy!r} means float32 "
+                f"variables computed in {dtype}, which only a layer has. Use --dtype {dtype} "
+                f"(input and kernel both {dtype}), or `conv-parity check --mixed-dtypes` for "
+                f"an input and a kernel of different dtypes")
         from conv_parity.modes import MODES
 
         if mode not in MODES:
             raise UsageError(f"mode must be one of {tuple(MODES)}, got {mode!r}")
         canon = kinds.canonicalize(layer, kwargs, input_shape)
-        case = cls(layer, tuple(canon.items()), tuple(input_shape), dtype, 0, mode)
+        case = cls(layer, tuple(canon.items()), tuple(input_shape), dtype, 0, mode, policy)
         if seed is None:
             seed = case.default_seed
         if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
             raise UsageError(f"seed must be an int in [0, 2**32), got {seed!r}")
-        return cls(layer, tuple(canon.items()), tuple(input_shape), dtype, seed, mode)
+        return cls(layer, tuple(canon.items()), tuple(input_shape), dtype, seed, mode, policy)
+
+    @property
+    def policy_name(self) -> str:
+        """The Keras dtype policy the layer is built with: ``policy`` or the plain ``dtype``."""
+        return self.policy or self.dtype
+
+    @property
+    def variable_dtype(self) -> str:
+        """The dtype weights are stored (and their gradients returned) in."""
+        return policies.get(self.policy_name).variable
+
+    @property
+    def input_dtype(self) -> str:
+        """The dtype the input is given in: the variable dtype (float32 under a mixed policy,
+        as a mixed-precision model's input is; the layer casts it to ``dtype``)."""
+        return self.variable_dtype
 
     @property
     def default_seed(self) -> int:
@@ -122,16 +151,23 @@ class ConvCase:
         """The input and weights, made from the seed (standard normal, never all-ones/arange).
 
         Weights are scaled by 1/sqrt(fan-in) so outputs stay O(1) and float16 does not overflow.
-        Generated in float64 then cast, so the reference sees exactly the bits the backend sees.
+        Generated in float64 then rounded to the compute dtype, so the reference sees exactly
+        the bits the backend computes with (:meth:`as_input`).
         """
         rng = np.random.default_rng(self.seed)
-        x = rng.standard_normal(self.input_shape).astype(self.dtype)
+        x = self.as_input(rng.standard_normal(self.input_shape))
         weights = []
         for shape in self.weight_shapes():
             fan_in = max(1, int(np.prod(shape[:-1])))
             w = rng.standard_normal(shape) / np.sqrt(fan_in)
-            weights.append(w.astype(self.dtype))
+            weights.append(self.as_input(w))
         return x, weights
+
+    def as_input(self, a: np.ndarray) -> np.ndarray:
+        """``a`` rounded to the compute dtype, carried in the input dtype's NumPy dtype
+        (float32 for bfloat16 and under mixed policies; see :mod:`conv_parity.policies`)."""
+        rounded = policies.round_to(a, self.dtype)
+        return rounded.astype(policies.numpy_dtype(self.input_dtype))
 
     @property
     def id(self) -> str:
@@ -171,7 +207,7 @@ class ConvCase:
         if kw.get("activation"):
             parts.append(kw["activation"])
         parts.append("in" + "x".join(map(str, self.input_shape)))
-        parts.append(self.dtype)
+        parts.append(self.policy_name)
         if self.mode != "eager":
             parts.append(self.mode)
         return "-".join(parts)
@@ -185,6 +221,7 @@ class ConvCase:
             "dtype": self.dtype,
             "seed": self.seed,
             "mode": self.mode,
+            "policy": self.policy_name,
         }
 
     @classmethod
@@ -195,8 +232,9 @@ class ConvCase:
         try:
             kwargs = {k: _freeze(v) for k, v in data["kwargs"].items()}
             if trusted:
+                dtype, policy = _split_policy(data["dtype"], data.get("policy"))
                 return cls(data["layer"], tuple(kwargs.items()), tuple(data["input_shape"]),
-                           data["dtype"], data["seed"], data["mode"])
+                           dtype, data["seed"], data["mode"], policy)
             return cls.make(
                 data["layer"],
                 kwargs,
@@ -204,9 +242,27 @@ class ConvCase:
                 data.get("dtype", "float32"),
                 data.get("seed"),
                 data.get("mode", "eager"),
+                data.get("policy"),
             )
         except (KeyError, TypeError, AttributeError) as exc:
             raise UsageError(f"malformed case JSON ({exc}): {json.dumps(data)[:200]}") from None
 
     def __str__(self) -> str:
         return self.id
+
+
+def _split_policy(dtype: Any, policy: Any) -> tuple[str, str | None]:
+    """(compute dtype, mixed policy or None) from a ``dtype`` that may name any policy and an
+    optional ``policy``; UsageError when they are unknown or disagree.
+    ``_split_policy("mixed_float16", None) == ("float16", "mixed_float16")``."""
+    names = tuple(policies.POLICIES)
+    if dtype not in names:
+        raise UsageError(f"dtype must be one of {DTYPES} or a policy ({', '.join(names)}), "
+                         f"got {dtype!r}")
+    if policy is not None and policy not in names:
+        raise UsageError(f"policy must be one of {names}, got {policy!r}")
+    named = policies.POLICIES[policy or dtype]
+    if policy is not None and policies.POLICIES[dtype].compute != named.compute:
+        raise UsageError(f"dtype {dtype!r} is not the compute dtype of policy {policy!r} "
+                         f"({named.compute})")
+    return named.compute, (named.name if named.mixed else None)

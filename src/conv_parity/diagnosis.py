@@ -124,7 +124,7 @@ def _output_shape(case: ConvCase) -> tuple[int, ...]:
 def _remake(case: ConvCase, input_shape: Sequence[int] | None = None, **changes: Any) -> ConvCase:
     kw = {**case.kwargs, **changes}
     shape = case.input_shape if input_shape is None else tuple(int(d) for d in input_shape)
-    return ConvCase.make(case.layer, kw, shape, case.dtype, case.seed, case.mode)
+    return ConvCase.make(case.layer, kw, shape, case.policy_name, case.seed, case.mode)
 
 
 # --------------------------------------------------------------------------- geometry helpers

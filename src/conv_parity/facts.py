@@ -66,7 +66,40 @@ def tensorflow_facts() -> Facts:
         "tensorflow.onednn_env": os.environ.get("TF_ENABLE_ONEDNN_OPTS"),
         "tensorflow.intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
         "tensorflow.tf32": bool(tf.config.experimental.tensor_float_32_execution_enabled()),
+        "tensorflow.onednn_dtypes": _onednn_dtypes(tf) if _pywrap_util_port.IsMklEnabled()
+        else [],
     }
+
+
+def _onednn_dtypes(tf: Any) -> list[str]:
+    """The dtypes oneDNN's conv kernels serve in this TF on this CPU, seen by what they do.
+
+    Why probe: a oneDNN build hands a conv to oneDNN only for the dtypes oneDNN supports on
+    the CPU (never float64; float16 and bfloat16 only with the ISA for them), and the rest to
+    TF's own kernels, which fail differently (no NCHW, no dilated 3D backprop, ...). oneDNN's
+    conv returns an empty batch's *input* unchanged (its known passthrough, see
+    :func:`conv_parity.bug_models.tf_onednn_passthrough`), TF's returns the right shape: one
+    empty conv per dtype tells which kernel ran, on any CPU.
+    """
+    served = []
+    for dtype in ("float16", "bfloat16", "float32", "float64"):
+        with contextlib.suppress(Exception):
+            y = tf.nn.conv2d(tf.zeros((0, 3, 3, 1), dtype), tf.ones((2, 2, 1, 2), dtype), 1,
+                             "VALID")
+            if tuple(y.shape) == (0, 3, 3, 1):
+                served.append(dtype)
+    return served
+
+
+def for_dtype(facts: Facts | None, dtype: str) -> Facts | None:
+    """The facts in force for a case computed in ``dtype``: on a oneDNN build,
+    ``tensorflow.onednn`` is true only for the dtypes oneDNN serves
+    (``tensorflow.onednn_dtypes``), because the others run TF's own kernels, exactly as with
+    oneDNN off. ``for_dtype({"tensorflow.onednn": True, "tensorflow.onednn_dtypes":
+    ["float32"]}, "float64")["tensorflow.onednn"] is False``."""
+    if not facts or not facts.get("tensorflow.onednn") or "tensorflow.onednn_dtypes" not in facts:
+        return facts
+    return {**facts, "tensorflow.onednn": dtype in facts["tensorflow.onednn_dtypes"]}
 
 
 def torch_facts() -> Facts:

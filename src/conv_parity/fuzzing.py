@@ -301,7 +301,8 @@ def _campaign_strategy(layers: Sequence[str] | None, known: KnownFilter, counter
         case, mode = pair
         if mode == case.mode:
             return case
-        return ConvCase.make(case.layer, case.kwargs, case.input_shape, case.dtype, mode=mode)
+        return ConvCase.make(case.layer, case.kwargs, case.input_shape, case.policy_name,
+                             mode=mode)
 
     return st.tuples(drawn, st.sampled_from(list(modes))).map(in_mode)
 

@@ -33,6 +33,11 @@ class Profile:
     #: Eager is every case. Why a share: a grad case costs ~2x an eager one, a jit case on
     #: torch (torch.compile) seconds, so the smaller profiles take a seeded subset.
     modes: tuple[tuple[str, int], ...] = (("eager", 1),)
+    #: Dtype policy -> every how many-th case of the drawn grid is also run under it (before
+    #: the modes' shares, so a policy's cases run in every mode). Same seeded-subset idea as
+    #: ``modes``: a policy's question is mostly "does it run and return its dtype", which a
+    #: share of the grid answers without multiplying the run time.
+    policies: tuple[tuple[str, int], ...] = ()
 
 
 #: The share a mode gets when it is asked for (``--modes``) but its profile does not list it.
@@ -42,9 +47,13 @@ _PROFILES = {
     "smoke": Profile(per_kind=1, invalid=4, dtypes=("float32",), max_spatial=9,
                      modes=(("eager", 1), ("predict", 6), ("grad", 4))),
     "default": Profile(per_kind=12, invalid=16, dtypes=("float32",), max_spatial=12,
-                       modes=(("eager", 1), ("predict", 4), ("grad", 3))),
+                       modes=(("eager", 1), ("predict", 4), ("grad", 3)),
+                       policies=(("float16", 12), ("bfloat16", 12), ("mixed_float16", 12),
+                                 ("mixed_bfloat16", 12), ("float64", 12))),
     "full": Profile(per_kind=40, invalid=60, dtypes=("float32", "float32", "float16", "float64"),
-                    max_spatial=16, modes=(("eager", 1), ("predict", 1), ("jit", 4), ("grad", 1))),
+                    max_spatial=16, modes=(("eager", 1), ("predict", 1), ("jit", 4), ("grad", 1)),
+                    policies=(("float16", 3), ("bfloat16", 3), ("mixed_float16", 3),
+                              ("mixed_bfloat16", 3), ("float64", 3))),
 }
 
 
@@ -53,6 +62,31 @@ def in_mode_subset(case: ConvCase, mode: str, every: int) -> bool:
     the case's id and the mode, so the subset does not move when layers are filtered or the
     grid's order changes, and each mode gets a different subset."""
     return every <= 1 or zlib.crc32(f"{case.id}|{mode}".encode()) % every == 0
+
+
+def with_policies(case_list: Iterable[ConvCase], profile: str,
+                  policies: Iterable[str] | None = None) -> list[ConvCase]:
+    """The grid plus each extra dtype policy's seeded share of it, remade under that policy
+    (:func:`in_mode_subset` with ``policy:<name>``: a subset of its own). ``policies`` (``run
+    --policies``, ``--conv-policies``) runs the whole grid under each of those instead. Ops
+    take no mixed policy (see :mod:`conv_parity.policies`): they are left out of those."""
+    from conv_parity import policies as records
+
+    shares = dict(_PROFILES[profile].policies)
+    chosen = list(shares) if policies is None else list(policies)
+    for name in chosen:
+        records.get(name)
+    base = list(case_list)
+    out: list[ConvCase] = list(base) if policies is None else []
+    for name in chosen:
+        every = shares.get(name, DEFAULT_MODE_EVERY) if policies is None else 1
+        for case in base:
+            if case.kind.is_op and records.get(name).mixed:
+                continue
+            if in_mode_subset(case, f"policy:{name}", every):
+                out.append(case if name == case.policy_name else ConvCase.make(
+                    case.layer, case.kwargs, case.input_shape, name, mode=case.mode))
+    return list(dict.fromkeys(out))
 
 
 def with_modes(case_list: Iterable[ConvCase], profile: str,
@@ -73,7 +107,7 @@ def with_modes(case_list: Iterable[ConvCase], profile: str,
         for case in base:
             if in_mode_subset(case, name, every):
                 out.append(case if name == case.mode else ConvCase.make(
-                    case.layer, case.kwargs, case.input_shape, case.dtype, mode=name))
+                    case.layer, case.kwargs, case.input_shape, case.policy_name, mode=name))
     return list(dict.fromkeys(out))
 
 
@@ -254,9 +288,12 @@ def _invalid_cases(rng: random.Random, count: int) -> list[ConvCase]:
 
 def cases(profile: str = "default", seed: int = GRID_SEED,
           layers: Iterable[str] | None = None,
-          modes: Iterable[str] | None = None) -> list[ConvCase]:
+          modes: Iterable[str] | None = None,
+          policies: Iterable[str] | None = None) -> list[ConvCase]:
     """The cases of a profile, deterministic for a given seed; duplicates removed, order stable.
-    Each mode (the profile's, or ``modes``) gets its share of them (:func:`with_modes`)."""
+    Each extra dtype policy gets its share of them (:func:`with_policies`; ``policies`` runs
+    the whole grid under just those), then each mode (the profile's, or ``modes``) its share
+    (:func:`with_modes`)."""
     if profile not in _PROFILES:
         raise UsageError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
     prof = _PROFILES[profile]
@@ -283,7 +320,7 @@ def cases(profile: str = "default", seed: int = GRID_SEED,
     if layers is None:
         for case in _invalid_cases(rng, prof.invalid):
             out.setdefault(case)
-    return with_modes(out, profile, modes)
+    return with_modes(with_policies(out, profile, policies), profile, modes)
 
 
 def missing_features(case_list: Iterable[ConvCase]) -> list[str]:

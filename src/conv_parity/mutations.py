@@ -85,7 +85,7 @@ def _geom(case: ConvCase) -> tuple[int, bool, tuple[int, ...], int]:
 
 def _remake(case: ConvCase, input_shape: Sequence[int] | None = None, **changes: Any) -> ConvCase:
     shape = case.input_shape if input_shape is None else tuple(int(d) for d in input_shape)
-    return ConvCase.make(case.layer, {**case.kwargs, **changes}, shape, case.dtype, case.seed,
+    return ConvCase.make(case.layer, {**case.kwargs, **changes}, shape, case.policy_name, case.seed,
                          case.mode)
 
 

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from conv_parity import grid, kinds, modes
+from conv_parity import policies as policy_records
 from conv_parity.case import ConvCase
 from conv_parity.errors import ConvParityError, UsageError
 from conv_parity.plugin_report import ENV_KEY, FUZZ_KEY, OUTCOME_KEY, Recorder
@@ -48,6 +49,9 @@ _OPTIONS: list[tuple[str, str, str | None]] = [
     ("layers", "comma-separated layer/op names to test (default: all)", None),
     ("modes", "comma-separated modes (eager, predict, jit, grad) to run, each on its profile's "
               "seeded share of the cases (default: the profile's modes)", None),
+    ("policies", "comma-separated dtype policies (float16, bfloat16, mixed_float16, "
+                 "mixed_bfloat16, float32, float64): run the whole grid under each (default: "
+                 "float32 plus the profile's seeded share under each other policy)", None),
     ("registry", "path of a known-discrepancies TOML (default: the packaged one)", None),
     ("cases", "JSON file of cases to run instead of the grid: a list of case objects, or a "
               "report.json (reruns the cases it holds)", None),
@@ -131,6 +135,10 @@ class _State:
             self.modes = modes.parse(_option(config, "modes"))
         except UsageError as exc:
             raise pytest.UsageError(f"--conv-modes: {exc}") from None
+        try:
+            self.policies = policy_records.parse(_option(config, "policies"))
+        except UsageError as exc:
+            raise pytest.UsageError(f"--conv-policies: {exc}") from None
         report = _option(config, "report")
         self.report_dir = Path(report) if report else None
         self.strict = _flag(config, "strict-registry")
@@ -155,8 +163,11 @@ class _State:
                     cases = [c for c in cases if c.layer in self.layers]
                 if self.modes:
                     cases = [c for c in cases if c.mode in self.modes]
+                if self.policies:
+                    cases = [c for c in cases if c.policy_name in self.policies]
             else:
-                cases = grid.cases(self.profile, layers=self.layers, modes=self.modes)
+                cases = grid.cases(self.profile, layers=self.layers, modes=self.modes,
+                                   policies=self.policies)
             self._cases = grid.shard(cases, self.shard) if self.shard else cases
         return self._cases
 
@@ -171,7 +182,8 @@ class _State:
 
     def run_info(self) -> dict[str, Any]:
         return {"profile": self.profile, "backends": self.backends, "shard": self.shard or "1/1",
-                "layers": self.layers, "modes": self.modes, "argv": sys.argv, "front_door": "pytest"}
+                "layers": self.layers, "modes": self.modes,
+                "policies": self.policies, "argv": sys.argv, "front_door": "pytest"}
 
 
 def load_cases(path: Path) -> list[ConvCase]:

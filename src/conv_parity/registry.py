@@ -1,7 +1,7 @@
 """Known upstream discrepancies, as data (``known_discrepancies.toml`` beside this module).
 
 Each entry scopes one confirmed Keras/backend bug: a Keras version specifier, the backends, the
-layers, a predicate on the case, dtype/mode scope, the platform facts it needs (TF's oneDNN on or
+layers, a predicate on the case, dtype / dtype-policy / mode scope, the platform facts it needs (TF's oneDNN on or
 off, ...: reported by each worker, see :mod:`conv_parity.facts`), the verdict it produces, the
 release that fixed it and an upstream link.
 The engine turns a matching outcome into ``xfail``; a matching case that now *passes* fails the
@@ -25,6 +25,7 @@ from packaging.version import Version
 
 from conv_parity import backends as targets
 from conv_parity import bug_models, geometry, kinds
+from conv_parity import facts as fact_records
 from conv_parity.case import ConvCase
 from conv_parity.errors import UsageError
 from conv_parity.vocabulary import FAILURE_VERDICTS
@@ -318,8 +319,11 @@ class Entry:
     link: str
     note: str
     where: Mapping[str, Any] = field(default_factory=dict)
-    dtypes: tuple[str, ...] = ()
+    dtypes: tuple[str, ...] = ()  # compute dtypes (a mixed policy's too)
     modes: tuple[str, ...] = ()
+    #: Dtype policies by name (``mixed_float16`` but not ``float16``, say): narrower than
+    #: ``dtypes`` where the variable dtype matters.
+    policies: tuple[str, ...] = ()
     repro: str = ""
     requires: Mapping[str, SpecifierSet] = field(default_factory=dict)  # library -> versions
     #: Platform facts (conv_parity.facts) the bug needs, e.g. {"tensorflow.onednn": False}.
@@ -365,13 +369,15 @@ class Entry:
         Keras backend under other facts) with this Keras and these facts (see facts_hold)."""
         if targets.keras_backend(backend) not in self.backends or case.layer not in self.layers:
             return False
-        if not self.facts_hold(facts):
+        if not self.facts_hold(fact_records.for_dtype(facts, case.dtype)):
             return False
         if refused_by_keras(case, keras_version):
             return False
         if self.dtypes and case.dtype not in self.dtypes:
             return False
         if self.modes and case.mode not in self.modes:
+            return False
+        if self.policies and case.policy_name not in self.policies:
             return False
         if not self.possible_here(keras_version):
             return False
@@ -444,12 +450,26 @@ def _parse_entry(raw: Mapping[str, Any], source: str) -> Entry:
         except Exception:
             raise UsageError(f"{source}: entry {eid!r}: fixed_in must be a Keras version like "
                              f"'3.15.0', got {fixed_in!r}") from None
+    from conv_parity import modes as mode_records
+    from conv_parity import policies as policy_records
+
+    for m in raw.get("modes", ()):
+        if m not in mode_records.MODES:
+            raise UsageError(f"{source}: entry {eid!r}: unknown mode {m!r}")
+    for p in raw.get("policies", ()):
+        if p not in policy_records.POLICIES:
+            raise UsageError(f"{source}: entry {eid!r}: unknown policy {p!r} (one of "
+                             f"{', '.join(policy_records.POLICIES)})")
+    for d in raw.get("dtypes", ()):
+        if d not in policy_records.DTYPES:
+            raise UsageError(f"{source}: entry {eid!r}: unknown dtype {d!r}")
     return Entry(
         id=eid, keras=spec, backends=backends, layers=layers, verdict=verdict, requires=requires,
         facts=dict(facts), fixed_in=fixed_in,
         link=need("link"), note=need("note"), where=dict(raw.get("where", {})),
         dtypes=tuple(raw.get("dtypes", ())), modes=tuple(raw.get("modes", ())),
-        repro=raw.get("repro", ""), example=dict(raw.get("example", {})),
+        policies=tuple(raw.get("policies", ())), repro=raw.get("repro", ""),
+        example=dict(raw.get("example", {})),
     )
 
 
@@ -529,6 +549,10 @@ class Registry:
                 when += f"; fixed in Keras {e.fixed_in}"
             if e.dtypes:
                 when += f"; dtype in {list(e.dtypes)}"
+            if e.policies:
+                when += f"; policy in {list(e.policies)}"
+            if e.modes:
+                when += f"; mode in {list(e.modes)}"
             cells = [e.id, f"`{e.keras}`", ", ".join(e.backends), ", ".join(e.layers), when,
                      e.verdict, e.link, e.note.replace("\n", " ").replace("|", "\\|"),
                      _example_text(e)]
@@ -567,7 +591,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--write", metavar="PATH", help="write the Markdown table to PATH")
     parser.add_argument("--check", metavar="PATH", help="exit 1 if PATH is not up to date")
     args = parser.parse_args(argv)
-    text = Registry.load().to_markdown()
+    from conv_parity.mixed_dtypes import load_known, markdown
+
+    text = Registry.load().to_markdown() + markdown(load_known())
     if args.check:
         current = Path(args.check).read_text() if Path(args.check).exists() else ""
         if current != text:

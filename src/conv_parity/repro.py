@@ -333,7 +333,9 @@ import numpy as np
 LAYER = {case.layer!r}
 KWARGS = {kw_src}
 INPUT_SHAPE = {tuple(case.input_shape)!r}
-DTYPE = {case.dtype!r}
+DTYPE = {case.dtype!r}  # the compute dtype
+POLICY = {case.policy_name!r}  # the layer's dtype policy
+INPUT_DTYPE = {case.input_dtype!r}  # the input's dtype (the variable dtype)
 SEED = {case.seed!r}
 WEIGHT_SHAPES = {[tuple(s) for s in case.weight_shapes()]!r}
 STRIDES = {_geometry(case)["strides"]!r}
@@ -350,12 +352,27 @@ def make_arrays():
         with np.load(os.path.join(os.path.dirname(os.path.abspath(__file__)), ARRAYS_FILE)) as f:
             return f["x"], [f[f"w{{i}}"] for i in range(len(WEIGHT_SHAPES))]
     rng = np.random.default_rng(SEED)
-    x = rng.standard_normal(INPUT_SHAPE).astype(DTYPE)
+    x = rounded(rng.standard_normal(INPUT_SHAPE))
     weights = []
     for shape in WEIGHT_SHAPES:
         fan_in = max(1, int(np.prod(shape[:-1])))
-        weights.append((rng.standard_normal(shape) / np.sqrt(fan_in)).astype(DTYPE))
+        weights.append(rounded(rng.standard_normal(shape) / np.sqrt(fan_in)))
     return x, weights
+
+
+def exact(name):
+    """NumPy's dtype for `name`; bfloat16 is ml_dtypes' (NumPy has none)."""
+    if name == "bfloat16":
+        import ml_dtypes
+
+        return np.dtype(ml_dtypes.bfloat16)
+    return np.dtype(name)
+
+
+def rounded(a):
+    """Rounded to the compute dtype, held in the input dtype (float32 for bfloat16)."""
+    held = np.float32 if INPUT_DTYPE == "bfloat16" else INPUT_DTYPE
+    return a.astype(exact(DTYPE)).astype(held)
 
 
 {_WINDOW_FN}
@@ -389,7 +406,12 @@ def main():
     # Tolerance: rounding of a sum of products scales with the sum of |products|.
     mag = reference(np.abs(x), [np.abs(w) for w in weights], activation=False)
     mag = mag * {slope}  # a steep activation magnifies the sum's rounding
-    info = np.finfo(DTYPE)
+    if str(y.dtype) != DTYPE:
+        print(f"DISCREPANCY: output dtype {{y.dtype}} is not the compute dtype {{DTYPE}}")
+        return 1
+    import ml_dtypes
+
+    info = ml_dtypes.finfo(exact(DTYPE))
     tol = 100 * float(info.tiny) + 64 * float(info.eps) * mag + 2 * float(info.eps) * np.abs(y_ref)
     y64 = y.astype(np.float64)
     with np.errstate(invalid="ignore"):

@@ -463,7 +463,7 @@ def _invalid_case(draw: Callable[[st.SearchStrategy[Any]], Any], layer: str,
     elif rule == "causal_not_conv1d":
         kw["padding"] = "causal"
     new_shape = _shape(kw["data_format"], shape[0], spatial, shape[1] if cf else shape[-1])
-    return ConvCase.make(layer, kw, new_shape, dtype=base.dtype)
+    return ConvCase.make(layer, kw, new_shape, dtype=base.policy_name)
 
 
 def invalid_cases(layers: Iterable[str] | None = None, *, dtypes: Sequence[str] = ("float32",),

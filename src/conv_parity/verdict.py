@@ -254,9 +254,10 @@ def classify(
                 f"{_fmt_shape(result.shape)} on {b}"
             )
             return out
-    if result.dtype != case.dtype:
+    wrong_dtype = dtype_mismatch(case, result)
+    if wrong_dtype:
         out.verdict = "fail-values"
-        out.message = f"{b} returned dtype {result.dtype}, expected {case.dtype}"
+        out.message = wrong_dtype
         return out
     for name, expected in ref.outputs.items():  # every named output is there, shaped right
         got = result.outputs.get(name)
@@ -297,6 +298,35 @@ def classify(
         f"tolerance {check.worst_tolerance:.3g}); max |err| {check.max_abs_err:.3g}"
     )
     return out
+
+
+def expected_dtypes(case: ConvCase, names: list[str] | tuple[str, ...]) -> dict[str, str]:
+    """The dtype each named output must have under the case's policy: ``y`` the compute dtype;
+    a gradient the dtype of what it differentiates (``dx``: the input dtype, float32 under a
+    mixed policy; a weight's: the variable dtype). An op's arrays are all in its dtype."""
+    return {name: case.dtype if name == "y" else
+            case.input_dtype if name == "dx" else case.variable_dtype for name in names}
+
+
+def dtype_mismatch(case: ConvCase, result: BackendResult) -> str | None:
+    """Why the result's dtypes break the case's policy (None when they keep it): the output in
+    the compute dtype, gradients in their variables' dtypes (:func:`expected_dtypes`), a
+    layer's weights in the variable dtype. Got, expected, where (STYLE.md 11)."""
+    policy = f"policy {case.policy_name}"
+    got_y = result.dtypes.get("y", result.dtype) if result.dtypes else result.dtype
+    if got_y != case.dtype:
+        return (f"{result.backend} returned dtype {got_y}, expected {case.dtype} "
+                f"(the compute dtype of {policy})")
+    for name, want in expected_dtypes(case, list(result.dtypes)).items():
+        got = result.dtypes[name]
+        if got != want:
+            return (f"{result.backend} returned {name} in {got}, expected {want} (the dtype of "
+                    f"what it differentiates under {policy})")
+    wrong = [d for d in result.variable_dtypes or () if d != case.variable_dtype]
+    if wrong:
+        return (f"{result.backend} stores the layer's weights in {', '.join(sorted(set(wrong)))}, "
+                f"expected {case.variable_dtype} (the variable dtype of {policy})")
+    return None
 
 
 def _compare_outputs(ref: Reference, result: BackendResult,

@@ -132,7 +132,7 @@ def test_ignored_keywords_are_never_evaluated() -> None:
         ("Conv2D", "not a call"),
         ("1 + 2", "must be one call"),
         ("", "empty"),
-        ("Conv2D(8, 3, dtype='int8')", "dtype must be one of"),
+        ("Conv2D(8, 3, dtype='int8')", "dtype must be a dtype policy, one of"),
         ("ops.conv(x, k, strides=2)", "kernel_size=..., filters=..."),
         ("Conv2D(8, 3, 1, 'same', None, 1, 1, None, True, 5)", "at most 9 positional"),
     ],
@@ -235,8 +235,11 @@ def test_a_pasted_get_config_just_works() -> None:
     assert "kernel_initializer" in parsed.ignored
 
 
-def test_a_mixed_policy_is_named_with_what_to_do() -> None:
-    with pytest.raises(UsageError, match="mixed dtype policy 'mixed_float16' is not checked "
-                                         "yet; pass its compute dtype"):
-        cli_parse.parse_layer("Conv2D(8, 3, dtype={'class_name': 'DTypePolicy', "
-                              "'config': {'name': 'mixed_float16'}})")
+@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16", "bfloat16"])
+def test_a_pasted_dtype_policy_dict_gives_its_policy(policy: str) -> None:
+    """Issue 16: a pasted DTypePolicy dict, mixed ones included, is accepted as its policy."""
+    parsed = cli_parse.parse_layer("Conv2D(8, 3, dtype={'module': 'keras', 'class_name': "
+                                   f"'DTypePolicy', 'config': {{'name': '{policy}'}}, "
+                                   "'registered_name': None})")
+    assert parsed.dtype == policy
+    assert cli_parse.parse_layer(f"Conv2D(8, 3, dtype='{policy}')").dtype == policy

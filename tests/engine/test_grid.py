@@ -80,6 +80,25 @@ def test_asked_modes_replace_the_profiles_and_subsets_do_not_move() -> None:
     # filtering layers keeps each case's membership: the subset is a hash of the case's id
     conv = {c for c in grid.cases("default", layers=["Conv2D"]) if c.mode == "grad"}
     assert conv and all(grid.in_mode_subset(
-        ConvCase.make(c.layer, c.kwargs, c.input_shape, c.dtype), "grad", 3) for c in conv)
+        ConvCase.make(c.layer, c.kwargs, c.input_shape, c.policy_name), "grad", 3) for c in conv)
     with pytest.raises(UsageError, match="unknown mode 'fast'"):
         grid.cases("smoke", modes=["fast"])
+
+
+def test_policies_get_a_seeded_share_and_smoke_stays_float32() -> None:
+    """default: float32 plus a share of the grid under every other policy (ops never under a
+    mixed one), each policy's share in the modes too; smoke is unchanged; --policies runs the
+    whole grid under the policies named."""
+    from conv_parity.policies import POLICIES
+
+    default = grid.cases("default")
+    assert {c.policy_name for c in default} == set(POLICIES)
+    assert {c.mode for c in default if c.policy_name == "mixed_bfloat16"} >= {"eager", "grad"}
+    assert not [c for c in default if c.kind.is_op and c.policy is not None]
+    assert {c.policy_name for c in grid.cases("smoke")} == {"float32"}
+    full = grid.cases("full")
+    assert {c.policy_name for c in full} == set(POLICIES)
+    only = grid.cases("smoke", policies=["bfloat16"])
+    assert {c.policy_name for c in only} == {"bfloat16"}
+    assert len({(c.layer, c.kwargs_items, c.input_shape) for c in only}) == len(
+        {(c.layer, c.kwargs_items, c.input_shape) for c in grid.cases("smoke")})

@@ -29,6 +29,7 @@ from conv_parity.cli import (
 )
 from conv_parity.cli.text import failure_lines, fmt_float, fmt_shape, one_line, table
 from conv_parity.errors import InvalidConfig, UsageError
+from conv_parity.policies import POLICIES
 
 if TYPE_CHECKING:
     from conv_parity.case import ConvCase
@@ -46,6 +47,9 @@ examples:
       --input-shape 1,28,28,3
   conv-parity check "Conv2D(8, 5)" --input-shape 1,4,4,3 --expect-error   # all must raise
   conv-parity check --cases my-model-layers.json --report out   # a batch, one set of workers
+  conv-parity check "Conv2D(8, 3)" --input-shape 1,9,9,3 --dtype mixed_bfloat16 \
+      --modes eager,predict,jit,grad       # a dtype policy, in every mode
+  conv-parity check --mixed-dtypes         # ops.conv & co with input and kernel dtypes mixed
   conv-parity check "Conv2D(4, 3, activation='relu')" --input-shape 2,9,9,3 \
       --modes eager,predict,jit,grad       # one table: a row per mode and backend
 
@@ -77,8 +81,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                             "or 1,3,28,28 with data_format='channels_first'")
     add_backends_option(check)
     add_modes_option(check, "eager")
-    check.add_argument("--dtype", choices=("float16", "float32", "float64"), default=None,
-                       help="input and weight dtype (default: the layer's dtype= or float32)")
+    check.add_argument("--dtype", choices=tuple(POLICIES), default=None, metavar="POLICY",
+                       help="the dtype policy: " + ", ".join(POLICIES) + " (default: the "
+                            "layer's dtype= or float32); the output must be in its compute "
+                            "dtype, the weights in its variable dtype; an op runs input and "
+                            "kernel in a plain policy's dtype")
+    check.add_argument("--mixed-dtypes", metavar="OPS", nargs="?", const="all", default=None,
+                       help="instead of a layer: check that the keras.ops conv family (or the "
+                            "comma-separated OPS, e.g. conv,conv_transpose) agrees across "
+                            "backends on an input and a kernel of different dtypes: the same "
+                            "result dtype, or all raise")
     check.add_argument("--seed", type=seed, default=None,
                        help="seed of the random input and weights (default: derived from the "
                             "configuration)")
@@ -106,6 +118,13 @@ def cmd_check(args: argparse.Namespace) -> int:
     from conv_parity.case import ConvCase
     from conv_parity.cli import parse
 
+    if args.mixed_dtypes:
+        if args.layer or args.input_shape or args.cases:
+            raise UsageError("--mixed-dtypes checks the ops on their own: give no LAYER, "
+                             "--input-shape or --cases")
+        from conv_parity.cli.mixed import cmd_mixed
+
+        return cmd_mixed(args)
     if args.cases:
         if args.layer or args.input_shape:
             raise UsageError("give either a LAYER with --input-shape, or --cases FILE, not both")
@@ -230,7 +249,8 @@ def _print_check(case: ConvCase, outcomes: list[Outcome], env: dict[str, Any],
         headers.insert(0, "mode")
     kwargs = ", ".join(f"{k}={v!r}" for k, v in case.kwargs.items())
     print(f"{case.layer}({kwargs})")
-    print(f"input {fmt_shape(case.input_shape)} {case.dtype}, seed {case.seed}")
+    print(f"input {fmt_shape(case.input_shape)} {case.input_dtype}, policy {case.policy_name}, "
+          f"seed {case.seed}")
     print()
     for line in table(headers, rows):
         print(line)

@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from conv_parity import kinds
-from conv_parity.case import DTYPES
 from conv_parity.errors import UsageError
+from conv_parity.policies import POLICIES
 from conv_parity.registry import installed_keras_version, old_output_padding_api
 
 #: Positional order of each kind, read from Keras 3's signatures (``keras/src/layers/
@@ -186,8 +186,8 @@ def _literal(node: ast.AST) -> Any:
 
 
 def _policy_dtype(name: str, value: Any) -> Any:
-    """A ``dtype=`` as get_config() writes it: a DTypePolicy dict gives its policy name (a
-    plain dtype; mixed policies are not cases yet), anything else is returned as is."""
+    """A ``dtype=`` as get_config() writes it: a DTypePolicy dict gives its policy name
+    (``mixed_bfloat16`` included), anything else is returned as is."""
     if not isinstance(value, dict):
         return value
     policy = (value.get("config") or {}).get("name") if isinstance(value.get("config"), dict) \
@@ -195,10 +195,6 @@ def _policy_dtype(name: str, value: Any) -> Any:
     if value.get("class_name") not in ("DTypePolicy", "FloatDTypePolicy") or policy is None:
         raise UsageError(with_example(
             f"{name}: dtype must be a dtype name or a DTypePolicy config, got {value!r}", name))
-    if str(policy).startswith("mixed_"):
-        raise UsageError(with_example(
-            f"{name}: the mixed dtype policy {policy!r} is not checked yet; pass its compute "
-            f"dtype (e.g. --dtype float16) to check the layer in that dtype", name))
     return policy
 
 
@@ -363,10 +359,10 @@ def parse_layer(expr: str) -> ParsedLayer:
                 f"{name}: {key} must not be a float, got {key}={value!r}", name))
         if key == "dtype" and not kind.is_op:
             value = _policy_dtype(name, value)
-            if value is not None and value not in DTYPES:
+            if value is not None and value not in POLICIES:
                 raise UsageError(with_example(
-                    f"{name}: dtype must be one of {', '.join(DTYPES)} (or use --dtype), "
-                    f"got dtype={value!r}", name))
+                    f"{name}: dtype must be a dtype policy, one of {', '.join(POLICIES)} (or "
+                    f"use --dtype), got dtype={value!r}", name))
             dtype = value
             continue
         if key not in accepted:

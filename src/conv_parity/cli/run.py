@@ -77,6 +77,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_backends_option(run)
     add_modes_option(run, "the profile's: eager on every case, predict and grad on a seeded "
                           "subset; full adds jit")
+    run.add_argument("--policies", metavar="LIST", default=None,
+                     help="comma-separated dtype policies to run the whole grid under "
+                          "(float16, bfloat16, mixed_float16, mixed_bfloat16, float32, "
+                          "float64; default: float32 plus the profile's seeded share under "
+                          "each other policy; ops skip the mixed ones)")
     run.add_argument("--report", metavar="DIR", default=DEFAULT_REPORT,
                      help=f"report folder (default: ./{DEFAULT_REPORT})")
     run.add_argument("--shard", metavar="I/N", default=None,
@@ -129,6 +134,8 @@ def pytest_command(args: argparse.Namespace, backends: list[str], report: Path) 
         cmd += ["--conv-layers", args.layers]
     if args.modes:
         cmd += ["--conv-modes", args.modes]
+    if args.policies:
+        cmd += ["--conv-policies", args.policies]
     if args.n is not None:
         if os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD"):
             cmd += ["-p", "xdist.plugin"]
@@ -151,6 +158,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         args.layers = ",".join(names)
     modes = selected_modes(args.modes)
     args.modes = ",".join(modes) if modes else None
+    from conv_parity import policies
+
+    chosen = policies.parse(args.policies)
+    args.policies = ",".join(chosen) if chosen else None
     backends = selected_backends(args.backends)
     if args.n is not None and importlib.util.find_spec("xdist") is None:
         raise UsageError("-n needs pytest-xdist: pip install pytest-xdist (or drop -n)")

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from conv_parity.modes._keras import make_layer, op_function, tagged
+from conv_parity.modes._keras import make_layer, op_function, tagged, to_tensor
 from conv_parity.modes._protocol import Arrays
 from conv_parity.modes.eager import Eager
 
@@ -54,11 +54,11 @@ class Compiled(Eager):
             except Exception as exc:
                 raise tagged(exc, "build") from None
             return hit
-        inp = keras.Input(batch_shape=tuple(case.input_shape), dtype=case.dtype)
+        inp = keras.Input(batch_shape=tuple(case.input_shape), dtype=case.input_dtype)
         if case.kind.is_op:
             # The kernels are constants of the graph: an op case builds its own model.
             try:
-                ws = [keras.ops.convert_to_tensor(w) for w in arrays.weights]
+                ws = [to_tensor(keras, w, case.dtype) for w in arrays.weights]
                 out = op_function(keras, case)(inp, *ws, **case.call_kwargs)
                 model = keras.Model(inp, out)
             except Exception as exc:
@@ -113,14 +113,14 @@ class Compiled(Eager):
             op = case.layer[len("ops."):]
             body = (
                 "inp = keras.Input(batch_shape=INPUT_SHAPE, dtype=DTYPE)\n"
-                "wt = [keras.ops.convert_to_tensor(w) for w in weights]\n"
+                "wt = [keras.ops.convert_to_tensor(w, dtype=DTYPE) for w in weights]\n"
                 f"model = keras.Model(inp, keras.ops.{op}(inp, *wt, **KWARGS))\n"
             )
         else:
             inits = "".join(f', {name}="zeros"' for name in case.kind.initializer_kwargs)
             body = (
-                f"layer = keras.layers.{case.layer}(**KWARGS{inits}, dtype=DTYPE)\n"
-                "inp = keras.Input(batch_shape=INPUT_SHAPE, dtype=DTYPE)\n"
+                f"layer = keras.layers.{case.layer}(**KWARGS{inits}, dtype=POLICY)\n"
+                "inp = keras.Input(batch_shape=INPUT_SHAPE, dtype=INPUT_DTYPE)\n"
                 "model = keras.Model(inp, layer(inp))\n"
                 "layer.set_weights(weights)\n"
             )

@@ -21,15 +21,35 @@ def tagged(exc: BaseException, phase: str) -> BaseException:
 
 
 def make_layer(keras: Any, case: ConvCase) -> Any:
-    """The layer of a layer case, zeros-initialised (no backend pays for random init;
+    """The layer of a layer case under the case's dtype policy (``dtype="mixed_bfloat16"``
+    is how a user asks for one), zeros-initialised (no backend pays for random init;
     ``set_weights`` follows)."""
     cls = getattr(keras.layers, case.layer)
     kwargs = dict(case.call_kwargs)
     for name in case.kind.initializer_kwargs:
         kwargs[name] = "zeros"
-    return cls(dtype=case.dtype, **kwargs)
+    return cls(dtype=case.policy_name, **kwargs)
 
 
 def op_function(keras: Any, case: ConvCase) -> Any:
     """The ``keras.ops`` function of an op case."""
     return getattr(keras.ops, case.layer[len("ops."):])
+
+
+def to_tensor(keras: Any, a: Any, dtype: str) -> Any:
+    """``a`` as a tensor of ``dtype`` (arrays travel as float32 where NumPy lacks the dtype;
+    their values are exact in it, see :mod:`conv_parity.policies`)."""
+    return keras.ops.convert_to_tensor(a, dtype=dtype)
+
+
+def to_numpy(keras: Any, tensor: Any) -> Any:
+    """A tensor as NumPy in its own dtype (bfloat16 as ``ml_dtypes.bfloat16``, which every
+    backend's ``convert_to_numpy`` gives), so the dtype check sees what the backend returned."""
+    return keras.ops.convert_to_numpy(tensor)
+
+
+def variable_dtypes(layer: Any) -> list[str]:
+    """The dtypes a built layer stores its weights in (the policy's variable dtype)."""
+    from keras import backend
+
+    return [backend.standardize_dtype(v.dtype) for v in layer.weights]

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from conv_parity.modes._keras import make_layer, op_function, tagged
+from conv_parity.modes._keras import make_layer, op_function, tagged, to_tensor, variable_dtypes
 from conv_parity.modes._protocol import Arrays
 
 if TYPE_CHECKING:
@@ -36,6 +36,13 @@ class Eager:
             return self._built[1]
         return make_layer(keras, case)
 
+    def variable_dtypes(self, case: ConvCase) -> list[str] | None:
+        """The dtypes of the weights of the layer the last run built for ``case`` (None for an
+        op, or when it built none): the policy's variable dtype is checked against them."""
+        if self._built is None or self._built[0] is not case:
+            return None
+        return variable_dtypes(self._built[1])
+
     def seeded(self, case: ConvCase) -> Arrays:
         """The arrays of :meth:`ConvCase.arrays`: input and weights, nothing else."""
         x, weights = case.arrays()
@@ -61,15 +68,15 @@ class Eager:
         self._built = None
         if case.kind.is_op:
             try:
-                xt = keras.ops.convert_to_tensor(arrays.x)
-                wt = [keras.ops.convert_to_tensor(w) for w in arrays.weights]
+                xt = to_tensor(keras, arrays.x, case.dtype)
+                wt = [to_tensor(keras, w, case.dtype) for w in arrays.weights]
                 y = op_function(keras, case)(xt, *wt, **case.call_kwargs)
                 return {"y": keras.ops.convert_to_numpy(y)}
             except Exception as exc:
                 raise tagged(exc, "call") from None
         layer = self.built_layer(keras, case, arrays)
         try:
-            y = layer(keras.ops.convert_to_tensor(arrays.x))
+            y = layer(to_tensor(keras, arrays.x, case.input_dtype))
             return {"y": keras.ops.convert_to_numpy(y)}
         except Exception as exc:
             raise tagged(exc, "call") from None
@@ -100,12 +107,12 @@ class Eager:
         if case.kind.is_op:
             op = case.layer[len("ops."):]
             return textwrap.dedent(f"""\
-                xt = keras.ops.convert_to_tensor(x)
-                wt = [keras.ops.convert_to_tensor(w) for w in weights]
+                xt = keras.ops.convert_to_tensor(x, dtype=DTYPE)
+                wt = [keras.ops.convert_to_tensor(w, dtype=DTYPE) for w in weights]
                 y = keras.ops.convert_to_numpy(keras.ops.{op}(xt, *wt, **KWARGS))""")
         inits = "".join(f', {name}="zeros"' for name in case.kind.initializer_kwargs)
         return textwrap.dedent(f"""\
-            layer = keras.layers.{case.layer}(**KWARGS{inits}, dtype=DTYPE)
+            layer = keras.layers.{case.layer}(**KWARGS{inits}, dtype=POLICY)
             layer.build(INPUT_SHAPE)
             layer.set_weights(weights)
-            y = keras.ops.convert_to_numpy(layer(keras.ops.convert_to_tensor(x)))""")
+            y = keras.ops.convert_to_numpy(layer(keras.ops.convert_to_tensor(x, dtype=INPUT_DTYPE)))""")

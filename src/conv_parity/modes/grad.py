@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from conv_parity.modes._keras import op_function, tagged
+from conv_parity import policies
+from conv_parity.modes._keras import op_function, tagged, to_tensor
 from conv_parity.modes._protocol import Arrays
 from conv_parity.modes.eager import Eager
 
@@ -40,7 +41,7 @@ def _distinct_input(case: ConvCase, rng: np.random.Generator) -> np.ndarray:
     2048 in float16), so every pooling window has one maximum."""
     size = int(np.prod(case.input_shape))
     ramp = (rng.permutation(size) - size / 2) / max(size / 4, 1.0)
-    return ramp.reshape(case.input_shape).astype(case.dtype)
+    return case.as_input(ramp.reshape(case.input_shape))
 
 
 class Grad(Eager):
@@ -67,7 +68,8 @@ class Grad(Eager):
             shape = reference.output_shape(case.layer, case.input_shape, **case.kwargs)
         except InvalidConfig:
             return Arrays(x, weights)
-        return Arrays(x, weights, {"dy": rng.standard_normal(shape).astype(case.dtype)})
+        dy = policies.round_to(rng.standard_normal(shape), case.dtype)  # y's dtype
+        return Arrays(x, weights, {"dy": dy})
 
     def run(self, keras: Any, case: ConvCase, arrays: Arrays) -> dict[str, np.ndarray]:
         """``y`` and the gradients, named as the reference names them. When the cotangent
@@ -78,7 +80,7 @@ class Grad(Eager):
         if case.kind.is_op:
             fn = op_function(keras, case)
             kw = case.call_kwargs
-            params = [keras.ops.convert_to_tensor(w) for w in arrays.weights]
+            params = [to_tensor(keras, w, case.dtype) for w in arrays.weights]
 
             def call(x: Any, *ws: Any) -> Any:
                 return fn(x, *ws, **kw)
@@ -89,7 +91,8 @@ class Grad(Eager):
             params = list(layer.trainable_variables)
             call = layer
         try:
-            y, grads = _VJP[keras.backend.backend()](keras, call, layer, arrays, params)
+            x = to_tensor(keras, arrays.x, case.input_dtype)
+            y, grads = _VJP[keras.backend.backend()](keras, call, layer, x, arrays, params)
         except Exception as exc:
             raise tagged(exc, "call") from None
         out = {"y": y}
@@ -137,11 +140,10 @@ def _cotangent(arrays: Arrays, y_shape: tuple[int, ...]) -> np.ndarray | None:
     return dy
 
 
-def _tensorflow(keras: Any, call: Callable, layer: Any, arrays: Arrays,
+def _tensorflow(keras: Any, call: Callable, layer: Any, x: Any, arrays: Arrays,
                 params: list) -> tuple[np.ndarray, list | None]:
     import tensorflow as tf
 
-    x = tf.constant(arrays.x)
     with tf.GradientTape() as tape:
         tape.watch(x)
         if layer is None:
@@ -156,11 +158,11 @@ def _tensorflow(keras: Any, call: Callable, layer: Any, arrays: Arrays,
     return y_np, [_numpy(keras, g, s) for g, s in zip(grads, [arrays.x, *arrays.weights])]
 
 
-def _torch(keras: Any, call: Callable, layer: Any, arrays: Arrays,
+def _torch(keras: Any, call: Callable, layer: Any, x: Any, arrays: Arrays,
            params: list) -> tuple[np.ndarray, list | None]:
     import torch
 
-    x = keras.ops.convert_to_tensor(arrays.x).detach().requires_grad_(True)
+    x = x.detach().requires_grad_(True)
     if layer is None:
         params = [p.detach().requires_grad_(True) for p in params]
         y = call(x, *params)
@@ -177,7 +179,7 @@ def _torch(keras: Any, call: Callable, layer: Any, arrays: Arrays,
     return y_np, [_numpy(keras, g, s) for g, s in zip(grads, [arrays.x, *arrays.weights])]
 
 
-def _jax(keras: Any, call: Callable, layer: Any, arrays: Arrays,
+def _jax(keras: Any, call: Callable, layer: Any, x: Any, arrays: Arrays,
          params: list) -> tuple[np.ndarray, list | None]:
     import jax
     import jax.numpy as jnp
@@ -193,8 +195,8 @@ def _jax(keras: Any, call: Callable, layer: Any, arrays: Arrays,
                 return call(x)
 
         values = [v.value for v in params]
-    y, pullback = jax.vjp(f, jnp.asarray(arrays.x), values)
-    y_np = np.asarray(y)
+    y, pullback = jax.vjp(f, x, values)
+    y_np = keras.ops.convert_to_numpy(y)
     dy = _cotangent(arrays, y_np.shape)
     if dy is None:
         return y_np, None

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from conv_parity import facts, modes
+from conv_parity import facts, modes, policies
 from conv_parity.backends import MUTATION_GATE, BackendSpec, get
 from conv_parity.modes import Arrays
 from conv_parity.modes._keras import make_layer, op_function, tagged
@@ -143,7 +143,7 @@ def symbolic_shapes(case: ConvCase) -> tuple[tuple | None, tuple | None, dict | 
     except Exception as exc:
         return None, None, _error(exc, "symbolic")
     try:
-        functional = _plain(layer(keras.KerasTensor(input_shape, dtype=case.dtype)).shape)
+        functional = _plain(layer(keras.KerasTensor(input_shape, dtype=case.input_dtype)).shape)
     except Exception as exc:
         return computed, None, _error(exc, "symbolic")
     return computed, functional, None
@@ -210,10 +210,15 @@ def process(item_header: dict[str, Any], arrays: list[np.ndarray], channel: Chan
         out.update(symbolic_shape=sym, functional_shape=fun, symbolic_error=sym_err)
     if outputs:
         first = next(iter(outputs.values()))
+        # Each output's own dtype, before bfloat16 is widened for the .npy wire.
         out.update(status="ok", shape=list(first.shape), dtype=str(first.dtype),
-                   outputs=list(outputs))
+                   outputs=list(outputs),
+                   dtypes={name: str(a.dtype) for name, a in outputs.items()})
+        held = getattr(modes.get(case.mode), "variable_dtypes", None)
+        if held is not None:
+            out["variable_dtypes"] = held(case)
     out["seconds"] = time.perf_counter() - t0
-    return out, list(outputs.values())
+    return out, [policies.for_numpy(a) for a in outputs.values()]
 
 
 _statm_fd: int | None = None
@@ -288,11 +293,29 @@ def _serve_model(channel: Channel, header: dict[str, Any], served: list[int]) ->
         channel.send({"type": "arrays"}, part)
 
 
+def _serve_mixed_dtypes(channel: Channel, header: dict[str, Any], served: list[int]) -> None:
+    """Run the mixed input / kernel dtype probes in the header
+    (:func:`conv_parity.mixed_dtypes.run_probes`); answer with each one's dtype or error."""
+    from conv_parity.mixed_dtypes import run_probes
+
+    channel.recv()  # the (empty) arrays frame every request has
+    t0 = time.perf_counter()
+    try:
+        reply = {"type": "mixed_dtypes_result", "status": "ok",
+                 "answers": run_probes(_keras, header.get("probes") or [])}
+    except Exception as exc:
+        reply = {"type": "mixed_dtypes_result", "status": "error", "error": _error(exc, "call")}
+    reply["seconds"] = time.perf_counter() - t0
+    served[0] += 1
+    channel.send(reply)
+
+
 #: Message type -> its handler; "shutdown" ends the loop. A new kind of request (prepared
 #: arrays of a model, ...) is one entry here.
 HANDLERS: dict[str, Callable[[Channel, dict[str, Any], list[int]], None]] = {
     "batch": _serve_batch,
     "model": _serve_model,
+    "mixed_dtypes": _serve_mixed_dtypes,
 }
 
 

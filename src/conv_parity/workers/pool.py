@@ -585,7 +585,10 @@ class WorkerPool:
             status=status,
             outputs=outputs,
             shape=None if first is None else tuple(first.shape),
-            dtype=None if first is None else str(first.dtype),
+            dtype=None if first is None else str(
+                (header.get("dtypes") or {}).get(names[0], first.dtype)),
+            dtypes=dict(header.get("dtypes") or {}),
+            variable_dtypes=header.get("variable_dtypes"),
             symbolic_shape=_tuple(header.get("symbolic_shape")),
             functional_shape=_tuple(header.get("functional_shape")),
             error=header.get("error"),

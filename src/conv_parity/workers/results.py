@@ -40,7 +40,11 @@ class BackendResult:
     #: What the mode computed, by name (``{"y": ...}`` for a forward pass); empty on errors.
     outputs: dict[str, np.ndarray] = field(default_factory=dict)
     shape: tuple | None = None  # the first output's (``y``)
-    dtype: str | None = None
+    dtype: str | None = None  # the first output's, as the backend returned it (bfloat16 too)
+    #: Every output's dtype as returned (arrays of a dtype NumPy lacks travel widened).
+    dtypes: dict[str, str] = field(default_factory=dict)
+    #: A layer's weights' dtypes (the policy's variable dtype); None for an op.
+    variable_dtypes: list[str] | None = None
     symbolic_shape: tuple | None = None
     functional_shape: tuple | None = None
     error: dict[str, Any] | None = None
@@ -67,6 +71,8 @@ class BackendResult:
             "outputs": list(self.outputs),
             "shape": None if self.shape is None else list(self.shape),
             "dtype": self.dtype,
+            "dtypes": dict(self.dtypes),
+            "variable_dtypes": self.variable_dtypes,
             "symbolic_shape": _listify(self.symbolic_shape),
             "functional_shape": _listify(self.functional_shape),
             "error": self.error,
