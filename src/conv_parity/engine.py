@@ -311,7 +311,8 @@ class Engine:
             folder = self.report_dir or Path(tempfile.gettempdir()) / "conv-parity"
             out.repro = str(write_repro(out.case, out.backend, folder,
                                         note=out.diagnosis or out.message.splitlines()[0],
-                                        arrays=None if arrays.seeded else arrays))
+                                        arrays=None if arrays.seeded else arrays,
+                                        focus=out.worst))
         except Exception as exc:
             notes.append(f"repro script failed: {type(exc).__name__}: {exc}")
         if notes:

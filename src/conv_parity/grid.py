@@ -304,7 +304,8 @@ def cases(profile: str = "default", seed: int = GRID_SEED,
     out: dict[ConvCase, None] = {}
     for name in selected:
         kind = kinds.KINDS[name]
-        for _ in range(prof.per_kind):
+        # a global pool varies only its sizes, data format and keepdims: a third of the draws
+        for _ in range(max(1, prof.per_kind // 3) if kind.is_global else prof.per_kind):
             case = _valid_case(kind, rng, prof)
             if case is not None:
                 out.setdefault(case)

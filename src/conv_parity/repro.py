@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import shlex
 import textwrap
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +41,7 @@ def repro_command(path: str | Path) -> str:
 
 def write_repro(case: ConvCase, backend: str, directory: str | Path, *,
                 reference_output: np.ndarray | None = None, note: str | None = None,
-                arrays: Arrays | None = None) -> Path:
+                arrays: Arrays | None = None, focus: Mapping[str, Any] | None = None) -> Path:
     """Write ``<directory>/repro/<case_id>--<backend>.py`` and return its path.
 
     `reference_output` is accepted for callers that have it; the script recomputes the
@@ -58,7 +59,7 @@ def write_repro(case: ConvCase, backend: str, directory: str | Path, *,
         with open(npz.with_name(npz.name + ".tmp"), "wb") as f:
             np.savez(f, **named)
         npz.with_name(npz.name + ".tmp").replace(npz)
-    text = render(case, backend, note=note, arrays_file=npz.name if npz else None)
+    text = render(case, backend, note=note, arrays_file=npz.name if npz else None, focus=focus)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text)
     tmp.replace(path)
@@ -298,9 +299,11 @@ _SLOPE_SOURCE = {"selu": "1.76", "gelu": "1.13", "silu": "1.1", "swish": "1.1", 
 
 
 def render(case: ConvCase, backend: str, note: str | None = None,
-           arrays_file: str | None = None) -> str:
+           arrays_file: str | None = None, focus: Mapping[str, Any] | None = None) -> str:
     """The source text of the repro script of `case` on `backend` (its arrays loaded from
-    ``arrays_file`` beside it when given, else regenerated from the seed)."""
+    ``arrays_file`` beside it when given, else regenerated from the seed). ``focus``: the
+    outcome's worst element (``{"output": name, "index": [...]}``), which a mode that checks
+    a sample of an output (grad) always includes."""
     kwargs = case.call_kwargs
     kw_src = "{\n" + "".join(f"    {k!r}: {v!r},\n" for k, v in kwargs.items()) + "}"
     note_doc = ("\n" + textwrap.fill(note, 96) + "\n") if note else ""
@@ -311,7 +314,12 @@ def render(case: ConvCase, backend: str, note: str | None = None,
     setting_src = textwrap.indent(
         f"# the {backend} setting:\n{spec.after_import_source}\n", "    ") \
         if spec.after_import_source else ""
-    call = textwrap.indent(modes.get(case.mode).repro_call(case), "        ")
+    mode = modes.get(case.mode)
+    call = textwrap.indent(mode.repro_call(case), "        ")
+    prepare = textwrap.indent(mode.repro_prepare(case), "    ")
+    check = textwrap.indent(mode.repro_check(case, backend), "    ")
+    focus_value = (focus["output"], tuple(focus["index"])) \
+        if focus and focus.get("output") not in (None, "y") and focus.get("index") else None
     slope = _SLOPE_SOURCE.get(case.kwargs.get("activation") or "", "1.0")
     ref_src = _reference_source(case)
     return f'''#!/usr/bin/env python3
@@ -343,6 +351,7 @@ KERNEL = {_geometry(case)["kernel"]!r}
 DILATION = {_geometry(case)["dilation"]!r}
 NOTE = {note!r}
 ARRAYS_FILE = {arrays_file!r}
+FOCUS = {focus_value!r}  # the element conv-parity reported as worst (an output other than y)
 
 
 def make_arrays():
@@ -380,10 +389,16 @@ def rounded(a):
 {ref_src}
 
 
+def slope(mag):
+    """How much the activation can magnify a rounding error of its input."""
+    return {slope}
+
+
 def main():
     import keras
 
 {setting_src}    x, weights = make_arrays()
+{prepare}
     print(f"keras {{keras.__version__}}, backend {{keras.backend.backend()}}")
     if NOTE:
         print("conv-parity:", NOTE)
@@ -405,7 +420,7 @@ def main():
         return 1
     # Tolerance: rounding of a sum of products scales with the sum of |products|.
     mag = reference(np.abs(x), [np.abs(w) for w in weights], activation=False)
-    mag = mag * {slope}  # a steep activation magnifies the sum's rounding
+    mag = mag * slope(mag)  # a steep activation magnifies the sum's rounding
     if str(y.dtype) != DTYPE:
         print(f"DISCREPANCY: output dtype {{y.dtype}} is not the compute dtype {{DTYPE}}")
         return 1
@@ -424,6 +439,7 @@ def main():
         print(f"DISCREPANCY: {{int(bad.sum())}} of {{bad.size}} values differ; first at {{where}}: "
               f"output {{float(y64[where])!r}}, reference {{float(y_ref[where])!r}}")
         return 1
+{check}
     print("OK")
     return 0
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conv_parity import grid, mutations, reference
+from conv_parity import compare, grid, mutations, reference
 from conv_parity.case import ConvCase
 from conv_parity.diagnosis import CODES, Diagnosis, diagnose
 from conv_parity.errors import InvalidConfig
@@ -26,7 +26,10 @@ def _valid(cases):
     return out
 
 
-DEFAULT = _valid(grid.cases("default"))
+# bfloat16's tolerance (64 eps of 2**-7: half the accumulated magnitude; its intermediate
+# roundings need up to ~29 eps, measured on torch's SeparableConv2D with tanh) is wider than the
+# gap between most wrong interpretations, so these tests use the other compute dtypes.
+DEFAULT = [c for c in _valid(grid.cases("default")) if c.dtype != "bfloat16"]
 
 
 def _run_ref(case: ConvCase, x: np.ndarray, weights: list[np.ndarray]) -> np.ndarray:
@@ -44,6 +47,19 @@ def _ref(case: ConvCase, x=None, weights=None, **changes) -> np.ndarray:
     x = x0 if x is None else x
     weights = w0 if weights is None else weights
     return _run_ref(case2, x, weights)
+
+
+def _tolerance(case: ConvCase, x: np.ndarray, w: list[np.ndarray]) -> np.ndarray:
+    """The suite's per-element tolerance for the case (its compute dtype's)."""
+    exact = reference.forward(case.layer, x, w, **case.call_kwargs)
+    mag = reference.magnitude(case.layer, x, w, **case.call_kwargs)
+    return compare.tolerance(exact, mag, case.dtype)
+
+
+def _within_tolerance(case: ConvCase, x: np.ndarray, w: list[np.ndarray],
+                      out: np.ndarray) -> bool:
+    exact = reference.forward(case.layer, x, w, **case.call_kwargs)
+    return bool(np.all(np.abs(out.astype(np.float64) - exact) <= _tolerance(case, x, w)))
 
 
 def _diagnosis(case: ConvCase, output: np.ndarray) -> Diagnosis | None:
@@ -71,8 +87,8 @@ def test_every_mutant_on_the_reference_is_named(mutation: str) -> None:
         x, w = case.arrays()
         ref = _run_ref(case, x, w)
         out = mutations.apply(mutation, case, x, [a.copy() for a in w], _run_ref)
-        if out.shape == ref.shape and np.allclose(out, ref, rtol=1e-5, atol=1e-6):
-            continue  # the config cannot express this bug (or it is invisible here)
+        if out.shape == ref.shape and _within_tolerance(case, x, w, out):
+            continue  # the config cannot express this bug (or it is invisible at its dtype)
         seen += 1
         d = _diagnosis(case, out)
         assert d is not None, f"{mutation} on {case.id}: not diagnosed at all"
@@ -91,7 +107,9 @@ def test_random_error_is_none_never_a_guess() -> None:
         ref = _run_ref(case, x, w)
         if ref.size == 0:
             continue
-        out = ref + rng.standard_normal(ref.shape).astype(ref.dtype)
+        # noise well beyond the case's tolerance (bfloat16's is wide: 64 eps = half of B)
+        scale = 1.0 + 4.0 * _tolerance(case, x, w)
+        out = (ref + rng.standard_normal(ref.shape) * scale).astype(ref.dtype)
         assert _code(case, out) == "none", case.id
 
 

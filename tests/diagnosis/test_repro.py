@@ -145,3 +145,36 @@ def test_error_parity_script_shows_the_backend_error(tmp_path: Path) -> None:
     assert "DISCREPANCY: the backend raised InvalidArgumentError" in proc.stdout
     assert "dilation rates larger than 1" in proc.stdout
     assert "reference shape (1, 11, 4)" in proc.stdout
+
+
+def test_grad_script_checks_the_gradients_and_shows_a_backward_bug(tmp_path: Path) -> None:
+    """A grad-mode script differentiates on the backend and compares every gradient with
+    central differences of its own float64 reference: OK where the backend conforms (jax),
+    DISCREPANCY where torch's backward raises (a registered grad-only bug; y is right)."""
+    case = ConvCase.make("Conv1DTranspose", {"filters": 5, "kernel_size": 5, "strides": 3,
+                                             "padding": "same", "use_bias": False}, (1, 3, 1),
+                         mode="grad")
+    if _have("jax"):
+        proc = _run(write_repro(case, "jax", tmp_path))
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert "dx " in proc.stdout and "dkernel" in proc.stdout
+        assert "over 3 of 3 elements" in proc.stdout
+    if _have("torch") and _known(case, "torch") == "fail-error-parity":
+        proc = _run(write_repro(case, "torch", tmp_path))
+        assert proc.returncode == 1, proc.stdout + proc.stderr
+        assert "DISCREPANCY: the backend raised RuntimeError while differentiating" in proc.stdout
+
+
+def test_grad_script_catches_a_wrong_gradient(tmp_path: Path) -> None:
+    """The script's gradient check fails on a gradient off by 0.1% (the backward-only
+    mutant's bug, injected here by scaling what the backend returned)."""
+    if not _have("jax"):
+        pytest.skip("jax not installed")
+    case = ConvCase.make("Conv2D", {"filters": 2, "kernel_size": 3}, (1, 5, 5, 2), mode="grad")
+    source = render(case, "jax").replace(
+        "found = [dxg, *dvalues]", "found = [dxg, dvalues[0] * 1.001, *dvalues[1:]]")
+    path = tmp_path / "scaled.py"
+    path.write_text(source)
+    proc = _run(path)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "DISCREPANCY: dkernel[" in proc.stdout

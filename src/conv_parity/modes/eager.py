@@ -102,6 +102,14 @@ class Eager:
         return Reference(tuple(shape), {"y": out}, {"y": mag},
                          reduction_sizes={"y": reduction_size(case)})
 
+    def repro_prepare(self, case: ConvCase) -> str:
+        """Lines run on ``x`` and ``weights`` before the call (none: the seeded arrays)."""
+        return ""
+
+    def repro_check(self, case: ConvCase, backend: str) -> str:
+        """Lines run once ``y`` matched, returning 1 on a discrepancy (none: y is all)."""
+        return ""
+
     def repro_call(self, case: ConvCase) -> str:
         """Lines that compute ``y`` from ``x`` and ``weights`` with plain Keras."""
         if case.kind.is_op:

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from conv_parity import policies
+from conv_parity.modes import _grad_repro as _repro
 from conv_parity.modes._keras import op_function, tagged, to_tensor
 from conv_parity.modes._protocol import Arrays
 from conv_parity.modes.eager import Eager
@@ -127,10 +128,14 @@ class Grad(Eager):
                 ref.reduction_sizes[name] = max(1, per_x if name == "dx" else out_size)
         return ref
 
-    def repro_call(self, case: ConvCase) -> str:
-        """The forward call (the repro script judges ``y``); the gradients are left to the
-        report's numbers."""
-        return super().repro_call(case) + "\n# grad mode: conv-parity compared dx, dkernel and dbias too"
+    def repro_prepare(self, case: ConvCase) -> str:
+        """The grad mode's arrays: the cotangent from its own stream, and for max pooling the
+        distinct-valued ramp input (as :meth:`seeded` makes them)."""
+        return _repro.prepare_source(case)
+
+    def repro_check(self, case: ConvCase, backend: str) -> str:
+        """The backend's VJP against central differences of the script's float64 reference."""
+        return _repro.check_source(case, backend)
 
 
 def _cotangent(arrays: Arrays, y_shape: tuple[int, ...]) -> np.ndarray | None:
