@@ -218,6 +218,8 @@ def test_every_entry_has_an_example_it_explains_and_no_other_entry_does() -> Non
             continue
         case = entry.example_case()
         backend, keras = entry.example["backend"], entry.example["keras"]
+        if not entry.possible_here(None):  # it needs a library release not installed here
+            continue
         for facts in _facts_for(entry):
             found = [e.id for e in registry.entries if e.applies(case, backend, keras, facts)]
             if found != [entry.id]:

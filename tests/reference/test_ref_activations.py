@@ -64,6 +64,12 @@ def test_every_activation_conforms_on_a_real_backend(tmp_path) -> None:
     cases = [ConvCase.make("Conv2D", {"filters": 3, "kernel_size": 3, "padding": "same",
                                       "activation": name}, (2, 5, 4, 3)) for name in NAMES]
     with Engine(["jax"], report_dir=tmp_path) as engine:
-        bad = [(o.case.id, o.verdict, o.message) for o in engine.check(cases)
-               if o.verdict != "pass"]
+        outcomes = engine.check(cases)
+    # An older Keras may not know an activation yet (3.1.0 lacks celu, hard_shrink, ...): its
+    # own constructor refuses the name, which is no disagreement with the reference.
+    unknown = {o.case.kwargs["activation"] for o in outcomes if o.verdict == "unsupported"
+               and "Could not interpret activation function identifier" in o.message}
+    bad = [(o.case.id, o.verdict, o.message) for o in outcomes
+           if o.verdict != "pass" and o.case.kwargs["activation"] not in unknown]
     assert not bad, bad
+    assert len(unknown) < len(NAMES) // 2, unknown  # most must really have been computed
