@@ -115,11 +115,13 @@ def test_real_backends_agree_with_the_reference_gradients(backend: str) -> None:
         pytest.skip(f"{backend} not installed")
     from conv_parity.engine import Engine
 
-    with Engine([backend, "numpy"]) as engine:
+    numpy = ["numpy"] if targets.get("numpy").installed() else []  # gradient-less: a skip
+    with Engine([backend, *numpy]) as engine:
         outcomes = engine.check(CASES)
     got = {(o.case.id, o.backend): o for o in outcomes}
     for case in CASES:
         ours = got[(case.id, backend)]
         assert ours.verdict == "pass", ours.message
-        assert got[(case.id, "numpy")].verdict == "skip"
-        assert got[(case.id, "numpy")].message == NO_GRADIENTS
+        if numpy:
+            assert got[(case.id, "numpy")].verdict == "skip"
+            assert got[(case.id, "numpy")].message == NO_GRADIENTS
