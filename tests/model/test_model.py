@@ -683,6 +683,7 @@ m.save(sys.argv[1])
 """
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not OLD_KERAS.is_dir(), reason=f"needs Keras 3.14.1 unpacked in {OLD_KERAS} "
                                                    "(or set CONV_PARITY_OLD_KERAS)")
 @pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="needs torch")

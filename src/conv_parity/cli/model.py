@@ -152,8 +152,9 @@ def print_model(result: ModelResult, seconds: float) -> None:
                  f"{len(m['repairs'])} repairs")
         print(f"migration (saved by Keras {m['keras_version']}): {state}")
         for b in m["blockers"]:
-            fix = " -> repaired: key dropped" if b["repair"] else " -> no known repair"
-            print(f"  {b['layer']} ({b['cls']}): {one_line(b['message'], 120)}{fix}")
+            fix = "repaired: key dropped" if b["repair"] else "no known repair"
+            print(f"  {b['layer']} ({b['cls']}) {b['key']}={one_line(repr(b['value']), 40)}: "
+                  f"{fix} ({one_line(b['message'], 70)})")
     print()
     headers = ["layer", "class", "input shape", *result.backends]
     rows = []
