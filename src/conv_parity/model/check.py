@@ -278,7 +278,7 @@ def check_model(
                          f"(save it with numpy.save(path, x.astype({want!r})))")
     # Keras 2 itself joins the end to end of a Keras 2 file; asked for by name, it needs one.
     saved_by = loaded.migration.keras_version if loaded.migration is not None else None
-    selected, _ = parse_backends(backends) if engine is None else (list(engine.backends), 0)
+    selected = list(engine.backends) if engine is not None else parse_backends(backends)[0]
     whole_only = [b for b in selected if not targets.get(b).cases]
     if whole_only and saved_by is None:
         raise UsageError(f"{whole_only[0]} runs a Keras 2 model file (.h5 saved by Keras 2); "

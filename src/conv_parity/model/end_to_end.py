@@ -1,7 +1,8 @@
 """End to end: the whole model on every backend, same weights, same input; who diverges, where.
 
 There is no float64 composition of a whole model to compare with, so the backends are
-compared with each other: the reference of an output is the elementwise *median* over the
+compared with each other (and, for a Keras 2 file, with Keras 2 itself: the ``keras2`` target
+runs the user's original file, see :mod:`conv_parity.backends`): the reference of an output is the elementwise *median* over the
 backends that ran (with three or more, one wrong backend cannot move it; with two, both are
 equally far from it and the report says the two disagree).
 
