@@ -153,8 +153,9 @@ def print_model(result: ModelResult, seconds: float) -> None:
         print(f"migration (saved by Keras {m['keras_version']}): {state}")
         for b in m["blockers"]:
             fix = "repaired: key dropped" if b["repair"] else "no known repair"
+            # Keras's message names every rejected key of the layer at once: its head here.
             print(f"  {b['layer']} ({b['cls']}) {b['key']}={one_line(repr(b['value']), 40)}: "
-                  f"{fix} ({one_line(b['message'], 70)})")
+                  f"{fix} (Keras: {one_line(b['message'].split(':')[0], 70)})")
     print()
     headers = ["layer", "class", "input shape", *result.backends]
     rows = []
