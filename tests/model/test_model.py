@@ -572,6 +572,11 @@ def test_keras2_h5_checks_against_keras2(keras2_20375_h5: Path, engine: Any) -> 
     assert all(r["verdict"] == "pass" and r["max_abs_err"] is not None for r in rows.values())
     assert result.backends == ["jax", "numpy"]  # no layer cases on keras2
     assert result.environment["backends"]["keras2"]["keras_version"].startswith("2.")
+    doc = result.to_json()
+    from conv_parity.report import validate
+
+    validate(doc)
+    assert "weights_round_trips" not in doc["model"]["end_to_end"]  # round_trip=False
     seeded = check_model(keras2_20375_h5, engine=engine, reseed_weights=True, round_trip=False)
     rows = {r["backend"]: r for r in seeded.end_to_end["results"]}
     assert rows["keras2"]["verdict"] == "pass", rows["keras2"]

@@ -155,7 +155,8 @@ def run(engine: Engine, model: Any, input_shape: tuple[int, ...], extraction: Ex
         outcomes: list[Outcome], seed: int = 0, *, x: np.ndarray | None = None,
         source_file: str | None = None, also: Sequence[str] = (),
         weights: list[np.ndarray] | None = None,
-        application: dict[str, Any] | None = None) -> dict[str, Any]:
+        application: dict[str, Any] | None = None,
+        weights_round_trip: bool = True) -> dict[str, Any]:
     """The ``end_to_end`` part of the model section: per backend ``backend``, ``verdict``,
     ``max_abs_err``, ``tolerance``, ``first_divergent_layer`` and that layer's verdict.
 
@@ -165,6 +166,8 @@ def run(engine: Engine, model: Any, input_shape: tuple[int, ...], extraction: Ex
     file's) are set on their model after loading, so every row runs the same numbers.
     ``application``: the keras.applications call that built the model, repeated by each
     worker so that a builder's refusal of a backend is that backend's ``unsupported``.
+    ``weights_round_trip``: also have every worker read the ``.weights.h5`` written here into
+    a fresh model (``weights_round_trips`` in the result, for the round-trip section).
     """
     order = _top_layers(model)
     if x is None:
@@ -178,10 +181,12 @@ def run(engine: Engine, model: Any, input_shape: tuple[int, ...], extraction: Ex
         path = Path(tmp) / "model.keras"
         model.save(path)
         weights_path = Path(tmp) / "model.weights.h5"
-        model.save_weights(weights_path)  # read by every other backend: a round trip
+        if weights_round_trip:
+            model.save_weights(weights_path)  # read by every other backend: a round trip
         replies = engine.request_all({"type": "model",
                                       "files": {"keras": str(path), "source": source_file,
-                                                "weights": str(weights_path)},
+                                                "weights": str(weights_path)
+                                                if weights_round_trip else None},
                                       "layers": [n for n, _ in order],
                                       "application": application}, arrays,
                                      timeout=WHOLE_MODEL_TIMEOUT_FACTOR * engine.pool.timeout,
@@ -251,4 +256,4 @@ def run(engine: Engine, model: Any, input_shape: tuple[int, ...], extraction: Ex
         _acquit(rows)
     return {"input_shape": list(input_shape), "rule": "median of backends; tol = 64 eps32 "
             "x depth x max|median|", "results": [rows[b] for b in replies],
-            "weights_round_trips": reloads}
+            **({"weights_round_trips": reloads} if weights_round_trip else {})}
