@@ -456,6 +456,20 @@ def test_end_to_end_blames_the_registered_layer(tmp_path: Path) -> None:
     assert rows["jax"]["verdict"] == "pass", rows["jax"]
 
 
+@pytest.mark.skipif(importlib.util.find_spec("openvino") is None, reason="needs openvino")
+def test_end_to_end_on_openvino_fetches_every_layer_output(model_file: Path) -> None:
+    """OpenVINO returns the whole model's outputs from one compiled graph (the openvino
+    record's fetch_many); each one is compared under its layer's name with numpy's, so an
+    output fetched under the wrong name would diverge."""
+    from conv_parity import check_model
+
+    result = check_model(model_file, "numpy,openvino", input_shape=(2, 17, 19, 3),
+                         layers=["first"], round_trip=False)
+    rows = {r["backend"]: r for r in result.end_to_end["results"]}
+    assert {b: r["verdict"] for b, r in rows.items()} == {"numpy": "pass", "openvino": "pass"}
+    assert rows["openvino"]["max_abs_err"] <= rows["openvino"]["tolerance"]
+
+
 # --------------------------------------------------------------------------- Keras 2 migration
 
 _KERAS2_MODEL = """

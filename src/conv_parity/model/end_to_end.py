@@ -41,8 +41,9 @@ if TYPE_CHECKING:
 
 RTOL_PER_LAYER = 64 * float(np.finfo(np.float32).eps)
 
-#: A whole model takes longer than one layer: OpenVINO compiled MobileNetV2 with its 150
-#: intermediate outputs in over 120 s (the per-case default) on 2 busy cores.
+#: A whole model takes longer than one layer: load, a builder's repeat, one forward pass with
+#: every top-level output, and the weights round trip's second model (ResNet50 at 224x224 on
+#: jax: about a minute of it tracing on 2 busy cores; the per-case default is 120 s).
 WHOLE_MODEL_TIMEOUT_FACTOR = 5
 
 
