@@ -251,6 +251,17 @@ def build():
 
 def not_a_model():
     return 42
+
+
+@keras.saving.register_keras_serializable(package="cp_builder")
+class Shift(keras.layers.Layer):
+    def call(self, x):
+        return x + 1.0
+
+
+def build_custom():
+    return keras.Sequential([keras.Input((9, 9, 3)), keras.layers.Conv2D(4, 3, name="c"),
+                             Shift(name="shift"), keras.layers.Conv2D(2, 3, name="d")])
 """
 
 
@@ -275,6 +286,15 @@ def test_weights_h5_with_a_builder(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     up = next(u for u in result.extraction.checkable if u.path == "up")
     np.testing.assert_array_equal(up.weights[1], model.get_layer("up").get_weights()[1])
     assert np.all(up.weights[1] != 0)  # the file's seeded bias, not Keras's zero init
+    # A custom layer registered by the user's module: the workers import it too.
+    custom = builder_function("cp_builder_a:build_custom")()
+    reseed(custom, 8)
+    custom.save_weights(tmp_path / "custom.weights.h5")
+    result = check_model(str(tmp_path / "custom.weights.h5"), engine=engine,
+                         builder="cp_builder_a:build_custom", round_trip=False)
+    rows = {r["backend"]: r for r in result.end_to_end["results"]}
+    assert {b: r["verdict"] for b, r in rows.items()} == {"jax": "pass", "numpy": "pass"}, rows
+    assert result.extraction.not_checked == {"Shift": ["shift"]}
     with pytest.raises(UsageError, match=r"holds weights only.*--builder my_package"):
         load(str(tmp_path / "m.weights.h5"))
     with pytest.raises(UsageError, match=r"--builder cp_builder_a:not_a_model: returned a "

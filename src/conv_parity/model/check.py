@@ -313,7 +313,8 @@ def check_model(
                 engine, loaded.model, shape, found, outcomes, seed, x=x,
                 source_file=loaded.source if saved_by else None, also=also,
                 weights=loaded.model.get_weights() if (seeded and also) else None,
-                application=loaded.application, weights_round_trip=trips is not None)
+                application=loaded.application, weights_round_trip=trips is not None,
+                imports=loaded.imports)
             if trips is not None:
                 round_trip_module.add_cross_backend(trips, e2e)
         env = engine.environment()

@@ -157,7 +157,7 @@ def run(engine: Engine, model: Any, input_shape: tuple[int, ...], extraction: Ex
         source_file: str | None = None, also: Sequence[str] = (),
         weights: list[np.ndarray] | None = None,
         application: dict[str, Any] | None = None,
-        weights_round_trip: bool = True) -> dict[str, Any]:
+        weights_round_trip: bool = True, imports: Sequence[str] = ()) -> dict[str, Any]:
     """The ``end_to_end`` part of the model section: per backend ``backend``, ``verdict``,
     ``max_abs_err``, ``tolerance``, ``first_divergent_layer`` and that layer's verdict.
 
@@ -169,6 +169,7 @@ def run(engine: Engine, model: Any, input_shape: tuple[int, ...], extraction: Ex
     worker so that a builder's refusal of a backend is that backend's ``unsupported``.
     ``weights_round_trip``: also have every worker read the ``.weights.h5`` written here into
     a fresh model (``weights_round_trips`` in the result, for the round-trip section).
+    ``imports``: the user's own modules (``--builder``'s), imported by every worker first.
     """
     order = _top_layers(model)
     if x is None:
@@ -189,7 +190,9 @@ def run(engine: Engine, model: Any, input_shape: tuple[int, ...], extraction: Ex
                                                 "weights": str(weights_path)
                                                 if weights_round_trip else None},
                                       "layers": [n for n, _ in order],
-                                      "application": application}, arrays,
+                                      "application": application,
+                                      "imports": list(imports), "cwd": str(Path.cwd())},
+                                     arrays,
                                      timeout=WHOLE_MODEL_TIMEOUT_FACTOR * engine.pool.timeout,
                                      also=also if source_file else ())
     rows: dict[str, dict[str, Any]] = {}

@@ -47,6 +47,9 @@ class Loaded:
     #: keras.applications: {"name", "kwargs"} of the builder call, which every backend's
     #: worker repeats, since some builders refuse some backends (NASNetMobile on torch).
     application: dict[str, Any] | None = None
+    #: The user's own modules (``--builder``'s): every worker imports them before loading the
+    #: model, so custom layers they register are known there too.
+    imports: tuple[str, ...] = ()
 
 
 def import_keras() -> Any:
@@ -88,7 +91,7 @@ def load(source: str, input_shape: tuple[int, ...] | None = None,
                              f"give the full model (.keras or .h5), or the function that "
                              f"builds it: --builder my_package.models:build_model")
         return Loaded(_build_and_load_weights(path, builder, input_shape), str(path),
-                      "weights", built_here=False)
+                      "weights", built_here=False, imports=(builder.partition(":")[0],))
     if builder is not None:
         raise UsageError(f"--builder {builder}: is for a .weights.h5 SOURCE; {source} holds "
                          f"its model already")

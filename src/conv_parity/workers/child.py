@@ -279,7 +279,9 @@ def _serve_model(channel: Channel, header: dict[str, Any], served: list[int]) ->
             weights=arrays[1:] if own_file else None,
             weights_file=None if own_file else header["files"].get("weights"),
             application=None if own_file else header.get("application"),
-            fetch_many=_spec.fetch_many if _spec is not None else None)
+            fetch_many=_spec.fetch_many if _spec is not None else None,
+            imports=[] if own_file else list(header.get("imports") or ()),
+            cwd=header.get("cwd"))
         reply["status"] = "ok"
     except Exception as exc:
         reply.update(status="error", error=_error(exc, getattr(exc, "conv_parity_phase",

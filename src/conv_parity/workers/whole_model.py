@@ -33,6 +33,7 @@ def run_saved_model(keras: Any, path: str, x: np.ndarray, layers: list[str],
                     weights: list[np.ndarray] | None = None,
                     weights_file: str | None = None, application: dict[str, Any] | None = None,
                     fetch_many: Callable[[Sequence[Any]], list[Any]] | None = None,
+                    imports: Sequence[str] = (), cwd: str | None = None,
                     ) -> tuple[dict[str, np.ndarray], str | None]:
     """(``{"output": y, layer: its output, ...}``, why the weights round trip failed or
     None); an exception leaves with its phase (build: Keras refused to load or build the model
@@ -43,8 +44,18 @@ def run_saved_model(keras: Any, path: str, x: np.ndarray, layers: list[str],
     keras.applications call (``name``, ``kwargs``) that made the model, repeated here first,
     because a builder may refuse this backend (the model is still run from ``path``).
     ``fetch_many``: the target's way to fetch every output of one call at once
-    (:attr:`conv_parity.backends.BackendSpec.fetch_many`)."""
+    (:attr:`conv_parity.backends.BackendSpec.fetch_many`). ``imports``: the user's own
+    modules (named with ``--builder``, searched in ``cwd`` first), imported before loading so
+    that the custom layers they register are known; never code from the model file."""
     try:
+        if imports:
+            import importlib
+            import sys
+
+            if cwd and cwd not in sys.path:
+                sys.path.insert(0, cwd)
+            for module in imports:
+                importlib.import_module(module)
         if application:
             kwargs = {k: tuple(v) if isinstance(v, list) else v
                       for k, v in application["kwargs"].items()}
