@@ -380,8 +380,11 @@ def test_cli_json_and_report(model_file: Path, tmp_path: Path) -> None:
     assert checked == ["inner/dw", "inner/sep", "up"]
     md = (tmp_path / "rep" / "report.md").read_text()
     assert "| inner/sep | SeparableConv2D | (2, 15, 17, 3) | pass | pass |" in md
+    assert "### End to end (the whole model on every backend)" in md
+    assert "| jax | pass | " in md
     html = (tmp_path / "rep" / "report.html").read_text()
     assert "<td>inner/sep</td>" in html
+    assert "<h3>End to end (the whole model on every backend)</h3>" in html
 
 
 @pytest.mark.parametrize(("args", "message"), [
@@ -433,6 +436,22 @@ def test_tolerance_grows_with_weighted_depth() -> None:
     tol = tolerances(order, {"a": 2.0, "relu": 2.0, "b": 1.0, "output": 1.0})
     assert tol == {"a": 2 * RTOL_PER_LAYER, "relu": 2 * RTOL_PER_LAYER,
                    "b": 2 * RTOL_PER_LAYER, "output": 2 * RTOL_PER_LAYER}
+
+
+def test_report_end_to_end_table_shows_the_path_to_a_divergence() -> None:
+    from conv_parity.report.common import end_to_end_table
+
+    doc = {"model": {"end_to_end": {"results": [
+        {"backend": "torch", "verdict": "xfail", "max_abs_err": 1.1, "tolerance": 2.1e-5,
+         "first_divergent_layer": "up", "layer_verdict": "xfail", "message": "explained"},
+        {"backend": "keras2", "verdict": "skip", "max_abs_err": None, "tolerance": None,
+         "first_divergent_layer": None, "message": ""}]}}}
+    heads, rows = end_to_end_table(doc)
+    assert heads[3] == "first divergent layer"
+    assert rows == [["torch", "xfail", "1.1 (tol 2.1e-05)", "up", "xfail", "explained"],
+                    ["keras2", "skip", "- (tol -)", "-", "-", "-"]]
+    assert end_to_end_table({"model": {"end_to_end": None}}) is None
+    assert end_to_end_table({}) is None
 
 
 def test_compare_names_the_first_divergent_layer_of_the_odd_backend() -> None:
