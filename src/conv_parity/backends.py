@@ -135,7 +135,8 @@ class BackendSpec:
     def to_json(self) -> dict[str, Any]:
         return {"name": self.name, "keras_backend": self.keras_backend,
                 "setting": self.setting, "env": self.environment,
-                "after_import": self.after_import_source or None, "summary": self.summary}
+                "after_import": self.after_import_source or None, "summary": self.summary,
+                "keras_module": self.keras_module, "cases": self.cases}
 
 
 _BASE = (
