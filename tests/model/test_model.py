@@ -515,6 +515,7 @@ _KERAS2_MODEL = """
 import sys
 import tf_keras as k2
 m = k2.Sequential([k2.Input((10, 10, 3)), k2.layers.DepthwiseConv2D(3, name="dw"),
+                   k2.layers.BatchNormalization(name="bn"),  # axis=[3]: the loader adapts it
                    k2.layers.SeparableConv2D(4, 3, name="sep"),
                    k2.layers.Conv2DTranspose(2, 3, strides=2, name="up"),
                    k2.layers.Conv2D(3, 3, name="conv")])
@@ -547,7 +548,7 @@ def test_keras2_h5_blockers_are_named_and_repaired(keras2_h5: Path) -> None:
     assert all(b.repair for b in migration.blockers)
     assert sum(line.startswith("conv-parity: repair: drop") for line in lines) == 6
     assert [type(layer).__name__ for layer in model.layers] == [
-        "DepthwiseConv2D", "SeparableConv2D", "Conv2DTranspose", "Conv2D"]
+        "DepthwiseConv2D", "BatchNormalization", "SeparableConv2D", "Conv2DTranspose", "Conv2D"]
     assert migration.to_json()["blocked"] is True
 
 
