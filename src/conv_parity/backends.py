@@ -4,7 +4,9 @@ A *target* is what one worker process runs: a Keras backend (``tensorflow``, ``t
 ``numpy``, ``openvino``, named as Keras names them), or a *variant* of one, started under one
 setting that selects other kernels (``tensorflow:onednn-off``: the same backend with
 ``TF_ENABLE_ONEDNN_OPTS=0``), or a test-only mutant (``jax:mutant-shift_h``, see
-:mod:`conv_parity.mutations`). A record holds every fact callers would otherwise switch on: the
+:mod:`conv_parity.mutations`), or ``keras2``: Keras 2 itself (tf_keras), which serves whole
+models only (a Keras 2 file run as Keras 2 runs it, the row ``conv-parity model`` adds for a
+Keras 2 ``.h5``); it takes no layer cases, since a case is a Keras 3 layer call. A record holds every fact callers would otherwise switch on: the
 Keras backend, the modules it needs, the distribution whose version is the backend's, the
 environment set before Keras is imported and the settings applied just after.
 
@@ -53,6 +55,35 @@ def _torch_mkldnn_off() -> None:
     torch.backends.mkldnn.enabled = False
 
 
+def _openvino_fetch_many(tensors: Sequence[Any]) -> list[Any]:
+    """All outputs of one eager OpenVINO call from one compiled model.
+
+    Keras's OpenVINO backend builds eager results lazily, and ``convert_to_numpy`` compiles
+    the graph behind each tensor on its own: fetching a whole model's 150 intermediate
+    outputs one by one compiled 150 growing graphs, and MobileNetV2 ran past the end-to-end
+    timeout. One ``ov.Model`` with every output as a result compiles once, with the same f32
+    precision hint ``convert_to_numpy`` asks for (the CPU's default may be bf16).
+    """
+    import numpy as np
+    import openvino as ov
+    from keras.src.backend.openvino.core import OpenVINOKerasTensor, get_device
+
+    lazy = [i for i, t in enumerate(tensors) if isinstance(t, OpenVINOKerasTensor)
+            and t.output.get_element_type() != ov.Type.boolean]
+    found: list[Any] = list(tensors)
+    if lazy:
+        model = ov.Model(results=[tensors[i].output for i in lazy], parameters=[])
+        compiled = ov.compile_model(model, get_device(),
+                                    config={"INFERENCE_PRECISION_HINT": "f32"})
+        values = compiled({})
+        for k, i in enumerate(lazy):
+            found[i] = np.array(values[k])
+    import keras
+
+    return [keras.ops.convert_to_numpy(t) if i not in lazy else t
+            for i, t in enumerate(found)]
+
+
 @dataclass(frozen=True)
 class BackendSpec:
     """One runnable target. ``env`` is applied before Keras is imported, ``after_import`` right
@@ -71,9 +102,22 @@ class BackendSpec:
     #: (conv_parity.facts); both run in the worker, after Keras is imported.
     identity: Callable[[], facts.Identity] | None = field(default=None, compare=False)
     probes: tuple[Callable[[], facts.Facts], ...] = field(default=(), compare=False)
+    #: Tensors of one eager call -> NumPy arrays, all at once (None: one by one with
+    #: ``keras.ops.convert_to_numpy``); the end to end fetches a model's every layer output.
+    fetch_many: Callable[[Sequence[Any]], list[Any]] | None = field(default=None, compare=False)
     mutation: str | None = None
     #: Selected by ``all`` (the plain backends); variants and mutants are asked for by name.
     default: bool = False
+    #: The module the worker imports as Keras (``tf_keras`` for Keras 2).
+    keras_module: str = "keras"
+    #: Whether it runs layer cases (the engine's batches); False: whole models only.
+    cases: bool = True
+    #: Which file of a whole-model request it loads: ``"keras"`` (the model saved by Keras 3
+    #: here) or ``"source"`` (the user's own file, as its own Keras wrote it).
+    model_file: str = "keras"
+    #: The Keras release prefix (``"2."``) of the source files whose end-to-end check it joins
+    #: by itself; None: only when selected.
+    joins_sources_of: str | None = None
 
     @property
     def setting(self) -> str | None:
@@ -91,7 +135,8 @@ class BackendSpec:
     def to_json(self) -> dict[str, Any]:
         return {"name": self.name, "keras_backend": self.keras_backend,
                 "setting": self.setting, "env": self.environment,
-                "after_import": self.after_import_source or None, "summary": self.summary}
+                "after_import": self.after_import_source or None, "summary": self.summary,
+                "keras_module": self.keras_module, "cases": self.cases}
 
 
 _BASE = (
@@ -107,9 +152,18 @@ _BASE = (
                 identity=facts.identity_numpy, probes=(facts.jax_facts,), default=True),
     BackendSpec("openvino", "openvino", ("openvino",), "openvino", "OpenVINO (inference only)",
                 identity=facts.identity_openvino, probes=(facts.openvino_facts,),
-                default=True),
+                fetch_many=_openvino_fetch_many, default=True),
 )
 _BY_NAME = {s.name: s for s in _BASE}
+
+#: Keras 2 (tf_keras, ``pip install --no-deps tf-keras``): TensorFlow underneath, so TF's
+#: identity, facts and thread limits apply.
+KERAS2 = BackendSpec(
+    "keras2", "tensorflow", ("tf_keras", "tensorflow"), "tf_keras",
+    "Keras 2 (tf_keras) on TensorFlow: runs a Keras 2 model file whole (conv-parity model); "
+    "no layer cases", limit_threads=_tf_threads, identity=facts.identity_tensorflow,
+    probes=(facts.tensorflow_facts,), keras_module="tf_keras", cases=False,
+    model_file="source", joins_sources_of="2.")
 
 
 def _variant(base: str, setting: str, summary: str, **changes: object) -> BackendSpec:
@@ -130,7 +184,7 @@ _VARIANTS = (
 )
 
 #: Every named target, in display order (mutants are made on demand, see :func:`get`).
-SPECS: dict[str, BackendSpec] = {s.name: s for s in (*_BASE, *_VARIANTS)}
+SPECS: dict[str, BackendSpec] = {s.name: s for s in (*_BASE, *_VARIANTS, KERAS2)}
 #: The Keras backends, named as Keras names them.
 KERAS_BACKENDS: tuple[str, ...] = tuple(s.name for s in _BASE)
 
@@ -167,8 +221,17 @@ def keras_backend(name: str) -> str:
 
 
 def variants_of(backend: str) -> list[BackendSpec]:
-    """The named variants of a Keras backend (not the plain backend, not mutants)."""
-    return [s for s in SPECS.values() if s.keras_backend == backend and not s.default]
+    """The named variants of a Keras backend (not the plain backend, not mutants, not
+    ``keras2``, which runs on TensorFlow but is another Keras)."""
+    return [s for s in SPECS.values() if s.name.startswith(f"{backend}:")]
+
+
+def whole_model_targets(saved_by: str | None) -> list[str]:
+    """Installed targets that join the end-to-end check of a file saved by Keras ``saved_by``
+    by themselves (``keras2`` for a Keras 2 file): whole_model_targets("2.21.0") == ["keras2"]
+    where tf_keras is installed."""
+    return [s.name for s in SPECS.values() if s.joins_sources_of and saved_by
+            and saved_by.startswith(s.joins_sources_of) and s.installed()]
 
 
 def installed() -> list[str]:

@@ -67,6 +67,13 @@ class Engine:
         strict_registry: bool = False,
     ) -> None:
         self.backends, self.explicit = parse_backends(backends)
+        for name in self.backends:
+            spec = targets.get(name)
+            if not spec.cases:
+                raise UsageError(f"{name} is not a target for layer cases ({spec.summary}); "
+                                 f"`conv-parity model` on a Keras 2 .h5 adds its row by itself")
+        #: Whole-model-only targets (keras2) that :meth:`request_all` was asked to include.
+        self.model_targets: list[str] = []
         #: A registered discrepancy that does not reproduce fails (the project's own runs) or
         #: is a pass with a note (a user's run: fixed in their Keras, or another platform).
         self.strict_registry = strict_registry
@@ -115,7 +122,8 @@ class Engine:
             "keras": self.keras_version,
             "numpy": np.__version__,
             "facts": facts.cpu(),
-            "backends": {b: self.pool.info(b).to_json() for b in self.backends},
+            "backends": {b: self.pool.info(b).to_json()
+                         for b in (*self.backends, *self.model_targets)},
         }
 
     # -- running ----------------------------------------------------------------------------
@@ -204,22 +212,26 @@ class Engine:
         return outcomes
 
     def request_all(self, header: dict[str, Any], arrays: Sequence[np.ndarray],
-                    timeout: float | None = None,
+                    timeout: float | None = None, also: Sequence[str] = (),
                     ) -> dict[str, tuple[dict[str, Any], dict[str, np.ndarray]]]:
         """One non-case request (a handler of the worker's table, e.g. ``"model"``) on every
         selected backend at once: backend -> (reply header, named output arrays). Failures
         are data in the reply (``status``, ``error``), as for cases. ``timeout``: per
-        backend, default the per-case one."""
+        backend, default the per-case one. ``also``: whole-model-only targets (``keras2``)
+        to ask as well, each in its own worker."""
         import concurrent.futures as cf
 
         self.start()
+        extra = [b for b in also if b not in self.backends]
+        self.model_targets.extend(b for b in extra if b not in self.model_targets)
+        self.pool.start(extra)
 
         def ask(backend: str) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
             reply, out = self.pool.request(backend, header, arrays, timeout=timeout)
             return reply, dict(zip(reply.get("outputs") or [], out))
 
-        with cf.ThreadPoolExecutor(max_workers=max(1, len(self.backends))) as ex:
-            futures = {b: ex.submit(ask, b) for b in self.backends}
+        with cf.ThreadPoolExecutor(max_workers=max(1, len(self.backends) + len(extra))) as ex:
+            futures = {b: ex.submit(ask, b) for b in (*self.backends, *extra)}
             return {b: f.result() for b, f in futures.items()}
 
     def facts(self, backend: str) -> dict[str, Any]:

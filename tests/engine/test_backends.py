@@ -74,3 +74,20 @@ def test_display_order_puts_variants_after_their_backend() -> None:
     names = ["jax", "torch:mkldnn-off", "other", "tensorflow:onednn-off", "torch", "tensorflow"]
     assert targets.ordered(names) == ["tensorflow", "tensorflow:onednn-off", "torch",
                                       "torch:mkldnn-off", "jax", "other"]
+
+
+def test_keras2_is_a_record_that_runs_whole_models_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """keras2 is Keras 2 on TensorFlow: no pattern selects it (not 'all', not 'tensorflow:*'),
+    and the case door refuses it by name, saying where its row comes from."""
+    spec = targets.get("keras2")
+    assert (spec.keras_module, spec.cases, spec.model_file) == ("tf_keras", False, "source")
+    assert spec.keras_backend == "tensorflow" and not spec.default
+    monkeypatch.setattr(targets.BackendSpec, "installed", lambda self: True)
+    assert "keras2" not in targets.parse("all,tensorflow:*")[0]
+    assert targets.whole_model_targets("2.21.0") == ["keras2"]
+    assert targets.whole_model_targets("3.15.1") == [] == targets.whole_model_targets(None)
+    from conv_parity.engine import Engine
+
+    with pytest.raises(UsageError, match=r"keras2 is not a target for layer cases .*"
+                                         r"`conv-parity model` on a Keras 2 \.h5 adds its row"):
+        Engine("jax,keras2")

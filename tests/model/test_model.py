@@ -241,6 +241,121 @@ def test_a_discrepancy_names_the_layer(model_file: Path) -> None:
     assert "first (Conv2D-f3-k3x3" in text and "on jax:mutant-bias-missing: fail-values" in text
 
 
+_BUILDER = """
+import keras
+
+
+def build():
+    return keras.Sequential([keras.Input((9, 9, 3)), keras.layers.Conv2D(4, 3, name="c"),
+                             keras.layers.Conv2DTranspose(2, 3, strides=2, name="up")])
+
+
+def not_a_model():
+    return 42
+
+
+@keras.saving.register_keras_serializable(package="cp_builder")
+class Shift(keras.layers.Layer):
+    def call(self, x):
+        return x + 1.0
+
+
+def build_custom():
+    return keras.Sequential([keras.Input((9, 9, 3)), keras.layers.Conv2D(4, 3, name="c"),
+                             Shift(name="shift"), keras.layers.Conv2D(2, 3, name="d")])
+"""
+
+
+def test_weights_h5_with_a_builder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                   engine: Any) -> None:
+    """A .weights.h5 and the user's builder: the weights are the file's (not the builder's
+    initial ones), every layer is checked and the model runs end to end."""
+    from conv_parity import check_model
+
+    (tmp_path / "cp_builder_a.py").write_text(_BUILDER)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", ".")])
+    from conv_parity.model.load import builder_function
+
+    model = builder_function("cp_builder_a:build")()  # found in the current directory
+    reseed(model, 7)
+    model.save_weights(tmp_path / "m.weights.h5")
+    result = check_model(str(tmp_path / "m.weights.h5"), engine=engine,
+                         builder="cp_builder_a:build")
+    assert result.passed, result.summary()
+    assert result.weights == "file" and result.input_shape == (2, 9, 9, 3)
+    up = next(u for u in result.extraction.checkable if u.path == "up")
+    np.testing.assert_array_equal(up.weights[1], model.get_layer("up").get_weights()[1])
+    assert np.all(up.weights[1] != 0)  # the file's seeded bias, not Keras's zero init
+    # A custom layer registered by the user's module: the workers import it too.
+    custom = builder_function("cp_builder_a:build_custom")()
+    reseed(custom, 8)
+    custom.save_weights(tmp_path / "custom.weights.h5")
+    result = check_model(str(tmp_path / "custom.weights.h5"), engine=engine,
+                         builder="cp_builder_a:build_custom", round_trip=False)
+    rows = {r["backend"]: r for r in result.end_to_end["results"]}
+    assert {b: r["verdict"] for b, r in rows.items()} == {"jax": "pass", "numpy": "pass"}, rows
+    assert result.extraction.not_checked == {"Shift": ["shift"]}
+    with pytest.raises(UsageError, match=r"holds weights only.*--builder my_package"):
+        load(str(tmp_path / "m.weights.h5"))
+    with pytest.raises(UsageError, match=r"--builder cp_builder_a:not_a_model: returned a "
+                                         r"int, not a keras\.Model"):
+        load(str(tmp_path / "m.weights.h5"), builder="cp_builder_a:not_a_model")
+    with pytest.raises(UsageError, match=r"--builder nope_mod:build: cannot import 'nope_mod'"):
+        load(str(tmp_path / "m.weights.h5"), builder="nope_mod:build")
+    with pytest.raises(UsageError, match=r"expected module:function"):
+        load(str(tmp_path / "m.weights.h5"), builder="cp_builder_a")
+
+
+def test_input_npy_is_validated(model_file: Path, tmp_path: Path) -> None:
+    """--input: never unpickled; a wrong dtype or shape is named (these fail before any worker
+    starts)."""
+    from conv_parity import check_model
+
+    good = np.zeros((2, 17, 19, 3), "float32")
+    cases = {
+        "f64.npy": (good.astype("float64"), r"dtype float64, but the model takes float32"),
+        "rank.npy": (good[0], r"--input .*rank\.npy \(17, 19, 3\) has rank 3 but the model "
+                              r"takes rank 4"),
+        "layout.npy": (np.zeros((2, 3, 17, 19), "float32"),
+                       r"does not accept input shape \(2, 3, 17, 19\)"),
+        "obj.npy": (np.array([{"a": 1}], dtype=object), r"not a readable \.npy array"),
+    }
+    for name, (array, message) in cases.items():
+        np.save(tmp_path / name, array, allow_pickle=True)
+        with pytest.raises(UsageError, match=message):
+            check_model(model_file, "numpy", input_array=str(tmp_path / name))
+    with pytest.raises(UsageError, match=r"--input .*missing\.npy: no such file"):
+        check_model(model_file, "numpy", input_array=str(tmp_path / "missing.npy"))
+    np.save(tmp_path / "good.npy", good)
+    with pytest.raises(UsageError, match=r"its shape \(2, 17, 19, 3\) != --input-shape"):
+        check_model(model_file, "numpy", input_array=str(tmp_path / "good.npy"),
+                    input_shape=(1, 17, 19, 3))
+
+
+def test_weights_round_trip_across_backends_detects_other_weights(tmp_path: Path) -> None:
+    """The worker half of the .weights.h5 round trip, here on this process's backend: a fresh
+    model reading the weights written with the model gives the same output; reading another
+    model's weights does not, and the comparison says so."""
+    from conv_parity.model.round_trip import same
+    from conv_parity.workers.whole_model import RELOADED, run_saved_model
+
+    model, other = _transposed_model(), _transposed_model()
+    reseed(model, 0)
+    reseed(other, 1)
+    model.save(tmp_path / "m.keras")
+    model.save_weights(tmp_path / "m.weights.h5")
+    other.save_weights(tmp_path / "o.weights.h5")
+    x = np.ones((2, 5, 5, 2), "float32")
+    got, error = run_saved_model(keras, str(tmp_path / "m.keras"), x, [],
+                                 weights_file=str(tmp_path / "m.weights.h5"))
+    assert error is None and same([got["output"]], [got["output" + RELOADED]]) is None
+    got, error = run_saved_model(keras, str(tmp_path / "m.keras"), x, [],
+                                 weights_file=str(tmp_path / "o.weights.h5"))
+    assert error is None
+    assert "output 0 values differ" in str(same([got["output"]], [got["output" + RELOADED]]))
+
+
 # --------------------------------------------------------------------------- the console script
 
 
@@ -251,24 +366,36 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_cli_json_and_report(model_file: Path, tmp_path: Path) -> None:
-    proc = _cli(str(model_file), "--input-shape", "2,17,19,3", "--backends", CHEAP,
+    """Also: --input runs the whole model on the user's array, and the .weights.h5 written
+    here is read on every backend."""
+    x = np.random.default_rng(5).standard_normal((2, 17, 19, 3)).astype("float32")
+    np.save(tmp_path / "x.npy", x)
+    proc = _cli(str(model_file), "--input", str(tmp_path / "x.npy"), "--backends", CHEAP,
                 "--json", "--report", str(tmp_path / "rep"), "--layers", "inner/*,up")
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)
+    assert doc["model"]["end_to_end"]["input_shape"] == [2, 17, 19, 3]
+    crossed = [c for c in doc["model"]["round_trip"]["checks"] if c.get("reader")]
+    assert [(c["reader"], c["ok"]) for c in crossed] == [("jax", True), ("numpy", True)]
     checked = [r["name"] for r in doc["model"]["layers"] if r["checked"]]
     assert checked == ["inner/dw", "inner/sep", "up"]
     md = (tmp_path / "rep" / "report.md").read_text()
     assert "| inner/sep | SeparableConv2D | (2, 15, 17, 3) | pass | pass |" in md
+    assert "### End to end (the whole model on every backend)" in md
+    assert "| jax | pass | " in md
     html = (tmp_path / "rep" / "report.html").read_text()
     assert "<td>inner/sep</td>" in html
+    assert "<h3>End to end (the whole model on every backend)</h3>" in html
 
 
 @pytest.mark.parametrize(("args", "message"), [
     (["missing.keras"], "missing.keras: no such file"),
     (["{model}", "--input-shape", "2,17,19"], "has rank 3 but the model takes rank 4"),
     (["{model}", "--input-shape", "2,3,17,19"], "does not accept input shape (2, 3, 17, 19)"),
+    (["{model}", "--input", "{model}.npy"], "dtype float64, but the model takes float32"),
 ])
 def test_cli_bad_input_exit_2_one_line(model_file: Path, args: list[str], message: str) -> None:
+    np.save(f"{model_file}.npy", np.zeros((2, 17, 19, 3)))  # float64
     proc = _cli(*(a.format(model=model_file) for a in args), "--backends", "numpy")
     assert proc.returncode == 2, proc.stderr
     lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("conv-parity model")]
@@ -312,6 +439,22 @@ def test_tolerance_grows_with_weighted_depth() -> None:
                    "b": 2 * RTOL_PER_LAYER, "output": 2 * RTOL_PER_LAYER}
 
 
+def test_report_end_to_end_table_shows_the_path_to_a_divergence() -> None:
+    from conv_parity.report.common import end_to_end_table
+
+    doc = {"model": {"end_to_end": {"results": [
+        {"backend": "torch", "verdict": "xfail", "max_abs_err": 1.1, "tolerance": 2.1e-5,
+         "first_divergent_layer": "up", "layer_verdict": "xfail", "message": "explained"},
+        {"backend": "keras2", "verdict": "skip", "max_abs_err": None, "tolerance": None,
+         "first_divergent_layer": None, "message": ""}]}}}
+    heads, rows = end_to_end_table(doc)
+    assert heads[3] == "first divergent layer"
+    assert rows == [["torch", "xfail", "1.1 (tol 2.1e-05)", "up", "xfail", "explained"],
+                    ["keras2", "skip", "- (tol -)", "-", "-", "-"]]
+    assert end_to_end_table({"model": {"end_to_end": None}}) is None
+    assert end_to_end_table({}) is None
+
+
 def test_compare_names_the_first_divergent_layer_of_the_odd_backend() -> None:
     from conv_parity.model.end_to_end import compare
 
@@ -353,12 +496,27 @@ def test_end_to_end_blames_the_registered_layer(tmp_path: Path) -> None:
     assert rows["jax"]["verdict"] == "pass", rows["jax"]
 
 
+@pytest.mark.skipif(importlib.util.find_spec("openvino") is None, reason="needs openvino")
+def test_end_to_end_on_openvino_fetches_every_layer_output(model_file: Path) -> None:
+    """OpenVINO returns the whole model's outputs from one compiled graph (the openvino
+    record's fetch_many); each one is compared under its layer's name with numpy's, so an
+    output fetched under the wrong name would diverge."""
+    from conv_parity import check_model
+
+    result = check_model(model_file, "numpy,openvino", input_shape=(2, 17, 19, 3),
+                         layers=["first"], round_trip=False)
+    rows = {r["backend"]: r for r in result.end_to_end["results"]}
+    assert {b: r["verdict"] for b, r in rows.items()} == {"numpy": "pass", "openvino": "pass"}
+    assert rows["openvino"]["max_abs_err"] <= rows["openvino"]["tolerance"]
+
+
 # --------------------------------------------------------------------------- Keras 2 migration
 
 _KERAS2_MODEL = """
 import sys
 import tf_keras as k2
 m = k2.Sequential([k2.Input((10, 10, 3)), k2.layers.DepthwiseConv2D(3, name="dw"),
+                   k2.layers.BatchNormalization(name="bn"),  # axis=[3]: the loader adapts it
                    k2.layers.SeparableConv2D(4, 3, name="sep"),
                    k2.layers.Conv2DTranspose(2, 3, strides=2, name="up"),
                    k2.layers.Conv2D(3, 3, name="conv")])
@@ -391,7 +549,7 @@ def test_keras2_h5_blockers_are_named_and_repaired(keras2_h5: Path) -> None:
     assert all(b.repair for b in migration.blockers)
     assert sum(line.startswith("conv-parity: repair: drop") for line in lines) == 6
     assert [type(layer).__name__ for layer in model.layers] == [
-        "DepthwiseConv2D", "SeparableConv2D", "Conv2DTranspose", "Conv2D"]
+        "DepthwiseConv2D", "BatchNormalization", "SeparableConv2D", "Conv2DTranspose", "Conv2D"]
     assert migration.to_json()["blocked"] is True
 
 
@@ -413,6 +571,8 @@ def test_keras2_h5_unrepairable_blocker_is_a_usage_error(keras2_h5: Path, tmp_pa
 
 
 def test_cli_keras2_blocked_exit_1_and_write_repaired(keras2_h5: Path, tmp_path: Path) -> None:
+    """Blocked as it is (the keys named), repaired, and then the Keras 3 backends agree with
+    Keras 2 itself: the keras2 row runs the original file in tf_keras."""
     out = tmp_path / "repaired.keras"
     proc = _cli(str(keras2_h5), "--backends", CHEAP, "--write-repaired", str(out), "--json")
     assert proc.returncode == 1, proc.stderr
@@ -420,9 +580,85 @@ def test_cli_keras2_blocked_exit_1_and_write_repaired(keras2_h5: Path, tmp_path:
     assert doc["model"]["migration"]["blocked"] is True
     assert len(doc["model"]["migration"]["repairs"]) == 6
     assert {r["verdict"] for r in doc["results"]} == {"pass"}
-    assert {r["verdict"] for r in doc["model"]["end_to_end"]["results"]} == {"pass"}
+    rows = {r["backend"]: r for r in doc["model"]["end_to_end"]["results"]}
+    assert list(rows) == ["jax", "numpy", "keras2"]
+    assert {r["verdict"] for r in rows.values()} == {"pass"}, rows
+    assert rows["keras2"]["max_abs_err"] <= rows["keras2"]["tolerance"]
+    assert doc["environment"]["backends"]["keras2"]["keras_version"].startswith("2.")
     reloaded = keras.saving.load_model(out, safe_mode=True)
     assert type(reloaded.layers[0]).__name__ == "DepthwiseConv2D"
+
+
+#: The layer of keras#20375 (its reproducing gist, as the maintainers rewrote it: 4x4 kernel,
+#: stride 2, same padding, relu) on a non-square input, where a transposed layout shows.
+_KERAS2_20375 = """
+import sys
+import tf_keras as k2
+m = k2.Sequential([k2.Input((20, 14, 3)),
+                   k2.layers.Conv2D(8, (4, 4), strides=(2, 2), padding="same",
+                                    activation="relu", name="conv"),
+                   k2.layers.Conv2D(4, 3, name="head")])
+m.save(sys.argv[1])
+"""
+
+
+@pytest.fixture(scope="module")
+def keras2_20375_h5(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if importlib.util.find_spec("tf_keras") is None:
+        pytest.skip("needs tf_keras (pip install --no-deps tf-keras)")
+    path = tmp_path_factory.mktemp("keras2") / "k20375.h5"
+    subprocess.run([sys.executable, "-c", _KERAS2_20375, str(path)], check=True,
+                   capture_output=True, timeout=300)
+    return path
+
+
+def test_keras2_h5_checks_against_keras2(keras2_20375_h5: Path, engine: Any) -> None:
+    """The keras#20375 layer in a Keras 2 file: loads as it is; jax, numpy and Keras 2 agree
+    end to end, with the file's weights and with --reseed (Keras 2 then runs the reseeded
+    weights, sent to its worker: with the file's own it would diverge). The keras2 worker
+    joins the running engine for the end to end only."""
+    from conv_parity import check_model
+
+    result = check_model(keras2_20375_h5, engine=engine, round_trip=False)
+    assert result.passed, result.summary()
+    assert result.migration is not None and result.migration.loads_as_is
+    rows = {r["backend"]: r for r in result.end_to_end["results"]}
+    assert list(rows) == ["jax", "numpy", "keras2"]
+    assert all(r["verdict"] == "pass" and r["max_abs_err"] is not None for r in rows.values())
+    assert result.backends == ["jax", "numpy"]  # no layer cases on keras2
+    assert result.environment["backends"]["keras2"]["keras_version"].startswith("2.")
+    doc = result.to_json()
+    from conv_parity.report import validate
+
+    validate(doc)
+    assert "weights_round_trips" not in doc["model"]["end_to_end"]  # round_trip=False
+    seeded = check_model(keras2_20375_h5, engine=engine, reseed_weights=True, round_trip=False)
+    rows = {r["backend"]: r for r in seeded.end_to_end["results"]}
+    assert rows["keras2"]["verdict"] == "pass", rows["keras2"]
+    assert rows["keras2"]["max_abs_err"] <= rows["keras2"]["tolerance"]
+
+
+@pytest.mark.slow
+def test_keras2_h5_checks_against_keras2_and_every_keras3_backend(
+        keras2_20375_h5: Path) -> None:
+    """The done-when line: every installed Keras 3 backend and Keras 2, one table."""
+    from conv_parity import check_model
+    from conv_parity.engine import installed_backends
+
+    result = check_model(keras2_20375_h5, None, round_trip=False)
+    assert result.passed, result.summary()
+    rows = {r["backend"]: r["verdict"] for r in result.end_to_end["results"]}
+    assert rows == {b: "pass" for b in [*installed_backends(), "keras2"]}
+
+
+def test_keras2_selected_for_a_keras3_file_is_a_usage_error(model_file: Path) -> None:
+    if importlib.util.find_spec("tf_keras") is None:
+        pytest.skip("needs tf_keras (pip install --no-deps tf-keras)")
+    from conv_parity import check_model
+
+    with pytest.raises(UsageError, match=r"keras2 runs a Keras 2 model file .*nested\.keras "
+                                         r"was not"):
+        check_model(model_file, "jax,keras2", input_shape=(2, 17, 19, 3))
 
 
 # --------------------------------------------------------------------------- round trips
@@ -470,3 +706,71 @@ def test_round_trip_catches_a_key_lost_in_get_config(monkeypatch: pytest.MonkeyP
     saved = {c["check"]: c for c in result["checks"]}[".keras save -> load"]
     assert saved["problem"] == ("output 0 shape (2, 11, 11, 2) after the round trip != "
                                 "(2, 12, 12, 2) before")
+
+
+# --------------------------------------------------------------------------- real refusals, old releases
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="needs torch")
+def test_a_model_keras_refuses_on_a_backend_is_unsupported_there() -> None:
+    """keras.applications.NASNetMobile refuses the torch backend ("not available with the
+    torch backend at this time due to an outstanding bug"): its end-to-end row is
+    ``unsupported`` with Keras's message, and numpy still runs the model (slow: 500+ layers)."""
+    from conv_parity import check_model
+
+    result = check_model("keras.applications.NASNetMobile", "numpy,torch",
+                         input_shape=(1, 32, 32, 3), layers=["stem_conv1"], round_trip=False)
+    rows = {r["backend"]: r for r in result.end_to_end["results"]}
+    assert rows["torch"]["verdict"] == "unsupported", rows["torch"]
+    assert "NASNetMobile is not available with the torch backend" in rows["torch"]["message"]
+    assert rows["numpy"]["verdict"] == "pass" and "only backend" in rows["numpy"]["message"]
+    assert result.passed, result.summary()  # unsupported is not a discrepancy
+
+
+#: A Keras release with a registered torch transposed-conv bug (wrong values, right shape:
+#: torch-conv-transpose-same-odd-crop-before-3.15), unpacked where the release spread keeps it.
+OLD_KERAS = Path(os.environ.get("CONV_PARITY_OLD_KERAS", "/work/oldkeras/spread")) / "3.14.1"
+
+_OLD_MODEL = """
+import sys
+import keras
+m = keras.Sequential([keras.Input((9, 10, 3)),
+                      keras.layers.Conv2D(4, 3, padding="same", name="pre"),
+                      keras.layers.Conv2DTranspose(8, (3, 5), strides=2, padding="same",
+                                                   name="up"),
+                      keras.layers.Activation("relu", name="act"),
+                      keras.layers.Conv2D(2, 3, name="head")])
+m.save(sys.argv[1])
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not OLD_KERAS.is_dir(), reason=f"needs Keras 3.14.1 unpacked in {OLD_KERAS} "
+                                                   "(or set CONV_PARITY_OLD_KERAS)")
+@pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="needs torch")
+def test_old_keras_transposed_conv_bug_is_the_first_divergent_layer(tmp_path: Path) -> None:
+    """The done-when demo: on Keras 3.14.1 the whole model diverges on torch, and the first
+    divergent layer named is the transposed conv, xfail with the registered entry."""
+    env = {k: v for k, v in os.environ.items() if k != "CONV_PARITY_DEBUG"}
+    env["PYTHONPATH"] = os.pathsep.join([str(OLD_KERAS), *filter(None, [env.get("PYTHONPATH")])])
+    env["KERAS_BACKEND"] = "jax"
+    path = tmp_path / "up.keras"
+    subprocess.run([sys.executable, "-c", _OLD_MODEL, str(path)], check=True, env=env,
+                   capture_output=True, timeout=300)
+    proc = subprocess.run([sys.executable, "-m", "conv_parity.cli", "model", str(path),
+                           "--backends", "jax,numpy,torch", "--reseed", "--json"],
+                          capture_output=True, text=True, timeout=600, env=env)
+    assert proc.returncode == 0, proc.stderr  # a known discrepancy is not a new one
+    doc = json.loads(proc.stdout)
+    assert doc["environment"]["keras"] == "3.14.1"
+    rows = {r["backend"]: r for r in doc["model"]["end_to_end"]["results"]}
+    torch_row = rows["torch"]
+    assert torch_row["first_divergent_layer"] == "up", torch_row
+    assert torch_row["verdict"] == "xfail"
+    assert torch_row["known"] == "torch-conv-transpose-same-odd-crop-before-3.15"
+    assert torch_row["max_abs_err"] > 10 * torch_row["tolerance"]
+    assert rows["jax"]["verdict"] == rows["numpy"]["verdict"] == "pass"
+    up = next(r for r in doc["model"]["layers"] if r["name"] == "up")
+    assert {r["backend"]: r["verdict"] for r in up["results"]} == {
+        "jax": "pass", "numpy": "pass", "torch": "xfail"}

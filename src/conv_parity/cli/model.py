@@ -38,10 +38,14 @@ examples:
   conv-parity model keras.applications.MobileNetV2 --input-shape 2,96,96,3
   conv-parity model segmenter.keras --input-shape 1,256,256,3 --layers 'decoder/*' --json
   conv-parity model my_model.keras --reseed --report conv-parity-report
+  conv-parity model model.weights.h5 --builder my_package.models:build_model
+  conv-parity model my_model.keras --input batch.npy
 
-SOURCE is a .keras file, a full-model .h5 (saved with model.save), or keras.applications.NAME
-(built with weights=None: nothing is downloaded). Files load in safe mode: a Lambda layer is
-refused, never run. A model conv-parity builds gets seeded non-zero weights, biases included
+SOURCE is a .keras file, a full-model .h5 (saved with model.save), a .weights.h5 with
+--builder (your function that builds the model, imported from your module), or
+keras.applications.NAME (built with weights=None: nothing is downloaded). Files load in safe
+mode: a Lambda layer is refused, never run. A Keras 2 .h5 is also run by Keras 2 itself (a
+keras2 row) where tf_keras is installed. A model conv-parity builds gets seeded non-zero weights, biases included
 (zero biases hide bias bugs); a file keeps its own weights unless --reseed.
 exit codes: 0 every checked layer conforms on every backend, 1 a discrepancy, 2 bad input,
 3 conv-parity itself failed.
@@ -57,7 +61,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         epilog=EXAMPLES)
     model.example = "conv-parity model my_model.keras --input-shape 2,224,224,3"
     model.add_argument("source", metavar="SOURCE",
-                       help="a .keras or full-model .h5 file, or keras.applications.NAME")
+                       help="a .keras or full-model .h5 file, a .weights.h5 with --builder, "
+                            "or keras.applications.NAME")
+    model.add_argument("--builder", metavar="MODULE:FUNCTION", default=None,
+                       help="for a .weights.h5 SOURCE: your function (no arguments) that "
+                            "returns the model, e.g. my_package.models:build_model")
+    model.add_argument("--input", metavar="FILE.npy", default=None,
+                       help="run the whole model on this array (numpy.save; its shape is the "
+                            "input shape, its dtype the model's) instead of a seeded one")
     model.add_argument("--input-shape", metavar="SHAPE", default=None,
                        help="the model's input shape with batch, e.g. 2,224,224,3 (needed "
                             "where the model leaves dimensions open; default: the declared "
@@ -100,7 +111,8 @@ def cmd_model(args: argparse.Namespace) -> int:
         result = check_model(args.source, backends, input_shape=shape, batch=args.batch,
                              layers=layers, reseed_weights=args.reseed, seed=args.seed,
                              timeout=args.timeout, report_dir=args.report, progress=log,
-                             end_to_end=args.end_to_end, write_repaired=args.write_repaired)
+                             end_to_end=args.end_to_end, write_repaired=args.write_repaired,
+                             builder=args.builder, input_array=args.input)
     doc = result.to_json()
     written = None
     if args.report:
@@ -140,8 +152,10 @@ def print_model(result: ModelResult, seconds: float) -> None:
                  f"{len(m['repairs'])} repairs")
         print(f"migration (saved by Keras {m['keras_version']}): {state}")
         for b in m["blockers"]:
-            fix = " -> repaired: key dropped" if b["repair"] else " -> no known repair"
-            print(f"  {b['layer']} ({b['cls']}): {one_line(b['message'], 120)}{fix}")
+            fix = "repaired: key dropped" if b["repair"] else "no known repair"
+            # Keras's message names every rejected key of the layer at once: its head here.
+            print(f"  {b['layer']} ({b['cls']}) {b['key']}={one_line(repr(b['value']), 40)}: "
+                  f"{fix} (Keras: {one_line(b['message'].split(':')[0], 70)})")
     print()
     headers = ["layer", "class", "input shape", *result.backends]
     rows = []
@@ -187,9 +201,12 @@ def print_model(result: ModelResult, seconds: float) -> None:
     if result.round_trip is not None:
         rt = result.round_trip
         bad = [c for c in rt["checks"] + rt["layers"] if not c["ok"]]
-        names = ", ".join(c["check"] for c in rt["checks"])
+        names = ", ".join(c["check"] for c in rt["checks"] if not c.get("reader"))
+        crossed = [c for c in rt["checks"] if c.get("reader")]
+        across = (f"; .weights.h5 written on {rt['backend']}, read on "
+                  f"{len(crossed)} backends" if crossed else "")
         print()
-        print(f"round trips on {rt['backend']} ({names}, per-layer config): "
+        print(f"round trips on {rt['backend']} ({names}, per-layer config{across}): "
               + ("output and configs unchanged" if not bad else f"{len(bad)} changed"))
         for c in bad:
             print(f"  {c.get('check') or c.get('layer')}: {c['problem']}")

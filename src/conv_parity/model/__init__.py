@@ -4,7 +4,8 @@ A client of the engine (DESIGN.md, "model"); nothing in the engine, the workers 
 imports it. Public API:
 
 - :func:`check_model` (also ``conv_parity.check_model``): a model object or a SOURCE
-  (``.keras``, full-model ``.h5``, ``keras.applications.NAME``) -> :class:`ModelResult`,
+  (``.keras``, full-model ``.h5``, ``.weights.h5`` with a builder,
+  ``keras.applications.NAME``) -> :class:`ModelResult`,
   whose ``to_json()`` is the report.json document ``conv-parity model --json`` prints.
 - :func:`assert_model_conforms`: the same as one assertion for users' own pytest suites.
 

@@ -214,6 +214,8 @@ def check_model(
     end_to_end: bool = True,
     write_repaired: str | Path | None = None,
     round_trip: bool = True,
+    builder: str | None = None,
+    input_array: np.ndarray | str | Path | None = None,
 ) -> ModelResult:
     """Check every conv-family layer of a model on every selected backend.
 
@@ -223,12 +225,30 @@ def check_model(
     a running engine (its backends win); otherwise one is started and closed here.
     ``progress``: a callable taking one line of text, for long runs. ``end_to_end``: also
     run the whole model on every backend and compare (:mod:`conv_parity.model.end_to_end`).
+    ``builder``: ``module:function`` building the model of a ``.weights.h5`` path.
+    ``input_array``: the input to run the whole model on (an array or a ``.npy`` path;
+    default: seeded); its shape is the input shape.
+
+    For a Keras 2 .h5, Keras 2 itself (the ``keras2`` target, where tf_keras is installed)
+    joins the end-to-end check with its own worker, running the file as Keras 2 does.
     """
+    from conv_parity import backends as targets
     from conv_parity.engine import Engine, parse_backends
+    from conv_parity.model.load import read_input
 
     say = progress or (lambda _line: None)
+    x_name = "input"
+    if isinstance(input_array, (str, Path)):
+        x_name = f"--input {input_array}"
+        input_array = read_input(str(input_array))
+    if input_array is not None:
+        if input_shape is not None and tuple(input_shape) != input_array.shape:
+            raise UsageError(f"{x_name}: its shape {input_array.shape} != --input-shape "
+                             f"{tuple(input_shape)}; give one of them")
+        input_shape = input_array.shape
     if isinstance(model_or_path, (str, Path)):
-        loaded = load(str(model_or_path), tuple(input_shape) if input_shape else None, say)
+        loaded = load(str(model_or_path), tuple(input_shape) if input_shape else None, say,
+                      builder=builder)
     else:
         loaded = Loaded(model_or_path, getattr(model_or_path, "name", "model"), "object",
                         built_here=False)
@@ -244,15 +264,32 @@ def check_model(
     seeded = loaded.built_here or reseed_weights
     if seeded:
         reseed(loaded.model, seed)
-    shape = concrete_input_shape(loaded.model, input_shape, batch)
+    from conv_parity.model.end_to_end import input_dtype, model_input
+
+    shape = concrete_input_shape(loaded.model, input_shape, batch,
+                                 what=x_name if input_array is not None else "--input-shape")
     found = extract(loaded.model, shape, loaded.source, only=layers)
+    x = input_array
+    if x is None:
+        x = model_input(shape, input_dtype(loaded.model), seed)
+    elif str(x.dtype) != input_dtype(loaded.model):
+        want = input_dtype(loaded.model)
+        raise UsageError(f"{x_name}: dtype {x.dtype}, but the model takes {want} inputs "
+                         f"(save it with numpy.save(path, x.astype({want!r})))")
+    # Keras 2 itself joins the end to end of a Keras 2 file; asked for by name, it needs one.
+    saved_by = loaded.migration.keras_version if loaded.migration is not None else None
+    selected = list(engine.backends) if engine is not None else parse_backends(backends)[0]
+    whole_only = [b for b in selected if not targets.get(b).cases]
+    if whole_only and saved_by is None:
+        raise UsageError(f"{whole_only[0]} runs a Keras 2 model file (.h5 saved by Keras 2); "
+                         f"{loaded.source} was not")
+    also = list(dict.fromkeys([*whole_only, *targets.whole_model_targets(saved_by)]))
     trips = None
     if round_trip:
         from conv_parity.model import round_trip as round_trip_module
-        from conv_parity.model.end_to_end import model_input
 
         say("conv-parity: round trips (get_config, .keras save/load)...")
-        trips = round_trip_module.run(loaded.model, model_input(shape, seed=seed), found)
+        trips = round_trip_module.run(loaded.model, x, found)
     label = Path(loaded.source).name if loaded.kind in ("keras", "h5") else loaded.source
     items = prepared_items(found, label)
     say(f"conv-parity: {loaded.source}: {len(found.checkable)} conv-family layer uses, "
@@ -260,7 +297,7 @@ def check_model(
         f"other layers not checked")
     own = engine is None
     if engine is None:
-        selected, _ = parse_backends(backends)
+        selected = [b for b in selected if b not in whole_only]
         say(f"conv-parity: starting {len(selected)} backend workers ({', '.join(selected)})...")
         engine = Engine(selected, timeout=timeout, report_dir=report_dir)
     try:
@@ -270,8 +307,16 @@ def check_model(
         if end_to_end:
             from conv_parity.model import end_to_end as e2e_module
 
-            say("conv-parity: running the whole model on every backend (end to end)...")
-            e2e = e2e_module.run(engine, loaded.model, shape, found, outcomes, seed)
+            say("conv-parity: running the whole model on every backend (end to end"
+                + (f", and {', '.join(also)}" if also else "") + ")...")
+            e2e = e2e_module.run(
+                engine, loaded.model, shape, found, outcomes, seed, x=x,
+                source_file=loaded.source if saved_by else None, also=also,
+                weights=loaded.model.get_weights() if (seeded and also) else None,
+                application=loaded.application, weights_round_trip=trips is not None,
+                imports=loaded.imports)
+            if trips is not None:
+                round_trip_module.add_cross_backend(trips, e2e)
         env = engine.environment()
         chosen = list(engine.backends)
     finally:

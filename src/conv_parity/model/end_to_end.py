@@ -1,7 +1,8 @@
 """End to end: the whole model on every backend, same weights, same input; who diverges, where.
 
 There is no float64 composition of a whole model to compare with, so the backends are
-compared with each other: the reference of an output is the elementwise *median* over the
+compared with each other (and, for a Keras 2 file, with Keras 2 itself: the ``keras2`` target
+runs the user's original file, see :mod:`conv_parity.backends`): the reference of an output is the elementwise *median* over the
 backends that ran (with three or more, one wrong backend cannot move it; with two, both are
 equally far from it and the report says the two disagree).
 
@@ -27,6 +28,7 @@ Keras's message; the other backends go on.
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,8 +41,9 @@ if TYPE_CHECKING:
 
 RTOL_PER_LAYER = 64 * float(np.finfo(np.float32).eps)
 
-#: A whole model takes longer than one layer: OpenVINO compiled MobileNetV2 with its 150
-#: intermediate outputs in over 120 s (the per-case default) on 2 busy cores.
+#: A whole model takes longer than one layer: load, a builder's repeat, one forward pass with
+#: every top-level output, and the weights round trip's second model (ResNet50 at 224x224 on
+#: jax: about a minute of it tracing on 2 busy cores; the per-case default is 120 s).
 WHOLE_MODEL_TIMEOUT_FACTOR = 5
 
 
@@ -143,27 +146,74 @@ def _acquit(rows: dict[str, dict[str, Any]]) -> None:
                               f"{layer}; {row.get('layer', layer)} passes its own check here")
 
 
-def run(engine: Engine, model: Any, input_shape: tuple[int, ...], extraction: Extraction,
-        outcomes: list[Outcome], seed: int = 0) -> dict[str, Any]:
-    """The ``end_to_end`` part of the model section: per backend ``backend``, ``verdict``,
-    ``max_abs_err``, ``tolerance``, ``first_divergent_layer`` and that layer's verdict."""
-    order = _top_layers(model)
+def input_dtype(model: Any) -> str:
+    """The float dtype the model's first input takes (float32 when it declares another)."""
     dtype = str(getattr(model.inputs[0], "dtype", "float32") or "float32")
-    if dtype not in ("float16", "float32", "float64"):
-        dtype = "float32"
-    x = model_input(input_shape, dtype, seed)
+    return dtype if dtype in ("float16", "float32", "float64") else "float32"
+
+
+def run(engine: Engine, model: Any, input_shape: tuple[int, ...], extraction: Extraction,
+        outcomes: list[Outcome], seed: int = 0, *, x: np.ndarray | None = None,
+        source_file: str | None = None, also: Sequence[str] = (),
+        weights: list[np.ndarray] | None = None,
+        application: dict[str, Any] | None = None,
+        weights_round_trip: bool = True, imports: Sequence[str] = ()) -> dict[str, Any]:
+    """The ``end_to_end`` part of the model section: per backend ``backend``, ``verdict``,
+    ``max_abs_err``, ``tolerance``, ``first_divergent_layer`` and that layer's verdict.
+
+    ``x``: the user's input (default: seeded). ``also``: whole-model-only targets
+    (``keras2``), which load ``source_file`` (the user's Keras 2 .h5) instead of the model
+    saved here; ``weights`` (the model's ``get_weights()``, when conv-parity replaced the
+    file's) are set on their model after loading, so every row runs the same numbers.
+    ``application``: the keras.applications call that built the model, repeated by each
+    worker so that a builder's refusal of a backend is that backend's ``unsupported``.
+    ``weights_round_trip``: also have every worker read the ``.weights.h5`` written here into
+    a fresh model (``weights_round_trips`` in the result, for the round-trip section).
+    ``imports``: the user's own modules (``--builder``'s), imported by every worker first.
+    """
+    order = _top_layers(model)
+    if x is None:
+        x = model_input(input_shape, input_dtype(model), seed)
+    arrays = [x, *(weights or [])]
+    import keras
+
+    from conv_parity.workers.whole_model import RELOADED
+
     with tempfile.TemporaryDirectory(prefix="conv-parity-model-") as tmp:
         path = Path(tmp) / "model.keras"
         model.save(path)
-        replies = engine.request_all({"type": "model", "path": str(path),
-                                      "layers": [n for n, _ in order]}, [x],
-                                     timeout=WHOLE_MODEL_TIMEOUT_FACTOR * engine.pool.timeout)
+        weights_path = Path(tmp) / "model.weights.h5"
+        if weights_round_trip:
+            model.save_weights(weights_path)  # read by every other backend: a round trip
+        replies = engine.request_all({"type": "model",
+                                      "files": {"keras": str(path), "source": source_file,
+                                                "weights": str(weights_path)
+                                                if weights_round_trip else None},
+                                      "layers": [n for n, _ in order],
+                                      "application": application,
+                                      "imports": list(imports), "cwd": str(Path.cwd())},
+                                     arrays,
+                                     timeout=WHOLE_MODEL_TIMEOUT_FACTOR * engine.pool.timeout,
+                                     also=also if source_file else ())
     rows: dict[str, dict[str, Any]] = {}
     ran: dict[str, dict[str, np.ndarray]] = {}
+    writer = keras.backend.backend()
+    reloads: list[dict[str, Any]] = []
     for backend, (reply, arrays) in replies.items():
         status = reply.get("status")
         if status == "ok":
+            again = {n[:-len(RELOADED)]: arrays.pop(n) for n in list(arrays)
+                     if n.endswith(RELOADED)}
             ran[backend] = arrays
+            if again or reply.get("weights_error"):
+                from conv_parity.model.round_trip import same
+
+                problem = reply.get("weights_error") or same(
+                    [v for n, v in arrays.items() if n.startswith("output")],
+                    [again[n] for n in arrays if n.startswith("output")])
+                reloads.append({"check": f".weights.h5 written on {writer}, read on {backend}",
+                                "writer": writer, "reader": backend,
+                                "ok": problem is None, "problem": problem})
             continue
         error = reply.get("error") or {}
         text = f"{error.get('type', 'Error')}: {' '.join(str(error.get('message', '')).split())}"
@@ -209,4 +259,5 @@ def run(engine: Engine, model: Any, input_shape: tuple[int, ...], extraction: Ex
             rows[backend] = row
         _acquit(rows)
     return {"input_shape": list(input_shape), "rule": "median of backends; tol = 64 eps32 "
-            "x depth x max|median|", "results": [rows[b] for b in replies]}
+            "x depth x max|median|", "results": [rows[b] for b in replies],
+            **({"weights_round_trips": reloads} if weights_round_trip else {})}

@@ -83,14 +83,15 @@ def model_input_shape(model: Any) -> tuple[int | None, ...]:
 
 
 def concrete_input_shape(model: Any, given: Sequence[int] | None,
-                         batch: int = 2) -> tuple[int, ...]:
-    """The input shape to check at: ``given`` when the user gave one, else the declared shape
-    with batch ``batch``; UsageError when a dimension stays open."""
+                         batch: int = 2, what: str = "--input-shape") -> tuple[int, ...]:
+    """The input shape to check at: ``given`` when the user gave one (``what`` names where
+    it came from in messages), else the declared shape with batch ``batch``; UsageError when a
+    dimension stays open."""
     declared = model_input_shape(model)
     if given is not None:
         given = tuple(int(d) for d in given)
         if len(given) != len(declared):
-            raise UsageError(f"--input-shape {_fmt(given)} has rank {len(given)} but the model "
+            raise UsageError(f"{what} {_fmt(given)} has rank {len(given)} but the model "
                              f"takes rank {len(declared)} inputs {_fmt(declared)}"
                              + layout_hint(given, declared))
         return given

@@ -41,9 +41,15 @@ class Loaded:
 
     model: Any
     source: str
-    kind: str  # "keras", "h5", "applications", "object"
+    kind: str  # "keras", "h5", "weights", "applications", "object"
     built_here: bool
     migration: Any = None  # a conv_parity.model.migrate.Migration for a Keras 2 .h5
+    #: keras.applications: {"name", "kwargs"} of the builder call, which every backend's
+    #: worker repeats, since some builders refuse some backends (NASNetMobile on torch).
+    application: dict[str, Any] | None = None
+    #: The user's own modules (``--builder``'s): every worker imports them before loading the
+    #: model, so custom layers they register are known there too.
+    imports: tuple[str, ...] = ()
 
 
 def import_keras() -> Any:
@@ -60,14 +66,17 @@ def import_keras() -> Any:
 
 
 def load(source: str, input_shape: tuple[int, ...] | None = None,
-         say: Callable[[str], None] | None = None) -> Loaded:
+         say: Callable[[str], None] | None = None, builder: str | None = None) -> Loaded:
     """The model SOURCE names; UsageError (one line) for anything that is not a loadable model.
 
     ``input_shape`` (with batch) is passed to keras.applications builders, whose default input
     size would otherwise be used. ``say`` receives the migration's lines (blockers, repairs)
-    for a Keras 2 .h5.
+    for a Keras 2 .h5. ``builder`` (``module:function``) builds the model a ``.weights.h5``
+    SOURCE holds the weights of.
     """
     if source.startswith(APPLICATIONS_PREFIX):
+        if builder is not None:
+            raise UsageError(f"--builder {builder}: is for a .weights.h5 SOURCE, not {source}")
         return _application(source[len(APPLICATIONS_PREFIX):], input_shape)
     path = Path(source)
     if not path.exists():
@@ -77,8 +86,15 @@ def load(source: str, input_shape: tuple[int, ...] | None = None,
         raise UsageError(f"{source}: is a directory, not a model file (.keras or .h5)")
     suffix = "".join(path.suffixes[-2:]) if path.name.endswith(".weights.h5") else path.suffix
     if suffix == ".weights.h5":
-        raise UsageError(f"{source}: a .weights.h5 holds weights only, not the model; "
-                         f"give the full model (.keras or .h5)")
+        if builder is None:
+            raise UsageError(f"{source}: a .weights.h5 holds weights only, not the model; "
+                             f"give the full model (.keras or .h5), or the function that "
+                             f"builds it: --builder my_package.models:build_model")
+        return Loaded(_build_and_load_weights(path, builder, input_shape), str(path),
+                      "weights", built_here=False, imports=(builder.partition(":")[0],))
+    if builder is not None:
+        raise UsageError(f"--builder {builder}: is for a .weights.h5 SOURCE; {source} holds "
+                         f"its model already")
     if suffix == ".keras":
         return Loaded(_load_keras(path), str(path), "keras", built_here=False)
     if suffix in (".h5", ".hdf5"):
@@ -107,7 +123,74 @@ def _application(name: str, input_shape: tuple[int, ...] | None) -> Any:
     except (ValueError, TypeError) as exc:
         raise UsageError(f"keras.applications.{name} refuses to build with "
                          f"{kwargs}: {_first_line(exc)}") from None
-    return Loaded(model, f"{APPLICATIONS_PREFIX}{name}", "applications", built_here=True)
+    return Loaded(model, f"{APPLICATIONS_PREFIX}{name}", "applications", built_here=True,
+                  application={"name": name, "kwargs": kwargs})
+
+
+def builder_function(spec: str) -> Callable[[], Any]:
+    """The user's ``module:function``, imported (their own code, named by them on the command
+    line; never code from a model file). The current directory is searched first, as
+    ``python -m`` does, so a module beside the weights file is found."""
+    import importlib
+
+    module_name, _, func_name = spec.partition(":")
+    if not module_name or not func_name.isidentifier():
+        raise UsageError(f"--builder {spec!r}: expected module:function, e.g. "
+                         f"--builder my_package.models:build_model")
+    if "" not in sys.path and str(Path.cwd()) not in sys.path:
+        sys.path.insert(0, str(Path.cwd()))
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:
+        raise UsageError(f"--builder {spec}: cannot import {module_name!r}: "
+                         f"{type(exc).__name__}: {_first_line(exc)}") from None
+    func = getattr(module, func_name, None)
+    if not callable(func):
+        raise UsageError(f"--builder {spec}: module {module_name!r} has no function "
+                         f"{func_name!r}")
+    return func
+
+
+def _build_and_load_weights(path: Path, builder: str, input_shape: tuple[int, ...] | None
+                            ) -> Any:
+    """The builder's model with the weights of ``path`` (a Keras 3 ``.weights.h5``)."""
+    func = builder_function(builder)
+    keras = import_keras()
+    try:
+        model = func()
+    except Exception as exc:
+        raise UsageError(f"--builder {builder}: the function raised {type(exc).__name__}: "
+                         f"{_first_line(exc)}") from None
+    if not isinstance(model, keras.Model):
+        raise UsageError(f"--builder {builder}: returned a {type(model).__name__}, not a "
+                         f"keras.Model")
+    if not model.built:
+        if input_shape is None:
+            raise UsageError(f"--builder {builder}: the model it returns is not built (no "
+                             f"Input); give --input-shape, e.g. --input-shape 2,32,32,3")
+        model.build(input_shape)
+    try:
+        model.load_weights(path)
+    except Exception as exc:
+        raise UsageError(f"{path}: cannot load these weights into the model --builder "
+                         f"{builder} returns: {type(exc).__name__}: {_first_line(exc)}"
+                         ) from None
+    return model
+
+
+def read_input(path: str) -> np.ndarray:
+    """The array of a ``.npy`` file (``--input``), never unpickled: UsageError otherwise."""
+    try:
+        x = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise UsageError(f"--input {path}: no such file (give a .npy file saved with "
+                         f"numpy.save)") from None
+    except (ValueError, OSError, EOFError) as exc:
+        raise UsageError(f"--input {path}: not a readable .npy array ({_first_line(exc)})"
+                         ) from None
+    if not isinstance(x, np.ndarray):
+        raise UsageError(f"--input {path}: a .npz archive, not one .npy array")
+    return x
 
 
 def _first_line(exc: BaseException) -> str:

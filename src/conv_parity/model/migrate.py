@@ -110,6 +110,21 @@ def saved_keras_version(path: Path) -> str | None:
 _UNRECOGNIZED = re.compile(r"Unrecognized keyword arguments passed to \w+: (\{.*\})", re.S)
 
 
+def _build_as_the_h5_loader_does(cls: Any, record: dict[str, Any]) -> Any:
+    """One layer from its Keras 2 record, through the deserializer Keras 3's .h5 loader uses
+    (``keras.src.legacy.saving.saving_utils.model_from_config``): it adapts Keras 2 configs
+    (a one-element ``axis`` list becomes an int, ``batch_input_shape`` is dropped), so
+    ``cls.from_config`` alone would call BatchNormalization's ``axis: [3]`` a blocker that the
+    loader accepts. Private API, so ``cls.from_config`` where it is gone."""
+    import copy
+
+    try:
+        from keras.src.legacy.saving.saving_utils import model_from_config
+    except ImportError:
+        return cls.from_config(dict(record["config"]))
+    return model_from_config(copy.deepcopy(record))
+
+
 def find_blockers(config: Any) -> list[Blocker]:
     """Every (layer, key) of a model config that Keras 3 refuses, found by building each layer
     from its own config; the repair that covers it, if one does."""
@@ -120,10 +135,9 @@ def find_blockers(config: Any) -> list[Blocker]:
         cls = getattr(keras.layers, cls_name, None)
         if cls_name in _CONTAINERS or cls is None:
             continue
-        cfg = dict(record["config"])
-        name = str(cfg.get("name", "?"))
+        name = str(record["config"].get("name", "?"))
         try:
-            cls.from_config(cfg)
+            _build_as_the_h5_loader_does(cls, record)
             continue
         except Exception as exc:
             message = " ".join(str(exc).split())

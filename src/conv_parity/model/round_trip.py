@@ -11,8 +11,10 @@ model (its backend is named in the result):
 - ``.keras`` save -> load, same output (shape, then values, exactly: the same backend runs the
   same weights through the same graph).
 
-The end-to-end check already loads the saved ``.keras`` on every backend; agreement there is
-the cross-backend half of the round trip.
+Across backends: the end-to-end check loads the ``.keras`` saved here on every backend, and
+each worker also builds a fresh model from its config, reads the ``.weights.h5`` this process
+wrote (on its own backend) and runs it: the output must equal that worker's own output of the
+``.keras`` model exactly (:func:`add_cross_backend` files those checks here).
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ def _outputs(model: Any, x: np.ndarray) -> list[np.ndarray]:
     return [np.asarray(keras.ops.convert_to_numpy(t)) for t in got]
 
 
-def _same(before: list[np.ndarray], after: list[np.ndarray]) -> str | None:
+def same(before: list[np.ndarray], after: list[np.ndarray]) -> str | None:
     """None when equal, else what differs (got, expected)."""
     if len(before) != len(after):
         return f"{len(after)} outputs after, {len(before)} before"
@@ -90,7 +92,7 @@ def run(model: Any, x: np.ndarray, extraction: Extraction) -> dict[str, Any]:
 
     def record(name: str, rebuild: Any) -> None:
         try:
-            problem = _same(before, _outputs(rebuild(), x))
+            problem = same(before, _outputs(rebuild(), x))
         except Exception as exc:
             problem = f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
         checks.append({"check": name, "ok": problem is None, "problem": problem})
@@ -112,3 +114,11 @@ def run(model: Any, x: np.ndarray, extraction: Extraction) -> dict[str, Any]:
     layers = layer_round_trips(model, extraction)
     ok = all(c["ok"] for c in checks) and all(r["ok"] for r in layers)
     return {"backend": keras.backend.backend(), "ok": ok, "checks": checks, "layers": layers}
+
+
+def add_cross_backend(trips: dict[str, Any], end_to_end: dict[str, Any]) -> None:
+    """Move the end-to-end check's weights round trips (``.weights.h5`` written here, read on
+    each backend) into the ``round_trip`` section's checks."""
+    checks = end_to_end.pop("weights_round_trips", [])
+    trips["checks"].extend(checks)
+    trips["ok"] = trips["ok"] and all(c["ok"] for c in checks)

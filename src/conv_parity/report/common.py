@@ -168,3 +168,24 @@ def model_table(doc: Mapping[str, Any]) -> tuple[list[str], list[list[str]], lis
         notes.append("not checked (outside the conv family): "
                      + ", ".join(f"{cls} ×{len(paths)}" for cls, paths in other.items()))
     return headers, rows, notes
+
+
+def end_to_end_table(doc: Mapping[str, Any]) -> tuple[list[str], list[list[str]]] | None:
+    """The whole-model rows of a report's ``model`` section, for both renderers: the path to a
+    divergence (backend, verdict, max error against the median and its tolerance, the first
+    divergent layer, that layer's verdict, the note); None without an end-to-end check."""
+    section = doc.get("model")
+    e2e = section.get("end_to_end") if isinstance(section, Mapping) else None
+    if not isinstance(e2e, Mapping):
+        return None
+
+    def num(v: Any) -> str:
+        return "-" if v is None else f"{float(v):.2g}"
+
+    rows = [[str(r.get("backend")), str(r.get("verdict")),
+             f"{num(r.get('max_abs_err'))} (tol {num(r.get('tolerance'))})",
+             str(r.get("first_divergent_layer") or "-"),
+             str(r.get("layer_verdict") or "-"), str(r.get("message") or "-")]
+            for r in e2e.get("results") or []]
+    return (["backend", "verdict", "max |err| vs median (tol)", "first divergent layer",
+             "its own verdict", "note"], rows)

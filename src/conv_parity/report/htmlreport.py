@@ -480,6 +480,16 @@ def _model_html(doc: Mapping[str, Any]) -> str:
         out.append("<tr>" + "".join(cells) + "</tr>")
     out.append("</tbody></table>")
     out += [f'<p class="muted">{esc(n)}</p>' for n in notes[:100]]
+    e2e = common.end_to_end_table(doc)
+    if e2e is not None:
+        heads, e2e_rows = e2e
+        out += ["<h3>End to end (the whole model on every backend)</h3>",
+                '<table class="others"><thead><tr>'
+                + "".join(f"<th>{esc(h)}</th>" for h in heads) + "</tr></thead><tbody>"]
+        out += ["<tr>" + f"<td>{esc(row[0])}</td><td>{_badge(row[1])}</td>"
+                + "".join(f"<td>{esc(c)}</td>" for c in row[2:]) + "</tr>"
+                for row in e2e_rows]
+        out.append("</tbody></table>")
     return "\n".join(out)
 
 

@@ -133,7 +133,16 @@ def _model_lines(doc: Mapping[str, Any]) -> list[str]:
         out.append(f"| …and {len(rows) - 500} more layers |" + " |" * (len(headers) - 1))
     out.append("")
     out += [f"- {md_text(n)}" for n in notes[:100]]
-    return out + ([""] if notes else [])
+    out += [""] if notes else []
+    e2e = common.end_to_end_table(doc)
+    if e2e is not None:
+        heads, e2e_rows = e2e
+        out += ["### End to end (the whole model on every backend)", "",
+                "| " + " | ".join(md_text(h) for h in heads) + " |",
+                "|" + "---|" * len(heads)]
+        out += ["| " + " | ".join(md_text(c) for c in row) + " |" for row in e2e_rows]
+        out.append("")
+    return out
 
 
 def render_markdown(

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 _PR_SET_PDEATHSIG = 1
 _keras: Any = None  # the keras module, once imported
 _mutation: str | None = None  # the injected bug of a test-only mutant target (gated)
+_spec: BackendSpec | None = None  # this worker's target
 
 
 def _die_with_parent() -> None:
@@ -79,10 +80,9 @@ def _limit_threads(spec: BackendSpec) -> None:
         print(f"conv-parity worker: could not limit threads: {exc}", file=sys.stderr)
 
 
-def backend_facts(spec: BackendSpec) -> dict[str, Any]:
-    """Versions, device, floating-point settings and the platform facts of this worker."""
-    import keras
-
+def backend_facts(spec: BackendSpec, keras: Any) -> dict[str, Any]:
+    """Versions, device, floating-point settings and the platform facts of this worker
+    (``keras``: the module it imported as Keras, tf_keras for ``keras2``)."""
     assert spec.identity is not None, f"{spec.name} has no identity function"
     who = spec.identity()
     return {
@@ -90,7 +90,7 @@ def backend_facts(spec: BackendSpec) -> dict[str, Any]:
         "backend_version": who.backend_version,
         "versions": {"keras": keras.__version__, "numpy": np.__version__, **who.versions},
         "device": who.device,
-        "fp_settings": {"floatx": keras.config.floatx(), **who.fp_settings},
+        "fp_settings": {"floatx": keras.backend.floatx(), **who.fp_settings},
         "facts": facts.collect(spec.probes),
         "target": spec.to_json(),
     }
@@ -275,8 +275,18 @@ def _serve_model(channel: Channel, header: dict[str, Any], served: list[int]) ->
     reply: dict[str, Any] = {"type": "model_result"}
     outputs: dict[str, np.ndarray] = {}
     try:
-        outputs = run_saved_model(_keras, header["path"], arrays[0],
-                                  list(header.get("layers") or ()))
+        # Keras 3 targets load the model saved here; keras2 loads the user's own file.
+        path = header["files"][_spec.model_file if _spec is not None else "keras"]
+        own_file = _spec is not None and _spec.model_file == "source"
+        # A Keras 2 worker cannot read the Keras 3 .weights.h5: no weights round trip there.
+        outputs, reply["weights_error"] = run_saved_model(
+            _keras, path, arrays[0], list(header.get("layers") or ()),
+            weights=arrays[1:] if own_file else None,
+            weights_file=None if own_file else header["files"].get("weights"),
+            application=None if own_file else header.get("application"),
+            fetch_many=_spec.fetch_many if _spec is not None else None,
+            imports=[] if own_file else list(header.get("imports") or ()),
+            cwd=header.get("cwd"))
         reply["status"] = "ok"
     except Exception as exc:
         reply.update(status="error", error=_error(exc, getattr(exc, "conv_parity_phase",
@@ -342,7 +352,7 @@ def serve(channel: Channel, backend: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the worker process."""
-    global _keras, _mutation
+    global _keras, _mutation, _spec
     argv = sys.argv[1:] if argv is None else argv
     target = argv[0] if argv else os.environ.get("KERAS_BACKEND", "")
     _die_with_parent()
@@ -363,8 +373,9 @@ def main(argv: list[str] | None = None) -> int:
         if hooks.enabled():
             hooks.hide_modules()
         _limit_threads(spec)
-        import keras
+        import importlib
 
+        keras = importlib.import_module(spec.keras_module)
         if keras.backend.backend() != backend:
             raise ImportError(
                 f"keras loaded backend {keras.backend.backend()!r}, not {backend!r} "
@@ -374,7 +385,8 @@ def main(argv: list[str] | None = None) -> int:
             spec.after_import()
         _keras = keras
         _mutation = spec.mutation
-        ready.update(backend_facts(spec))
+        _spec = spec
+        ready.update(backend_facts(spec, keras))
         # Everything imported so far lives as long as the process: keep the cyclic GC from
         # re-scanning it after every few layers built (measured: ~4% of a fast case).
         gc.freeze()
