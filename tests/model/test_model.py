@@ -45,8 +45,23 @@ def nested_model() -> Any:
     return keras.Model(x, out)
 
 
+def _needs(backends: str) -> None:
+    """Skip unless every backend named is installed (an oldest-release CI job has one)."""
+    from conv_parity import backends as targets
+
+    missing = [b for b in backends.split(",") if not targets.get(b).installed()]
+    if missing:
+        pytest.skip(f"needs the {', '.join(missing)} backend (not installed here)")
+
+
 @pytest.fixture(scope="module")
 def model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from packaging.version import Version
+
+    if Version(keras.__version__) < Version("3.7.0"):
+        pytest.skip(f"Keras {keras.__version__} cannot load its own save of this model (a "
+                    "shared layer called on a pooled branch: 'Layer node index out of "
+                    "bounds'); Keras 3.7.0 can")
     path = tmp_path_factory.mktemp("models") / "nested.keras"
     model = nested_model()
     reseed(model, 1)
@@ -181,6 +196,7 @@ def test_model_without_conv_layers_is_a_usage_error() -> None:
 def engine() -> Any:
     from conv_parity.engine import Engine
 
+    _needs(CHEAP)
     with Engine(CHEAP) as eng:
         yield eng
 
@@ -229,6 +245,7 @@ def test_a_discrepancy_names_the_layer(model_file: Path) -> None:
     from conv_parity.engine import Engine
     from conv_parity.model import assert_model_conforms, check_model
 
+    _needs("jax")
     with Engine("jax:mutant-bias-missing", extra_env={MUTATION_GATE: "1"}) as eng:
         result = check_model(model_file, input_shape=(2, 17, 19, 3), engine=eng,
                              layers=["first", "up"])
@@ -324,6 +341,7 @@ def test_input_npy_is_validated(model_file: Path, tmp_path: Path) -> None:
     for name, (array, message) in cases.items():
         np.save(tmp_path / name, array, allow_pickle=True)
         with pytest.raises(UsageError, match=message):
+            _needs("numpy")
             check_model(model_file, "numpy", input_array=str(tmp_path / name))
     with pytest.raises(UsageError, match=r"--input .*missing\.npy: no such file"):
         check_model(model_file, "numpy", input_array=str(tmp_path / "missing.npy"))
@@ -360,6 +378,8 @@ def test_weights_round_trip_across_backends_detects_other_weights(tmp_path: Path
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    if "--backends" in args:
+        _needs(args[args.index("--backends") + 1])
     env = {k: v for k, v in os.environ.items() if k != "CONV_PARITY_DEBUG"}
     return subprocess.run([sys.executable, "-m", "conv_parity.cli", "model", *args],
                           capture_output=True, text=True, timeout=600, env=env)
@@ -415,6 +435,7 @@ def test_zero_bias_hides_a_registered_bug_without_a_false_alarm(tmp_path: Path) 
                       keras.layers.Conv2D(4, 3, data_format="channels_first", name="cf")]
                      ).save(path)
     # the oneDNN-on variant: TF computes channels-first convs there on any x86 CPU
+    _needs("tensorflow")
     plain = check_model(path, "tensorflow:onednn-on")
     assert plain.passed, plain.summary()
     (row,) = plain.section()["layers"][0]["results"]
@@ -485,6 +506,7 @@ def test_end_to_end_blames_the_registered_layer(tmp_path: Path) -> None:
         keras.layers.Conv2D(5, 3, data_format="channels_first", name="c3"),
     ]).save(path)
     # the oneDNN-on variant (any x86 CPU): TF computes NCHW convs there, wrongly
+    _needs("tensorflow,jax")
     result = check_model(path, "tensorflow:onednn-on,jax", reseed_weights=True)
     rows = {r["backend"]: r for r in result.end_to_end["results"]}
     assert result.passed, result.summary()
@@ -503,6 +525,7 @@ def test_end_to_end_on_openvino_fetches_every_layer_output(model_file: Path) -> 
     output fetched under the wrong name would diverge."""
     from conv_parity import check_model
 
+    _needs("numpy,openvino")
     result = check_model(model_file, "numpy,openvino", input_shape=(2, 17, 19, 3),
                          layers=["first"], round_trip=False)
     rows = {r["backend"]: r for r in result.end_to_end["results"]}
@@ -677,6 +700,12 @@ def test_round_trips_hold_on_this_keras() -> None:
     reseed(model, 0)
     found = extract(model, (2, 5, 5, 2))
     result = round_trip.run(model, np.ones((2, 5, 5, 2), "float32"), found)
+    from packaging.version import Version
+
+    if Version(keras.__version__) < Version("3.15.0"):  # keras#23014, what the check is for
+        assert not result["ok"]
+        assert [r["layer"] for r in result["layers"] if not r["ok"]] == ["up"], result
+        return
     assert result["ok"], result
     assert [c["check"] for c in result["checks"]] == ["get_config -> from_config",
                                                        ".keras save -> load"]
@@ -719,6 +748,7 @@ def test_a_model_keras_refuses_on_a_backend_is_unsupported_there() -> None:
     ``unsupported`` with Keras's message, and numpy still runs the model (slow: 500+ layers)."""
     from conv_parity import check_model
 
+    _needs("numpy,torch")
     result = check_model("keras.applications.NASNetMobile", "numpy,torch",
                          input_shape=(1, 32, 32, 3), layers=["stem_conv1"], round_trip=False)
     rows = {r["backend"]: r for r in result.end_to_end["results"]}

@@ -195,6 +195,18 @@ def layer_kwargs(kind: kinds.Kind, config: dict[str, Any]) -> tuple[dict[str, An
     return kwargs, None
 
 
+def _live_config(layer: Any, kind: kinds.Kind) -> dict[str, Any]:
+    """``get_config()`` completed from the layer itself where it forgets an argument the
+    layer computes with (before Keras 3.15 a transposed conv's config lacked output_padding,
+    keras#23014): the case must be what the layer computes; the round trip reports the loss."""
+    config = dict(layer.get_config())
+    for key in kind.params:
+        if key not in config and hasattr(layer, key):
+            value = getattr(layer, key)
+            config[key] = list(value) if isinstance(value, tuple) else value
+    return config
+
+
 def extract(model: Any, input_shape: tuple[int, ...], source: str = "model",
             only: Sequence[str] | None = None) -> Extraction:
     """Every conv-family layer use of ``model`` at ``input_shape``, with its real weights.
@@ -225,7 +237,7 @@ def extract(model: Any, input_shape: tuple[int, ...], source: str = "model",
         policy_name = getattr(policy, "name", None)
         weights = [np.asarray(w).astype(dtype) if dtype in DTYPES else np.asarray(w)
                    for w in layer.get_weights()]
-        kwargs, reason = layer_kwargs(kind, layer.get_config())
+        kwargs, reason = layer_kwargs(kind, _live_config(layer, kind))
         if reason is None and dtype not in DTYPES:
             reason = f"compute dtype {dtype} is outside what conv-parity checks ({DTYPES})"
         if reason is None and not selected:
