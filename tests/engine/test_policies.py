@@ -179,3 +179,47 @@ def test_mixed_dtype_agreement_rules() -> None:
     healed = judge(probe, {"jax": {"error": raise_}, "torch": {"error": raise_}}, [entry])
     assert healed.verdict == "agree" and healed.stale == ["k"]
     assert len(probes()) == 4 * 12 and len(probes(["ops.conv"])) == 12
+
+
+def test_strategies_and_the_campaign_draw_policies() -> None:
+    """Fuzzing draws policies: a strategy given policy names yields cases under them (an op
+    gets a mixed policy's compute dtype), and the campaign's strategy draws mode and policy."""
+    from hypothesis import HealthCheck, given, settings
+
+    from conv_parity.fuzzing import _campaign_strategy
+    from conv_parity.strategies import FilterCounter, KnownFilter, cases_for
+
+    seen: set[str] = set()
+
+    @settings(max_examples=40, derandomize=True, deadline=None, database=None,
+              suppress_health_check=list(HealthCheck))
+    @given(cases_for("Conv1D", dtypes=("mixed_bfloat16", "float16")))
+    def layer(case: ConvCase) -> None:
+        seen.add(case.policy_name)
+
+    layer()
+    assert seen == {"mixed_bfloat16", "float16"}
+
+    @settings(max_examples=20, derandomize=True, deadline=None, database=None,
+              suppress_health_check=list(HealthCheck))
+    @given(cases_for("ops.conv", dtypes=("mixed_float16",)))
+    def op(case: ConvCase) -> None:
+        assert case.policy is None and case.dtype == "float16"
+
+    op()
+    counter = FilterCounter()
+    strategy = _campaign_strategy(["Conv2D", "ops.conv"], KnownFilter(Registry([]), ["jax"],
+                                                                     counter=counter),
+                                  counter, ("eager", "grad"), ("mixed_bfloat16", "float32"))
+    drawn: list[ConvCase] = []
+
+    @settings(max_examples=60, derandomize=True, deadline=None, database=None,
+              suppress_health_check=list(HealthCheck))
+    @given(strategy)
+    def campaign(case: ConvCase) -> None:
+        drawn.append(case)
+
+    campaign()
+    assert {c.policy_name for c in drawn if not c.kind.is_op} == {"mixed_bfloat16", "float32"}
+    assert {c.mode for c in drawn} == {"eager", "grad"}
+    assert all(c.policy is None for c in drawn if c.kind.is_op)

@@ -100,7 +100,8 @@ def test_predict_rounds_a_float64_input_to_float32(engine: Engine) -> None:
 
 
 def test_mixed_input_and_kernel_dtypes_of_the_ops(engine: Engine) -> None:
-    """float32 input, float16 kernel: jax promotes ops.conv and raises for conv_transpose and
+    """float32 input, float16 kernel: jax's ops.conv computes in the kernel's dtype (it casts
+    the input down, rather than promoting) and jax raises for conv_transpose and
     depthwise_conv; tensorflow, torch and numpy raise for all three (registered)."""
     from conv_parity import mixed_dtypes
 
@@ -110,7 +111,7 @@ def test_mixed_input_and_kernel_dtypes_of_the_ops(engine: Engine) -> None:
     probe_list = [mixed_dtypes.Probe(op, "float32", "float16") for op in ops]
     results = {r.probe.op: r for r in mixed_dtypes.check(engine, probe_list)}
     conv = results["ops.conv"]
-    assert conv.answers["jax"] == {"dtype": "float32"}
+    assert conv.answers["jax"] == {"dtype": "float16"}
     assert conv.verdict == "known", conv.message
     for op in ops:
         for backend in set(INSTALLED) - {"jax"}:
