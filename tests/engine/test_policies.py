@@ -223,3 +223,20 @@ def test_strategies_and_the_campaign_draw_policies() -> None:
     assert {c.policy_name for c in drawn if not c.kind.is_op} == {"mixed_bfloat16", "float32"}
     assert {c.mode for c in drawn} == {"eager", "grad"}
     assert all(c.policy is None for c in drawn if c.kind.is_op)
+
+
+def test_case_files_take_policy_names_and_pasted_dtype_policy_dicts(tmp_path) -> None:
+    """Issue 16: bfloat16 and a pasted DTypePolicy dict (mixed too) in --conv-cases files."""
+    from conv_parity.case_file import read_cases
+
+    base = {"layer": "Conv1D", "kwargs": {"filters": 2, "kernel_size": 3},
+            "input_shape": [1, 7, 2]}
+    entries = [{**base, "dtype": "bfloat16"},
+               {**base, "dtype": {"module": "keras", "class_name": "DTypePolicy",
+                                  "config": {"name": "mixed_float16"}, "registered_name": None}},
+               {**base, "dtype": {"class_name": "Dense"}}]
+    path = tmp_path / "cases.json"
+    path.write_text(json.dumps(entries))
+    read = read_cases(path)
+    assert [c.policy_name for c in read.cases] == ["bfloat16", "mixed_float16"]
+    assert read.rejected and read.rejected[0][0] == 2 and "DTypePolicy" in read.rejected[0][1]

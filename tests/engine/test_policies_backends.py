@@ -119,3 +119,22 @@ def test_mixed_input_and_kernel_dtypes_of_the_ops(engine: Engine) -> None:
     for op in ops[1:]:
         assert "error" in results[op].answers["jax"]
         assert results[op].verdict == "agree", results[op].message
+
+
+def test_repro_script_of_a_policy_case_builds_the_layer_under_its_policy(tmp_path) -> None:
+    """The standalone repro of a mixed_bfloat16 case rounds its data to bfloat16, builds the
+    layer with dtype='mixed_bfloat16', checks the output dtype and passes."""
+    import subprocess
+    import sys
+
+    from conv_parity.repro import render
+
+    _need("torch")
+    case = ConvCase.make(*CONV, dtype="mixed_bfloat16", mode="predict")
+    script = tmp_path / "repro.py"
+    script.write_text(render(case, "torch"))
+    text = script.read_text()
+    assert "POLICY = 'mixed_bfloat16'" in text and "dtype=POLICY" in text
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=300, check=False)
+    assert proc.returncode == 0 and proc.stdout.strip().endswith("OK"), proc.stdout + proc.stderr
