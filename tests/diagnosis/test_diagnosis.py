@@ -26,7 +26,9 @@ def _valid(cases):
     return out
 
 
-DEFAULT = _valid(grid.cases("default"))
+# The float32 grid: the default profile's share under other dtype policies adds nothing to the
+# diagnosis table, and under bfloat16 a small mutant (a missing bias) is inside the tolerance.
+DEFAULT = _valid(c for c in grid.cases("default") if c.policy_name == "float32")
 
 
 def _run_ref(case: ConvCase, x: np.ndarray, weights: list[np.ndarray]) -> np.ndarray:
