@@ -240,3 +240,24 @@ def test_case_files_take_policy_names_and_pasted_dtype_policy_dicts(tmp_path) ->
     read = read_cases(path)
     assert [c.policy_name for c in read.cases] == ["bfloat16", "mixed_float16"]
     assert read.rejected and read.rejected[0][0] == 2 and "DTypePolicy" in read.rejected[0][1]
+
+
+def test_onednn_scope_holds_only_for_the_dtypes_onednn_serves() -> None:
+    """A oneDNN build runs float64 (and, on CPUs without the ISA, half types) in TF's own
+    kernels: an entry scoped to oneDNN off explains such a case under oneDNN on, and an entry
+    scoped to oneDNN on does not."""
+    from conv_parity.facts import for_dtype
+
+    on = {"tensorflow.onednn": True, "tensorflow.onednn_dtypes": ["float16", "float32"]}
+    assert for_dtype(on, "float64")["tensorflow.onednn"] is False
+    assert for_dtype(on, "bfloat16")["tensorflow.onednn"] is False
+    assert for_dtype(on, "float16")["tensorflow.onednn"] is True
+    assert for_dtype({"tensorflow.onednn": True}, "float64") == {"tensorflow.onednn": True}
+    assert for_dtype(None, "float64") is None
+    raw = {"id": "off", "keras": ">=3.0", "backends": ["tensorflow"], "layers": ["Conv2D"],
+           "verdict": "fail-error-parity", "link": "unreported", "note": "n",
+           "facts": {"tensorflow.onednn": False}}
+    off = Registry([_parse_entry(raw, "test")])
+    f64, f32 = ConvCase.make(*CONV, dtype="float64"), ConvCase.make(*CONV)
+    assert off.match(f64, "tensorflow:onednn-on", "3.15.1", facts=on) is not None
+    assert off.match(f32, "tensorflow:onednn-on", "3.15.1", facts=on) is None

@@ -138,3 +138,15 @@ def test_repro_script_of_a_policy_case_builds_the_layer_under_its_policy(tmp_pat
     proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
                           timeout=300, check=False)
     assert proc.returncode == 0 and proc.stdout.strip().endswith("OK"), proc.stdout + proc.stderr
+
+
+def test_tf_workers_report_the_dtypes_onednn_serves() -> None:
+    """The probe behind the per-dtype oneDNN scope: never float64; nothing with oneDNN off."""
+    _need("tensorflow")
+    with Engine(["tensorflow:onednn-on", "tensorflow:onednn-off"]) as eng:
+        on = eng.facts("tensorflow:onednn-on")
+        off = eng.facts("tensorflow:onednn-off")
+    assert off["tensorflow.onednn"] is False and off["tensorflow.onednn_dtypes"] == []
+    assert on["tensorflow.onednn"] is True
+    assert "float32" in on["tensorflow.onednn_dtypes"]
+    assert "float64" not in on["tensorflow.onednn_dtypes"]
