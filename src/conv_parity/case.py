@@ -239,7 +239,7 @@ class ConvCase:
                 data["layer"],
                 kwargs,
                 tuple(data["input_shape"]),
-                data.get("dtype", "float32"),
+                policies.name_of(data.get("dtype", "float32")),
                 data.get("seed"),
                 data.get("mode", "eager"),
                 data.get("policy"),

@@ -7,7 +7,8 @@ the rest run. The format of an entry is :meth:`ConvCase.to_json`'s::
     {"layer": "Conv2D", "kwargs": {"filters": 8, "kernel_size": [3, 3], "padding": "same"},
      "input_shape": [1, 28, 28, 3], "dtype": "float32"}
 
-(``seed`` and ``mode`` are optional; kwargs take the layer's own keyword arguments.)
+(``seed``, ``mode`` and ``policy`` are optional; kwargs take the layer's own keyword
+arguments; ``dtype`` may be any dtype policy, or a pasted ``DTypePolicy`` config dict.)
 """
 
 from __future__ import annotations

@@ -283,28 +283,34 @@ class _Found:
 
 
 def _campaign_strategy(layers: Sequence[str] | None, known: KnownFilter, counter: FilterCounter,
-                       modes: Sequence[str] = ("eager",)) -> st.SearchStrategy[ConvCase]:
+                       modes: Sequence[str] = ("eager",),
+                       policies: Sequence[str] = ("float32",)) -> st.SearchStrategy[ConvCase]:
     """Valid cases mostly, boundary and invalid ones sometimes; shrinks towards valid ones.
-    Each drawn case runs in a drawn mode (shrinking towards the first one listed)."""
+    Each drawn case runs in a drawn mode and under a drawn dtype policy (shrinking towards the
+    first one listed); an op keeps its plain dtype where a mixed policy is drawn (ops have no
+    policy, see :mod:`conv_parity.policies`)."""
     from conv_parity.strategies import conv_cases, edge_cases, invalid_cases
 
     valid = conv_cases(layers, exclude_known=known, counter=counter)
     edge = edge_cases(layers, exclude_known=known, counter=counter)
     invalid = invalid_cases(layers, exclude_known=known, counter=counter)
     drawn = st.one_of(valid, valid, valid, edge, invalid)
-    if list(modes) == ["eager"]:
+    if list(modes) == ["eager"] and list(policies) == ["float32"]:
         return drawn
 
+    from conv_parity import policies as records
     from conv_parity.case import ConvCase
 
-    def in_mode(pair: tuple[ConvCase, str]) -> ConvCase:
-        case, mode = pair
-        if mode == case.mode:
+    def remade(triple: tuple[ConvCase, str, str]) -> ConvCase:
+        case, mode, policy = triple
+        if case.kind.is_op and records.get(policy).mixed:
+            policy = case.policy_name
+        if mode == case.mode and policy == case.policy_name:
             return case
-        return ConvCase.make(case.layer, case.kwargs, case.input_shape, case.policy_name,
-                             mode=mode)
+        return ConvCase.make(case.layer, case.kwargs, case.input_shape, policy, mode=mode)
 
-    return st.tuples(drawn, st.sampled_from(list(modes))).map(in_mode)
+    return st.tuples(drawn, st.sampled_from(list(modes)),
+                     st.sampled_from(list(policies))).map(remade)
 
 
 def run_campaign(
@@ -319,6 +325,7 @@ def run_campaign(
     layers: Sequence[str] | None = None,
     engine: Engine | None = None,
     modes: Sequence[str] | None = None,
+    policies: Sequence[str] | None = None,
 ) -> CampaignResult:
     """Fuzz every selected backend until ``max_examples`` or ``time_budget`` (seconds) is spent.
 
@@ -363,7 +370,8 @@ def run_campaign(
     deadline: float | None = None
     counter = FilterCounter()
     known = KnownFilter(registry, engine.backends, counter=counter)
-    strategy = _campaign_strategy(layers, known, counter, tuple(modes or ("eager",)))
+    strategy = _campaign_strategy(layers, known, counter, tuple(modes or ("eager",)),
+                                  tuple(policies or ("float32",)))
 
     found: dict[tuple, _Found] = {}
     seen: set[ConvCase] = set()
@@ -372,6 +380,7 @@ def run_campaign(
     run_info = {"front_door": "fuzz", "backends": list(engine.backends), "seed": seed,
                 "max_examples": max_examples, "time_budget": time_budget,
                 "layers": list(layers) if layers else None, "modes": list(modes or ["eager"]),
+                "policies": list(policies or ["float32"]),
                 "argv": sys.argv}
     result = CampaignResult([], 0, 0, 0.0, backends=list(engine.backends), run=run_info,
                             seed=seed)

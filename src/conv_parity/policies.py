@@ -65,6 +65,20 @@ def get(name: str) -> Policy:
                          f"{', '.join(POLICIES)}") from None
 
 
+def name_of(value: object) -> object:
+    """A ``dtype`` as a case file or a pasted ``get_config()`` writes it: a ``DTypePolicy``
+    dict gives its policy's name (``{"class_name": "DTypePolicy", "config": {"name":
+    "mixed_bfloat16"}}`` -> ``"mixed_bfloat16"``); anything else is returned as is."""
+    if not isinstance(value, dict):
+        return value
+    config = value.get("config")
+    name = config.get("name") if isinstance(config, dict) else None
+    if value.get("class_name") not in ("DTypePolicy", "FloatDTypePolicy") or name is None:
+        raise UsageError(f"dtype must be a dtype policy name or a DTypePolicy config, got "
+                         f"{value!r}")
+    return name
+
+
 def parse(spec: str | None) -> list[str] | None:
     """The policies a ``--policies`` / ``--conv-policies`` value names, in order, each checked;
     None for no value. ``parse("float32, mixed_bfloat16") == ["float32", "mixed_bfloat16"]``."""
@@ -111,5 +125,5 @@ def for_numpy(a: np.ndarray) -> np.ndarray:
     return a.astype(np.float32) if a.dtype.name == "bfloat16" else a
 
 
-__all__ = ["DTYPES", "POLICIES", "Policy", "finfo", "for_numpy", "get", "numpy_dtype",
-           "parse", "round_to"]
+__all__ = ["DTYPES", "POLICIES", "Policy", "finfo", "for_numpy", "get", "name_of",
+           "numpy_dtype", "parse", "round_to"]

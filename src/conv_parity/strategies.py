@@ -219,8 +219,12 @@ def _raw_case(draw: Callable[[st.SearchStrategy[Any]], Any], layer: str, dtypes:
             spatial.append(draw(_ints(1, cap)))
     if edge is not None:
         _apply_edge(draw, edge, fam, kw, spatial, window, dilation, strides, layer)
-    case = ConvCase.make(layer, kw, _shape(fmt, batch, spatial, channels),
-                         dtype=draw(st.sampled_from(tuple(dtypes))))
+    policy = draw(st.sampled_from(tuple(dtypes)))  # a dtype or any dtype policy
+    if kind.is_op:  # ops have no policy: a mixed one's compute dtype for both arrays
+        from conv_parity.policies import get
+
+        policy = get(policy).compute
+    case = ConvCase.make(layer, kw, _shape(fmt, batch, spatial, channels), dtype=policy)
     return case
 
 

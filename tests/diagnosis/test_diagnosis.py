@@ -26,10 +26,9 @@ def _valid(cases):
     return out
 
 
-# bfloat16's tolerance (64 eps of 2**-7: half the accumulated magnitude; its intermediate
-# roundings need up to ~29 eps, measured on torch's SeparableConv2D with tanh) is wider than the
-# gap between most wrong interpretations, so these tests use the other compute dtypes.
-DEFAULT = [c for c in _valid(grid.cases("default")) if c.dtype != "bfloat16"]
+# The float32 grid: the default profile's share under other dtype policies adds nothing to the
+# diagnosis table, and under bfloat16 a small mutant (a missing bias) is inside the tolerance.
+DEFAULT = _valid(c for c in grid.cases("default") if c.policy_name == "float32")
 
 
 def _run_ref(case: ConvCase, x: np.ndarray, weights: list[np.ndarray]) -> np.ndarray:

@@ -179,3 +179,85 @@ def test_mixed_dtype_agreement_rules() -> None:
     healed = judge(probe, {"jax": {"error": raise_}, "torch": {"error": raise_}}, [entry])
     assert healed.verdict == "agree" and healed.stale == ["k"]
     assert len(probes()) == 4 * 12 and len(probes(["ops.conv"])) == 12
+
+
+def test_strategies_and_the_campaign_draw_policies() -> None:
+    """Fuzzing draws policies: a strategy given policy names yields cases under them (an op
+    gets a mixed policy's compute dtype), and the campaign's strategy draws mode and policy."""
+    from hypothesis import HealthCheck, given, settings
+
+    from conv_parity.fuzzing import _campaign_strategy
+    from conv_parity.strategies import FilterCounter, KnownFilter, cases_for
+
+    seen: set[str] = set()
+
+    @settings(max_examples=40, derandomize=True, deadline=None, database=None,
+              suppress_health_check=list(HealthCheck))
+    @given(cases_for("Conv1D", dtypes=("mixed_bfloat16", "float16")))
+    def layer(case: ConvCase) -> None:
+        seen.add(case.policy_name)
+
+    layer()
+    assert seen == {"mixed_bfloat16", "float16"}
+
+    @settings(max_examples=20, derandomize=True, deadline=None, database=None,
+              suppress_health_check=list(HealthCheck))
+    @given(cases_for("ops.conv", dtypes=("mixed_float16",)))
+    def op(case: ConvCase) -> None:
+        assert case.policy is None and case.dtype == "float16"
+
+    op()
+    counter = FilterCounter()
+    strategy = _campaign_strategy(["Conv2D", "ops.conv"], KnownFilter(Registry([]), ["jax"],
+                                                                     counter=counter),
+                                  counter, ("eager", "grad"), ("mixed_bfloat16", "float32"))
+    drawn: list[ConvCase] = []
+
+    @settings(max_examples=60, derandomize=True, deadline=None, database=None,
+              suppress_health_check=list(HealthCheck))
+    @given(strategy)
+    def campaign(case: ConvCase) -> None:
+        drawn.append(case)
+
+    campaign()
+    assert {c.policy_name for c in drawn if not c.kind.is_op} == {"mixed_bfloat16", "float32"}
+    assert {c.mode for c in drawn} == {"eager", "grad"}
+    assert all(c.policy is None for c in drawn if c.kind.is_op)
+
+
+def test_case_files_take_policy_names_and_pasted_dtype_policy_dicts(tmp_path) -> None:
+    """Issue 16: bfloat16 and a pasted DTypePolicy dict (mixed too) in --conv-cases files."""
+    from conv_parity.case_file import read_cases
+
+    base = {"layer": "Conv1D", "kwargs": {"filters": 2, "kernel_size": 3},
+            "input_shape": [1, 7, 2]}
+    entries = [{**base, "dtype": "bfloat16"},
+               {**base, "dtype": {"module": "keras", "class_name": "DTypePolicy",
+                                  "config": {"name": "mixed_float16"}, "registered_name": None}},
+               {**base, "dtype": {"class_name": "Dense"}}]
+    path = tmp_path / "cases.json"
+    path.write_text(json.dumps(entries))
+    read = read_cases(path)
+    assert [c.policy_name for c in read.cases] == ["bfloat16", "mixed_float16"]
+    assert read.rejected and read.rejected[0][0] == 2 and "DTypePolicy" in read.rejected[0][1]
+
+
+def test_onednn_scope_holds_only_for_the_dtypes_onednn_serves() -> None:
+    """A oneDNN build runs float64 (and, on CPUs without the ISA, half types) in TF's own
+    kernels: an entry scoped to oneDNN off explains such a case under oneDNN on, and an entry
+    scoped to oneDNN on does not."""
+    from conv_parity.facts import for_dtype
+
+    on = {"tensorflow.onednn": True, "tensorflow.onednn_dtypes": ["float16", "float32"]}
+    assert for_dtype(on, "float64")["tensorflow.onednn"] is False
+    assert for_dtype(on, "bfloat16")["tensorflow.onednn"] is False
+    assert for_dtype(on, "float16")["tensorflow.onednn"] is True
+    assert for_dtype({"tensorflow.onednn": True}, "float64") == {"tensorflow.onednn": True}
+    assert for_dtype(None, "float64") is None
+    raw = {"id": "off", "keras": ">=3.0", "backends": ["tensorflow"], "layers": ["Conv2D"],
+           "verdict": "fail-error-parity", "link": "unreported", "note": "n",
+           "facts": {"tensorflow.onednn": False}}
+    off = Registry([_parse_entry(raw, "test")])
+    f64, f32 = ConvCase.make(*CONV, dtype="float64"), ConvCase.make(*CONV)
+    assert off.match(f64, "tensorflow:onednn-on", "3.15.1", facts=on) is not None
+    assert off.match(f32, "tensorflow:onednn-on", "3.15.1", facts=on) is None

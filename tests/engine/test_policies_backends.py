@@ -100,7 +100,8 @@ def test_predict_rounds_a_float64_input_to_float32(engine: Engine) -> None:
 
 
 def test_mixed_input_and_kernel_dtypes_of_the_ops(engine: Engine) -> None:
-    """float32 input, float16 kernel: jax promotes ops.conv and raises for conv_transpose and
+    """float32 input, float16 kernel: jax's ops.conv computes in the kernel's dtype (it casts
+    the input down, rather than promoting) and jax raises for conv_transpose and
     depthwise_conv; tensorflow, torch and numpy raise for all three (registered)."""
     from conv_parity import mixed_dtypes
 
@@ -110,7 +111,7 @@ def test_mixed_input_and_kernel_dtypes_of_the_ops(engine: Engine) -> None:
     probe_list = [mixed_dtypes.Probe(op, "float32", "float16") for op in ops]
     results = {r.probe.op: r for r in mixed_dtypes.check(engine, probe_list)}
     conv = results["ops.conv"]
-    assert conv.answers["jax"] == {"dtype": "float32"}
+    assert conv.answers["jax"] == {"dtype": "float16"}
     assert conv.verdict == "known", conv.message
     for op in ops:
         for backend in set(INSTALLED) - {"jax"}:
@@ -118,3 +119,47 @@ def test_mixed_input_and_kernel_dtypes_of_the_ops(engine: Engine) -> None:
     for op in ops[1:]:
         assert "error" in results[op].answers["jax"]
         assert results[op].verdict == "agree", results[op].message
+
+
+def test_repro_script_of_a_policy_case_builds_the_layer_under_its_policy(tmp_path) -> None:
+    """The standalone repro of a mixed_bfloat16 case rounds its data to bfloat16, builds the
+    layer with dtype='mixed_bfloat16', checks the output dtype and passes."""
+    import subprocess
+    import sys
+
+    from conv_parity.repro import render
+
+    _need("torch")
+    case = ConvCase.make(*CONV, dtype="mixed_bfloat16", mode="predict")
+    script = tmp_path / "repro.py"
+    script.write_text(render(case, "torch"))
+    text = script.read_text()
+    assert "POLICY = 'mixed_bfloat16'" in text and "dtype=POLICY" in text
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=300, check=False)
+    assert proc.returncode == 0 and proc.stdout.strip().endswith("OK"), proc.stdout + proc.stderr
+
+
+def test_tf_workers_report_the_dtypes_onednn_serves() -> None:
+    """The probe behind the per-dtype oneDNN scope: never float64; nothing with oneDNN off."""
+    _need("tensorflow")
+    with Engine(["tensorflow:onednn-on", "tensorflow:onednn-off"]) as eng:
+        on = eng.facts("tensorflow:onednn-on")
+        off = eng.facts("tensorflow:onednn-off")
+    assert off["tensorflow.onednn"] is False and off["tensorflow.onednn_dtypes"] == []
+    assert on["tensorflow.onednn"] is True
+    assert "float32" in on["tensorflow.onednn_dtypes"]
+    assert "float64" not in on["tensorflow.onednn_dtypes"]
+
+
+def test_openvino_predict_returns_a_bfloat16_model_output_as_float16() -> None:
+    if not targets.get("openvino").installed():
+        pytest.skip("openvino not installed")
+    eager = ConvCase.make(*CONV, dtype="mixed_bfloat16")
+    predict = ConvCase.make(*CONV, dtype="mixed_bfloat16", mode="predict")
+    with Engine(["openvino"], strict_registry=True) as eng:
+        assert eng.outcome(eager, "openvino").verdict == "pass"
+        out = eng.outcome(predict, "openvino")
+    assert out.verdict == "xfail", out.message
+    assert out.known["id"] == "openvino-predict-bfloat16-output-as-float16"
+    assert "returned dtype float16, expected bfloat16" in out.message

@@ -198,12 +198,32 @@ def test_modes_option_and_ini_select_the_modes(pytester: pytest.Pytester) -> Non
                      "conv_layers = Conv2D\nconv_modes = grad\n")
     result = pytester.runpytest("--collect-only", "-q")
     lines = [line for line in result.stdout.lines if "::test_conformance[" in line]
-    assert lines and all("-float32-grad-" in line for line in lines)
+    assert lines and all("-grad-" in line for line in lines)
+    assert any("-float32-grad-" in line for line in lines)
+    assert any("-mixed_bfloat16-grad-" in line for line in lines)  # the policies' share
     result = pytester.runpytest("--collect-only", "-q", "--conv-modes=eager,predict")
     lines = [line for line in result.stdout.lines if "::test_conformance[" in line]
     assert any("-float32-predict-" in line for line in lines)
     assert any("-float32-jax]" in line for line in lines)  # eager: no mode in the id
     assert not any("-grad-" in line for line in lines)
+
+
+def test_policies_option_runs_the_grid_under_the_named_policies(
+        pytester: pytest.Pytester) -> None:
+    """--conv-policies runs the whole grid under each policy named, and only those."""
+    pytester.makepyfile(test_suite=SUITE)
+    pytester.makeini("[pytest]\nconv_backends = jax\nconv_profile = smoke\n"
+                     "conv_layers = Conv2D,ops.conv\n")
+    result = pytester.runpytest("--collect-only", "-q",
+                                "--conv-policies=mixed_float16,bfloat16")
+    lines = [line for line in result.stdout.lines if "::test_conformance[" in line]
+    assert any("Conv2D-" in li and "-mixed_float16" in li for li in lines)
+    assert any("ops.conv-" in li and "-bfloat16" in li for li in lines)
+    assert not any("ops.conv-" in li and "mixed_" in li for li in lines)  # ops: no policy
+    assert not any("-float32" in li for li in lines)
+    result = pytester.runpytest("--collect-only", "-q", "--conv-policies=mixed_float32")
+    assert result.ret != 0
+    assert "--conv-policies" in "\n".join(result.stderr.lines + result.stdout.lines)
 
 
 def test_grad_mode_runs_and_skips_numpy_with_the_reason(pytester: pytest.Pytester) -> None:

@@ -56,6 +56,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     budget.add_argument("--time-budget", type=positive_float, default=None, metavar="SECONDS")
     add_backends_option(fuzz)
     add_modes_option(fuzz, "eager; with several, each example draws one")
+    fuzz.add_argument("--policies", metavar="LIST", default=None,
+                      help="comma-separated dtype policies each example draws one of (float16, "
+                           "bfloat16, mixed_float16, mixed_bfloat16, float32, float64; default "
+                           "float32; an op keeps its plain dtype when a mixed one is drawn)")
     fuzz.add_argument("--seed", type=seed, default=None,
                       help="campaign seed (default: random; printed so a run can be replayed)")
     fuzz.add_argument("--layers", metavar="LIST", default=None,
@@ -115,6 +119,11 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
     modes = selected_modes(args.modes)
     if modes:
         kwargs["modes"] = modes
+    from conv_parity import policies
+
+    chosen = policies.parse(args.policies)
+    if chosen:
+        kwargs["policies"] = chosen
     with stdout_to_stderr(args.json):
         result = run_campaign(
             backends=backends, max_examples=args.max_examples, time_budget=args.time_budget,

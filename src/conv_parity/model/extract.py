@@ -24,6 +24,7 @@ import numpy as np
 from conv_parity import kinds
 from conv_parity.case import DTYPES, ConvCase
 from conv_parity.errors import UsageError
+from conv_parity.policies import round_to
 
 #: Config keys with no effect on the forward pass conv-parity checks (initial values are
 #: replaced by real weights; regularizers and constraints act in training only).
@@ -235,8 +236,8 @@ def extract(model: Any, input_shape: tuple[int, ...], source: str = "model",
         dtype = str(getattr(layer, "compute_dtype", "float32"))
         variable_dtype = str(getattr(layer, "variable_dtype", dtype))
         policy_name = getattr(policy, "name", None)
-        weights = [np.asarray(w).astype(dtype) if dtype in DTYPES else np.asarray(w)
-                   for w in layer.get_weights()]
+        weights = [round_to(w, dtype) if dtype in DTYPES else np.asarray(w)
+                   for w in layer.get_weights()]  # bfloat16: exact, carried in float32
         kwargs, reason = layer_kwargs(kind, _live_config(layer, kind))
         if reason is None and dtype not in DTYPES:
             reason = f"compute dtype {dtype} is outside what conv-parity checks ({DTYPES})"
