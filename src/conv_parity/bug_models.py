@@ -198,3 +198,34 @@ def tf_depthwise_strided_dilated(case: ConvCase) -> str | None:
     mag = reference.magnitude(case.layer, x, weights, **kw)
     check = compare.compare_values(y, want, mag, case.dtype)
     return None if check.ok else "wrong-values"
+
+
+def torch_edge_replicated_average_shows(case: ConvCase) -> bool:
+    """Whether torch's "same" average pooling with edge values copied into the asymmetric
+    padding (``_apply_same_padding`` pads with mode="replicate", then pools "valid") differs
+    from the spec's average beyond the suite's tolerance *for this case's dtype*, on its seeded
+    input. In float32 it shows wherever a border window holds padding and two real elements;
+    in bfloat16 (tolerance 64 * 2**-7 of the magnitude) only where the copies move an average
+    far enough. Read from keras/src/backend/torch/nn.py; the same simulation is the
+    diagnosis's "pool-edge-padding" reading, which names the real runs."""
+    from conv_parity import compare, policies, reference
+
+    geo = geometry.or_none(case)
+    if geo is None or case.kind.family != "average_pool" or case.kind.is_global:
+        return False
+    if case.kwargs.get("padding") != "same" or not any(b != a for b, a in geo.pads):
+        return False
+    if case.input_shape[0] == 0:
+        return False
+    x = np.asarray(case.arrays()[0], np.float64)
+    first = case.kwargs["data_format"] == "channels_first"
+    width = [(0, 0), (0, 0), *geo.pads] if first else [(0, 0), *geo.pads, (0, 0)]
+    padded = np.pad(x, width, mode="edge")
+    kw = {k: v for k, v in case.call_kwargs.items() if k != "padding"}
+    kw["strides"] = geometry.strides(case)
+    # what the backend hands back: the replicated average, rounded to the compute dtype
+    buggy = policies.round_to(reference.forward(case.layer, padded, [], padding="valid", **kw),
+                              case.dtype).astype(np.float64)
+    right = reference.forward(case.layer, x, [], **case.call_kwargs)
+    mag = reference.magnitude(case.layer, x, [], **case.call_kwargs)
+    return bool(np.any(np.abs(buggy - right) > compare.tolerance(right, mag, case.dtype)))

@@ -246,6 +246,9 @@ def _derived(case: ConvCase) -> dict[str, Any]:
         and all(b == a for b, a in same_pads)
         and any(k > n for k, n in zip(window, spatial)),
         "edge_replication_visible": _edge_replication_visible(case),
+        # ... and beyond the tolerance of the case's dtype, on its seeded input
+        "edge_replication_shows": _edge_replication_visible(case)
+        and bug_models.torch_edge_replicated_average_shows(case),
         "tf_onednn_passthrough": bug_models.tf_onednn_passthrough(case),
         # the same for a channels-first 3D conv of Keras < 3.5 (None for other cases)
         "tf_onednn_passthrough_cf3d": bug_models.tf_onednn_passthrough(case, xla_cf3d=False)

@@ -547,14 +547,19 @@ m.save(sys.argv[1])
 """
 
 
-@pytest.fixture(scope="module")
-def keras2_h5(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def _keras2_file(factory: pytest.TempPathFactory, name: str, script: str) -> Path:
+    """A Keras 2 (tf_keras) full-model .h5 written by ``script`` in a subprocess of its own."""
     if importlib.util.find_spec("tf_keras") is None:
         pytest.skip("needs tf_keras (pip install --no-deps tf-keras)")
-    path = tmp_path_factory.mktemp("keras2") / "legacy.h5"
-    subprocess.run([sys.executable, "-c", _KERAS2_MODEL, str(path)], check=True,
+    path = factory.mktemp("keras2") / name
+    subprocess.run([sys.executable, "-c", script, str(path)], check=True,
                    capture_output=True, timeout=300)
     return path
+
+
+@pytest.fixture(scope="module")
+def keras2_h5(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _keras2_file(tmp_path_factory, "legacy.h5", _KERAS2_MODEL)
 
 
 def test_keras2_h5_blockers_are_named_and_repaired(keras2_h5: Path) -> None:
@@ -627,12 +632,7 @@ m.save(sys.argv[1])
 
 @pytest.fixture(scope="module")
 def keras2_20375_h5(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if importlib.util.find_spec("tf_keras") is None:
-        pytest.skip("needs tf_keras (pip install --no-deps tf-keras)")
-    path = tmp_path_factory.mktemp("keras2") / "k20375.h5"
-    subprocess.run([sys.executable, "-c", _KERAS2_20375, str(path)], check=True,
-                   capture_output=True, timeout=300)
-    return path
+    return _keras2_file(tmp_path_factory, "k20375.h5", _KERAS2_20375)
 
 
 def test_keras2_h5_checks_against_keras2(keras2_20375_h5: Path, engine: Any) -> None:
