@@ -229,3 +229,41 @@ def torch_edge_replicated_average_shows(case: ConvCase) -> bool:
     right = reference.forward(case.layer, x, [], **case.call_kwargs)
     mag = reference.magnitude(case.layer, x, [], **case.call_kwargs)
     return bool(np.any(np.abs(buggy - right) > compare.tolerance(right, mag, case.dtype)))
+
+
+def torch_zero_padded_average_shows(case: ConvCase) -> bool:
+    """Whether Keras < 3.5's torch "same" average pooling differs from the spec beyond the
+    tolerance of the case's dtype, on its seeded input: the odd extra pad of an uneven axis was
+    added at the end with ``F.pad`` (zeros that torch then counts as data), the symmetric rest
+    as torch's own padding (excluded by ``count_include_pad=False``). Read from the 3.4.1 wheel
+    (keras/src/backend/torch/nn.py); in float32 it shows on every such case (the entry's own
+    structural predicates), in bfloat16 only where the zero moves an average far enough."""
+    from conv_parity import compare, policies, reference
+
+    geo = geometry.or_none(case)
+    if geo is None or case.kind.family != "average_pool" or case.kind.is_global:
+        return False
+    if case.kwargs.get("padding") != "same" or case.input_shape[0] == 0:
+        return False
+    first = case.kwargs["data_format"] == "channels_first"
+
+    def spatial_pad(pads: list[tuple[int, int]], value: float, a: np.ndarray) -> np.ndarray:
+        width = [(0, 0), (0, 0), *pads] if first else [(0, 0), *pads, (0, 0)]
+        return np.pad(a, width, constant_values=value)
+
+    x = np.asarray(case.arrays()[0], np.float64)
+    extra = [(0, after - before) for before, after in geo.pads]
+    symmetric = [(before, before) for before, _ in geo.pads]
+    data = spatial_pad(symmetric, 0.0, spatial_pad(extra, 0.0, x))
+    counted = spatial_pad(symmetric, 0.0, spatial_pad(extra, 1.0, np.ones_like(x)))
+    kw = {k: v for k, v in case.call_kwargs.items() if k != "padding"}
+    kw["strides"] = geometry.strides(case)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        buggy = (reference.forward(case.layer, data, [], padding="valid", **kw)
+                 / reference.forward(case.layer, counted, [], padding="valid", **kw))
+    buggy = policies.round_to(buggy, case.dtype).astype(np.float64)
+    right = reference.forward(case.layer, x, [], **case.call_kwargs)
+    if buggy.shape != right.shape:
+        return True
+    mag = reference.magnitude(case.layer, x, [], **case.call_kwargs)
+    return bool(np.any(np.abs(buggy - right) > compare.tolerance(right, mag, case.dtype)))

@@ -261,6 +261,9 @@ def _derived(case: ConvCase) -> dict[str, Any]:
         "same_pads_reversed_rejected": reversed_pads[1],
         # Keras < 3.5 torch average pool's own "same" padding
         "same_uneven_not_trailing": _same_uneven_not_trailing(case),
+        # ... and whether the zero it averages in shows at the case's dtype (bug_models)
+        "zero_padded_average_shows": case.kwargs.get("padding") == "same"
+        and bug_models.torch_zero_padded_average_shows(case),
         "same_uneven_misplaced_rejected": _same_uneven_misplaced_rejected(case),
         # Keras < 3.15 torch transposed "same" crops
         "transpose_odd_same_crop": bool(odd_crops),

@@ -121,7 +121,8 @@ def test_real_backends_agree_with_the_reference_gradients(backend: str) -> None:
     got = {(o.case.id, o.backend): o for o in outcomes}
     for case in CASES:
         ours = got[(case.id, backend)]
-        assert ours.verdict == "pass", ours.message
+        # an older Keras's registered bug (e.g. torch's transposed "same" crop before 3.15)
+        assert ours.verdict == "pass" or (ours.verdict == "xfail" and ours.known), ours.message
         if numpy:
             assert got[(case.id, "numpy")].verdict == "skip"
             assert got[(case.id, "numpy")].message == NO_GRADIENTS
