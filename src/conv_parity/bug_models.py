@@ -208,8 +208,6 @@ def torch_edge_replicated_average_shows(case: ConvCase) -> bool:
     in bfloat16 (tolerance 64 * 2**-7 of the magnitude) only where the copies move an average
     far enough. Read from keras/src/backend/torch/nn.py; the same simulation is the
     diagnosis's "pool-edge-padding" reading, which names the real runs."""
-    from conv_parity import compare, policies, reference
-
     geo = geometry.or_none(case)
     if geo is None or case.kind.family != "average_pool" or case.kind.is_global:
         return False
@@ -220,15 +218,7 @@ def torch_edge_replicated_average_shows(case: ConvCase) -> bool:
     x = np.asarray(case.arrays()[0], np.float64)
     first = case.kwargs["data_format"] == "channels_first"
     width = [(0, 0), (0, 0), *geo.pads] if first else [(0, 0), *geo.pads, (0, 0)]
-    padded = np.pad(x, width, mode="edge")
-    kw = {k: v for k, v in case.call_kwargs.items() if k != "padding"}
-    kw["strides"] = geometry.strides(case)
-    # what the backend hands back: the replicated average, rounded to the compute dtype
-    buggy = policies.round_to(reference.forward(case.layer, padded, [], padding="valid", **kw),
-                              case.dtype).astype(np.float64)
-    right = reference.forward(case.layer, x, [], **case.call_kwargs)
-    mag = reference.magnitude(case.layer, x, [], **case.call_kwargs)
-    return bool(np.any(np.abs(buggy - right) > compare.tolerance(right, mag, case.dtype)))
+    return _exceeds_tolerance(case, x, _valid_pool(case, np.pad(x, width, mode="edge")))
 
 
 def torch_zero_padded_average_shows(case: ConvCase) -> bool:
@@ -238,8 +228,6 @@ def torch_zero_padded_average_shows(case: ConvCase) -> bool:
     as torch's own padding (excluded by ``count_include_pad=False``). Read from the 3.4.1 wheel
     (keras/src/backend/torch/nn.py); in float32 it shows on every such case (the entry's own
     structural predicates), in bfloat16 only where the zero moves an average far enough."""
-    from conv_parity import compare, policies, reference
-
     geo = geometry.or_none(case)
     if geo is None or case.kind.family != "average_pool" or case.kind.is_global:
         return False
@@ -256,11 +244,25 @@ def torch_zero_padded_average_shows(case: ConvCase) -> bool:
     symmetric = [(before, before) for before, _ in geo.pads]
     data = spatial_pad(symmetric, 0.0, spatial_pad(extra, 0.0, x))
     counted = spatial_pad(symmetric, 0.0, spatial_pad(extra, 1.0, np.ones_like(x)))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        buggy = _valid_pool(case, data) / _valid_pool(case, counted)
+    return _exceeds_tolerance(case, x, buggy)
+
+
+def _valid_pool(case: ConvCase, padded: np.ndarray) -> np.ndarray:
+    """The case's average pool run "valid" on an input its bug padded explicitly."""
+    from conv_parity import reference
+
     kw = {k: v for k, v in case.call_kwargs.items() if k != "padding"}
     kw["strides"] = geometry.strides(case)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        buggy = (reference.forward(case.layer, data, [], padding="valid", **kw)
-                 / reference.forward(case.layer, counted, [], padding="valid", **kw))
+    return reference.forward(case.layer, padded, [], padding="valid", **kw)
+
+
+def _exceeds_tolerance(case: ConvCase, x: np.ndarray, buggy: np.ndarray) -> bool:
+    """Whether a simulated bug's output, rounded to the compute dtype as the backend hands it
+    back, is off the spec's beyond the suite's tolerance for the case's dtype somewhere."""
+    from conv_parity import compare, policies, reference
+
     buggy = policies.round_to(buggy, case.dtype).astype(np.float64)
     right = reference.forward(case.layer, x, [], **case.call_kwargs)
     if buggy.shape != right.shape:

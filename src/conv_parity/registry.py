@@ -215,6 +215,7 @@ def _derived(case: ConvCase) -> dict[str, Any]:
     raws = _same_raw_pads(case)
     reversed_pads = _same_pads_reversed(case)
     odd_crops = _transpose_odd_same_crops(case)
+    edge_visible = _edge_replication_visible(case)
     return {
         "batch": case.input_shape[0],
         "channels": kinds.channels(kw, case.input_shape),
@@ -245,9 +246,9 @@ def _derived(case: ConvCase) -> dict[str, Any]:
         "same_symmetric_window_gt_input": kw.get("padding") == "same"
         and all(b == a for b, a in same_pads)
         and any(k > n for k, n in zip(window, spatial)),
-        "edge_replication_visible": _edge_replication_visible(case),
+        "edge_replication_visible": edge_visible,
         # ... and beyond the tolerance of the case's dtype, on its seeded input
-        "edge_replication_shows": _edge_replication_visible(case)
+        "edge_replication_shows": edge_visible
         and bug_models.torch_edge_replicated_average_shows(case),
         "tf_onednn_passthrough": bug_models.tf_onednn_passthrough(case),
         # the same for a channels-first 3D conv of Keras < 3.5 (None for other cases)

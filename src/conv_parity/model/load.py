@@ -208,13 +208,7 @@ def _load_keras(path: Path) -> Any:
             config = json.loads(archive.read("config.json"))
         except (KeyError, ValueError):
             raise UsageError(f"{path}: not a .keras model (no readable config.json)") from None
-    refuse_code(config, path)
-    keras = import_keras()
-    try:
-        return keras.saving.load_model(path, safe_mode=True, compile=False)
-    except Exception as exc:
-        raise UsageError(f"{path}: Keras cannot load this model: {type(exc).__name__}: "
-                         f"{_first_line(exc)}") from None
+    return _load_refusing_code(path, config, "Keras")
 
 
 def h5_model_config(path: Path) -> dict[str, Any]:
@@ -239,13 +233,19 @@ def h5_model_config(path: Path) -> dict[str, Any]:
 
 
 def _load_h5(path: Path) -> Any:
-    refuse_code(h5_model_config(path), path)
+    return _load_refusing_code(path, h5_model_config(path), "Keras {version}")
+
+
+def _load_refusing_code(path: Path, config: Any, who: str) -> Any:
+    """The model file loaded in safe mode once its config was refused any code; Keras's own
+    failure as one line naming ``who`` (``{version}``: the installed Keras's)."""
+    refuse_code(config, path)
     keras = import_keras()
     try:
         return keras.saving.load_model(path, safe_mode=True, compile=False)
     except Exception as exc:
-        raise UsageError(f"{path}: Keras {keras.__version__} cannot load this model: "
-                         f"{type(exc).__name__}: {_first_line(exc)}") from None
+        raise UsageError(f"{path}: {who.format(version=keras.__version__)} cannot load this "
+                         f"model: {type(exc).__name__}: {_first_line(exc)}") from None
 
 
 def layer_configs(config: Any) -> list[dict[str, Any]]:
