@@ -60,6 +60,7 @@ CODES: dict[str, str] = {
     "shifted-d": "the output shifted by one pixel along D",
     "shifted-h": "the output shifted by one pixel along H",
     "shifted-w": "the output shifted by one pixel along W",
+    "nondeterministic": "two identical calls differ (uninitialised memory or a race)",
     "none": "no known interpretation matches",
 }
 

@@ -26,7 +26,8 @@ from conv_parity.errors import UsageError
 from conv_parity.modes import Arrays
 from conv_parity.registry import Registry, installed_keras_version
 from conv_parity.verdict import Outcome, Reference, classify
-from conv_parity.workers import BackendInfo, WorkerPool, WorkItem
+from conv_parity.vocabulary import is_failure
+from conv_parity.workers import BackendInfo, BackendResult, WorkerPool, WorkItem
 
 DEFAULT_TIMEOUT = 120.0
 DEFAULT_CHUNK = 16
@@ -183,33 +184,56 @@ class Engine:
                     skipped[(i, b)] = reason
         ran = self.pool.run_many(work)
         stream = {b: iter(results) for b, results in ran.items()}
-        outcomes: list[Outcome] = []
-        for i, ((case, arrays), ref) in enumerate(zip(prepared, refs)):
+        judged: list[tuple[int, Outcome, BackendResult | None]] = []
+        for i, (case, _arrays) in enumerate(prepared):
+            ref = refs[i]
             per_backend = {b: (None if (i, b) in skipped else next(stream[b]))
                            for b in self.backends}
-            available = [r for r in per_backend.values()
-                         if r is not None and r.status != "unavailable"]
-            all_raised = bool(available) and all(r.status == "error" for r in available)
-            # Keras-wide means several Keras backends: variants of one backend share its code.
-            distinct = len({targets.keras_backend(r.backend) for r in available})
             for b, res in per_backend.items():
                 if res is None:
-                    outcomes.append(Outcome(case, b, "skip", skipped[(i, b)],
-                                            reference_shape=ref.shape))
+                    judged.append((i, Outcome(case, b, "skip", skipped[(i, b)],
+                                              reference_shape=ref.shape), None))
                     continue
-                out = classify(
-                    case, ref, res,
-                    every_available_backend_raised=all_raised,
-                    available_backends=distinct,
-                )
+                out = classify(case, ref, res)
                 if res.status == "unavailable" and self.explicit:
                     out.verdict = "crash"
                     out.message = f"{b} was requested explicitly but cannot start: " + out.message
+                judged.append((i, out, res))
+        self._repeat_failures(prepared, refs, judged)
+        for _i, out, res in judged:
+            if res is not None:
                 self._apply_registry(out)
-                if out.failed or out.verdict == "xfail":
-                    self._explain(out, arrays, ref, res.output, res.outputs)
-                outcomes.append(out)
-        return outcomes
+        _note_every_selected_raised(judged)
+        for i, out, res in judged:
+            if res is not None and (out.failed or out.verdict == "xfail"):
+                self._explain(out, prepared[i][1], refs[i], res.output, res.outputs)
+        return [out for _i, out, _res in judged]
+
+    def _repeat_failures(self, prepared: list[Prepared], refs: list[Reference],
+                         judged: list[tuple[int, Outcome, BackendResult | None]]) -> None:
+        """Run every failing result once more, from the same inputs in a fresh call, before it
+        is judged: a kernel that reads uninitialised memory or races gives another answer (or
+        aborts) on the second call, and the verdict's message says so (``repeat`` in the
+        report). Timeouts are not repeated (another full timeout for nothing)."""
+        again: dict[str, list[WorkItem]] = {b: [] for b in self.backends}
+        which: dict[str, list[tuple[int, Outcome, BackendResult]]] = {b: [] for b in self.backends}
+        for i, out, res in judged:
+            if res is None or not is_failure(out.verdict) or res.status in ("timeout",
+                                                                             "unavailable"):
+                continue
+            case, arrays = prepared[i]
+            again[out.backend].append(WorkItem(case=case, x=arrays.x, weights=arrays.weights,
+                                               extras=dict(arrays.extras)))
+            which[out.backend].append((i, out, res))
+        if not any(again.values()):
+            return
+        ran = self.pool.run_many({b: items for b, items in again.items() if items})
+        for b, results in ran.items():
+            for (i, out, first), second in zip(which[b], results):
+                out.repeat = repeat_record(prepared[i][0], refs[i], first, second)
+                if out.repeat["differ"]:
+                    out.message += ("\ntwo identical calls gave different results: "
+                                    + out.repeat["summary"])
 
     def request_all(self, header: dict[str, Any], arrays: Sequence[np.ndarray],
                     timeout: float | None = None, also: Sequence[str] = (),
@@ -239,9 +263,11 @@ class Engine:
         return self.pool.info(backend).facts
 
     def _apply_registry(self, out: Outcome) -> None:
-        """Explain a failure by a registered discrepancy (xfail), or flag an entry that no longer
-        reproduces. A case this Keras's own constructor refuses (a Keras-wide 'unsupported')
-        shows no backend bug, so no entry applies to it (DESIGN.md, registry)."""
+        """Explain a failure by a registered discrepancy (xfail; ``unsupported`` where the entry
+        says the limitation is Keras-wide), or flag an entry that no longer reproduces (a
+        nondeterministic one may simply not have shown on this call). A case this Keras's own
+        constructor refuses (a Keras-wide 'unsupported') shows no backend bug, so no entry
+        applies to it (DESIGN.md, registry)."""
         if out.verdict == "unsupported" and (out.error or {}).get("phase") == "construct":
             return
         entry = self.registry.match(out.case, out.backend, self.keras_version,
@@ -250,10 +276,19 @@ class Engine:
             return
         out.known = entry.to_json()
         hint = f"; {entry.upgrade_hint()}" if entry.fixed_in else ""
-        if out.verdict == entry.verdict:
+        if entry.explains(out.verdict):
             out.observed_verdict = out.verdict
-            out.verdict = "xfail"
-            out.message = f"known discrepancy {entry.id} ({entry.link}{hint}): {out.message}"
+            if entry.keras_wide:
+                out.verdict = "unsupported"
+                out.message = (f"a Keras-wide limitation (known discrepancy {entry.id}, "
+                               f"{entry.link}{hint}): {out.message}")
+            else:
+                out.verdict = "xfail"
+                out.message = f"known discrepancy {entry.id} ({entry.link}{hint}): {out.message}"
+        elif out.verdict == "pass" and entry.nondeterministic:
+            out.known["shown"] = False
+            out.message = (f"known nondeterministic discrepancy {entry.id} did not show on this "
+                           f"call ({entry.link}): this call conforms")
         elif out.verdict == "pass":
             out.known.update(stale=True, strict=self.strict_registry)
             if self.strict_registry:
@@ -306,6 +341,11 @@ class Engine:
                     out.diagnosis, out.diagnosis_code = found.text, found.code
             except Exception as exc:  # a diagnosis bug must not hide the verdict
                 notes.append(f"diagnosis failed: {type(exc).__name__}: {exc}")
+        if (out.repeat or {}).get("differ") and out.diagnosis_code in (None, "none"):
+            out.diagnosis_code = "nondeterministic"
+            out.diagnosis = ("two identical calls gave different results "
+                             f"({out.repeat['summary']}): the backend's kernel is "
+                             "nondeterministic here (uninitialised memory or a race)")
         if output is not None and ref.output is not None and output.shape == ref.output.shape:
             try:
                 from conv_parity.report import error_map
@@ -329,6 +369,63 @@ class Engine:
             notes.append(f"repro script failed: {type(exc).__name__}: {exc}")
         if notes:
             print("conv-parity: " + "; ".join(notes), file=sys.stderr)
+
+
+def repeat_record(case: ConvCase, ref: Reference, first: BackendResult,
+                  second: BackendResult) -> dict[str, Any]:
+    """How a second identical call compared with the first: ``differ`` when their verdicts
+    differ, or both returned outputs and some output moved by more than the case's tolerance
+    (measured against the first call, with the reference's magnitudes)."""
+    from conv_parity.compare import compare_values, reference_error_bound
+
+    again = classify(case, ref, second)
+    first_verdict = classify(case, ref, first).verdict
+    record: dict[str, Any] = {"calls": 2, "verdicts": [first_verdict, again.verdict],
+                              "differ": first_verdict != again.verdict, "max_difference": None}
+    if first.status == "ok" and second.status == "ok":
+        worst = 0.0
+        for name, a in first.outputs.items():
+            b = second.outputs.get(name)
+            if b is None or b.shape != a.shape:
+                record["differ"] = True
+                continue
+            if name not in ref.magnitudes or ref.magnitudes[name].shape != a.shape:
+                continue
+            diff = np.abs(a.astype(np.float64) - b.astype(np.float64))
+            both_nan = np.isnan(a.astype(np.float64)) & np.isnan(b.astype(np.float64))
+            diff = np.where(both_nan, 0.0, diff)
+            if diff.size:
+                worst = max(worst, float(np.nan_to_num(diff, nan=np.inf).max()))
+            bound = reference_error_bound(ref.magnitudes[name], ref.reduction_sizes.get(name, 1))
+            if not compare_values(b, a, ref.magnitudes[name], case.dtype, bound).ok:
+                record["differ"] = True
+        record["max_difference"] = worst
+    first_text = first_verdict if first.status == "ok" else f"{first_verdict} ({first.status})"
+    second_text = (again.verdict if second.status == "ok"
+                   else f"{again.verdict} ({second.status})")
+    record["summary"] = f"first call {first_text}, second call {second_text}"
+    if record["max_difference"] is not None and record["differ"]:
+        record["summary"] += f" (outputs differ by up to {record['max_difference']:.3g})"
+    return record
+
+
+def _note_every_selected_raised(judged: list[tuple[int, Outcome, BackendResult | None]]) -> None:
+    """In a run of several Keras backends, a new error-parity failure on a case every one of
+    them raised on says so in its message; the verdict stays what it is alone (only a registry
+    entry with ``keras_wide`` makes such a case ``unsupported``)."""
+    by_case: dict[int, list[tuple[Outcome, BackendResult]]] = {}
+    for i, out, res in judged:
+        if res is not None and res.status != "unavailable":
+            by_case.setdefault(i, []).append((out, res))
+    for rows in by_case.values():
+        keras_backends = {targets.keras_backend(out.backend) for out, _ in rows}
+        if len(keras_backends) < 2 or not all(res.status == "error" for _, res in rows):
+            continue
+        for out, _ in rows:
+            if out.verdict == "fail-error-parity":
+                out.message += (f"\nevery selected backend ({', '.join(sorted(keras_backends))}) "
+                                f"raises on this case: if Keras refuses it everywhere, register "
+                                f"it as a Keras-wide limitation (keras_wide = true)")
 
 
 def _worst_output(out: Outcome) -> str | None:

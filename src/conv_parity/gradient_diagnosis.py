@@ -10,7 +10,10 @@ candidates here transform the reference's gradient and ask whether the backend's
   flowed back);
 * the spatial axes of the array swapped (``grad-hw-swapped``) or reversed (``grad-flipped``:
   a correlation taken for a convolution, or the reverse);
-* shifted by one position along a spatial axis (``grad-shifted-<axis>``).
+* shifted by one position along a spatial axis (``grad-shifted-<axis>``);
+* nonzero on an empty batch (``grad-empty-batch-garbage``): a weight gradient sums over the
+  batch, so with no examples it is exactly zero; anything else was never written (the values
+  change from call to call).
 
 Each sentence names the gradient ("the kernel gradient equals the reference's with H and W
 swapped"). Equality is the suite's own per-element tolerance (:func:`compare.tolerance`).
@@ -38,6 +41,7 @@ CODES: dict[str, str] = {
     "grad-hw-swapped": "a gradient with its H and W axes swapped",
     "grad-flipped": "a gradient reversed along its spatial axes (correlation vs convolution)",
     "grad-shifted": "a gradient shifted by one position along a spatial axis",
+    "grad-empty-batch-garbage": "a nonzero gradient of an empty batch (uninitialised memory)",
     "none": "no known interpretation matches",
 }
 
@@ -89,6 +93,13 @@ def diagnose_gradient(case: ConvCase, name: str, got: np.ndarray, expected: np.n
         return None
     what = WHAT.get(name, name)
     who = f"{backend}'s {what}"
+    if case.input_shape[0] == 0 and not np.any(ref):
+        finite = got[np.isfinite(got)]
+        largest = f"up to {np.abs(finite).max():.3g}" if finite.size else "non-finite"
+        return Diagnosis("grad-empty-batch-garbage",
+                         f"the batch is empty, so the {what} must be exactly zero; {who} holds "
+                         f"nonzero values ({largest}): uninitialised memory, which changes "
+                         f"from call to call")
     for code, text, cand in _candidates(case, name, got, ref):
         candidate = cand()
         if candidate is None or np.allclose(candidate, ref, rtol=0, atol=0):

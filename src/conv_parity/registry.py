@@ -276,6 +276,30 @@ def _derived(case: ConvCase) -> dict[str, Any]:
     }
 
 
+_PROBE_CASE = ConvCase.make("Conv2D", {"filters": 2, "kernel_size": 1}, (1, 3, 3, 1))
+
+
+@functools.lru_cache(maxsize=1)
+def where_keys() -> frozenset[str]:
+    """Every name a ``where`` predicate may use: a keyword of some kind, or a derived
+    attribute (:func:`_derived`). Checked at load, so a typo is an error, not an entry that
+    silently never matches."""
+    kwargs = {name for kind in kinds.KINDS.values() for name in kind.params}
+    return frozenset(kwargs | set(_derived(_PROBE_CASE)))
+
+
+def _unknown_where_message(source: str, eid: str, unknown: list[str]) -> str:
+    import difflib
+
+    hints = []
+    for key in unknown:
+        close = difflib.get_close_matches(key, sorted(where_keys()), n=1)
+        hints.append(f"{key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    return (f"{source}: entry {eid!r}: unknown `where` key {', '.join(hints)}; a key is a "
+            f"layer keyword or one of the derived attributes listed at the top of "
+            f"known_discrepancies.toml")
+
+
 def _matches_condition(actual: Any, expected: Any) -> bool:
     if isinstance(actual, tuple):
         actual = list(actual)
@@ -340,6 +364,20 @@ class Entry:
     #: One case the entry explains: {layer, kwargs, input_shape, [mode], [dtype], backend,
     #: keras}, under the entry's facts (tests: it matches this entry and no other).
     example: Mapping[str, Any] = field(default_factory=dict)
+    #: The bug shows only on some calls (uninitialised memory, a race): it explains any of its
+    #: ``outcomes`` whatever the values, and a call on which it did not show is no stale entry.
+    nondeterministic: bool = False
+    #: The observed verdicts the entry explains (default: ``verdict`` alone); a flaky kernel
+    #: that sometimes aborts and sometimes returns garbage lists ``crash`` and ``fail-values``.
+    outcomes: tuple[str, ...] = ()
+    #: Every backend is limited the same way (Keras's shared code refuses the case): the
+    #: verdict is ``unsupported``, knowledge recorded here, never a vote among the backends
+    #: that happened to be selected.
+    keras_wide: bool = False
+
+    def explains(self, observed: str | None) -> bool:
+        """Whether an observed verdict is one this entry accounts for."""
+        return observed in (self.outcomes or (self.verdict,))
 
     def example_case(self) -> ConvCase:
         """The example as a case; UsageError naming the entry when it is malformed."""
@@ -398,7 +436,10 @@ class Entry:
         return {"id": self.id, "link": self.link, "note": self.note, "verdict": self.verdict,
                 "keras": str(self.keras),
                 "requires": {lib: str(v) for lib, v in self.requires.items()},
-                "facts": dict(self.facts), "fixed_in": self.fixed_in}
+                "facts": dict(self.facts), "fixed_in": self.fixed_in,
+                "nondeterministic": self.nondeterministic,
+                "outcomes": list(self.outcomes or (self.verdict,)),
+                "keras_wide": self.keras_wide}
 
     def upgrade_hint(self) -> str:
         """'fixed in Keras 3.15.0: upgrade' where a fix release is known, else ''."""
@@ -443,6 +484,25 @@ def _parse_entry(raw: Mapping[str, Any], source: str) -> Entry:
     verdict = need("verdict")
     if verdict not in FAILURE_VERDICTS:
         raise UsageError(f"{source}: entry {eid!r}: verdict must be one of {FAILURE_VERDICTS}")
+    outcomes = tuple(raw.get("outcomes", ()))
+    for o in outcomes:
+        if o not in FAILURE_VERDICTS:
+            raise UsageError(f"{source}: entry {eid!r}: outcome {o!r} is not a failure verdict "
+                             f"(one of {', '.join(FAILURE_VERDICTS)})")
+    if outcomes and verdict not in outcomes:
+        raise UsageError(f"{source}: entry {eid!r}: outcomes {list(outcomes)} must include its "
+                         f"verdict {verdict!r}")
+    flags = {}
+    for flag in ("nondeterministic", "keras_wide"):
+        value = raw.get(flag, False)
+        if not isinstance(value, bool):
+            raise UsageError(f"{source}: entry {eid!r}: {flag} must be true or false, "
+                             f"got {value!r}")
+        flags[flag] = value
+    where = dict(raw.get("where", {}))
+    unknown = sorted(set(where) - where_keys())
+    if unknown:
+        raise UsageError(_unknown_where_message(source, eid, unknown))
     try:
         requires = {lib: SpecifierSet(v) for lib, v in dict(raw.get("requires", {})).items()}
     except InvalidSpecifier:
@@ -473,7 +533,7 @@ def _parse_entry(raw: Mapping[str, Any], source: str) -> Entry:
     return Entry(
         id=eid, keras=spec, backends=backends, layers=layers, verdict=verdict, requires=requires,
         facts=dict(facts), fixed_in=fixed_in,
-        link=need("link"), note=need("note"), where=dict(raw.get("where", {})),
+        link=need("link"), note=need("note"), where=where, outcomes=outcomes, **flags,
         dtypes=tuple(raw.get("dtypes", ())), modes=tuple(raw.get("modes", ())),
         policies=tuple(raw.get("policies", ())), repro=raw.get("repro", ""),
         example=dict(raw.get("example", {})),
@@ -510,7 +570,7 @@ class Registry:
         found = [e for e in self.entries if e.applies(case, backend, keras_version, facts)]
         if not found:
             return None
-        entry = next((e for e in found if e.verdict == observed), found[0])
+        entry = next((e for e in found if e.explains(observed)), found[0])
         self.used.add(entry.id)
         return entry
 
@@ -560,6 +620,12 @@ class Registry:
                 when += f"; policy in {list(e.policies)}"
             if e.modes:
                 when += f"; mode in {list(e.modes)}"
+            if e.nondeterministic:
+                when += "; nondeterministic (shows on some calls only)"
+            if e.outcomes:
+                when += f"; explains {', '.join(e.outcomes)}"
+            if e.keras_wide:
+                when += "; Keras-wide (verdict unsupported)"
             cells = [e.id, f"`{e.keras}`", ", ".join(e.backends), ", ".join(e.layers), when,
                      e.verdict, e.link, e.note.replace("\n", " ").replace("|", "\\|"),
                      _example_text(e)]

@@ -70,6 +70,8 @@ class Outcome:
     error_map: dict[str, Any] | None = None
     stderr_tail: str | None = None
     seconds: float | None = None
+    #: A failing result is run twice (engine): both calls' verdicts, whether they differ.
+    repeat: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -113,6 +115,7 @@ class Outcome:
             "error_map": self.error_map,
             "stderr_tail": self.stderr_tail,
             "seconds": self.seconds,
+            "repeat": self.repeat,
         }
 
 
@@ -153,20 +156,15 @@ def _shapes_agree(symbolic: tuple | None, eager: tuple | None) -> bool:
     return all(s is None or s == e for s, e in zip(symbolic, eager))
 
 
-def classify(
-    case: ConvCase,
-    ref: Reference,
-    result: BackendResult,
-    *,
-    every_available_backend_raised: bool = False,
-    available_backends: int = 1,
-) -> Outcome:
-    """The verdict for one backend. The two keyword facts come from the other backends' results.
+def classify(case: ConvCase, ref: Reference, result: BackendResult) -> Outcome:
+    """The verdict for one backend, from its own result and the reference alone: never from
+    which other backends were selected or what they did (a verdict is a function of the case).
 
     Error parity: when the spec accepts a case and a backend raises, that is
-    ``fail-error-parity`` unless the limitation is Keras-wide, i.e. either Keras's own
-    constructor rejected it (phase ``construct``: shared code, identical on every backend), or
-    at least two backends were asked and every one of them raised (``unsupported``).
+    ``fail-error-parity`` unless Keras's own constructor rejected it (phase ``construct``:
+    shared code, identical on every backend, so a Keras-wide ``unsupported``). Any other
+    Keras-wide limitation is knowledge, not a vote among the selected backends: a registry
+    entry with ``keras_wide = true`` turns it into ``unsupported`` (the engine applies it).
     When the spec rejects a case, a backend that raises agrees with it (``unsupported``); one
     that returns a tensor is a discrepancy (``fail-error-parity``).
     """
@@ -215,13 +213,11 @@ def classify(
         if _missing_feature(result.error):
             out.verdict = "skip"
             out.message = f"this Keras lacks the layer, op or argument: {_err_text(result.error)}"
-        elif (result.error or {}).get("phase") == "construct" or (
-            every_available_backend_raised and available_backends >= 2
-        ):
+        elif (result.error or {}).get("phase") == "construct":
             out.verdict = "unsupported"
             out.message = (
-                f"a Keras-wide limitation (every backend raises): {_err_text(result.error)}; "
-                f"the spec gives shape {_fmt_shape(ref.shape)}"
+                f"a Keras-wide limitation (Keras's own constructor refuses it on every "
+                f"backend): {_err_text(result.error)}; the spec gives shape {_fmt_shape(ref.shape)}"
             )
         else:
             out.verdict = "fail-error-parity"
