@@ -50,8 +50,9 @@ _OPTIONS: list[tuple[str, str, str | None]] = [
     ("modes", "comma-separated modes (eager, predict, jit, grad) to run, each on its profile's "
               "seeded share of the cases (default: the profile's modes)", None),
     ("policies", "comma-separated dtype policies (float16, bfloat16, mixed_float16, "
-                 "mixed_bfloat16, float32, float64): run the whole grid under each (default: "
-                 "float32 plus the profile's seeded share under each other policy)", None),
+                 "mixed_bfloat16, float32, float64): keep only the profile's cases under "
+                 "those (float32: the drawn grid; a policy the profile does not list gets a "
+                 "seeded 1-in-4 share; default: every policy of the profile)", None),
     ("registry", "path of a known-discrepancies TOML (default: the packaged one)", None),
     ("cases", "JSON file of cases to run instead of the grid: a list of case objects, or a "
               "report.json (reruns the cases it holds)", None),
