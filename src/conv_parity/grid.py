@@ -4,11 +4,13 @@ A profile is a fixed number of draws per kind from one seeded random generator, 
 filling*: for every feature that hides bugs in other suites (H != W, stride > kernel, groups > 1,
 batch 0, sizes that coincide, sizes that are all distinct, ...) a profile that lacks it gets
 targeted draws until it has it. Then a few configurations the spec rejects, which every backend
-must reject too. The same seed gives the same cases on every machine, so shards and CI runs agree.
+must reject too. The same seed gives the same cases on every machine, so shards and CI runs agree;
+a selection (layers, modes, policies, a shard) is a filter of those cases, never a new sample.
 """
 
 from __future__ import annotations
 
+import functools
 import random
 import zlib
 from collections.abc import Callable, Iterable
@@ -67,25 +69,38 @@ def in_mode_subset(case: ConvCase, mode: str, every: int) -> bool:
 def with_policies(case_list: Iterable[ConvCase], profile: str,
                   policies: Iterable[str] | None = None) -> list[ConvCase]:
     """The grid plus each extra dtype policy's seeded share of it, remade under that policy
-    (:func:`in_mode_subset` with ``policy:<name>``: a subset of its own). ``policies`` (``run
-    --policies``, ``--conv-policies``) runs the whole grid under each of those instead. Ops
-    take no mixed policy (see :mod:`conv_parity.policies`): they are left out of those."""
+    (:func:`in_mode_subset` with ``policy:<name>``: a subset of its own). Ops take no mixed
+    policy (see :mod:`conv_parity.policies`): they are left out of those.
+
+    ``policies`` (``run --policies``, ``--conv-policies``) *narrows*: it keeps the cases whose
+    policy is among those named, so a selection is a subset of the same profile and never a
+    re-sample (issue 21). The drawn grid's own cases count only under their own policy
+    (``float32``, and in ``full`` also the drawn float16 / float64 ones); a policy the profile
+    does not list gets one case in :data:`DEFAULT_MODE_EVERY`, as an unlisted mode does.
+    """
     from conv_parity import policies as records
 
-    shares = dict(_PROFILES[profile].policies)
-    chosen = list(shares) if policies is None else list(policies)
-    for name in chosen:
+    prof = _PROFILES[profile]
+    shares = dict(prof.policies)
+    named = None if policies is None else list(policies)
+    for name in [*shares, *(named or ())]:
         records.get(name)
+    for name in named or ():
+        if name not in shares and name not in prof.dtypes:
+            shares[name] = DEFAULT_MODE_EVERY
     base = list(case_list)
-    out: list[ConvCase] = list(base) if policies is None else []
-    for name in chosen:
-        every = shares.get(name, DEFAULT_MODE_EVERY) if policies is None else 1
+    out: list[ConvCase] = list(base)
+    for name, every in shares.items():
+        if named is not None and name not in named:
+            continue  # filtered out below anyway; each share is a hash, so skipping moves none
         for case in base:
             if case.kind.is_op and records.get(name).mixed:
                 continue
             if in_mode_subset(case, f"policy:{name}", every):
                 out.append(case if name == case.policy_name else ConvCase.make(
                     case.layer, case.kwargs, case.input_shape, name, mode=case.mode))
+    if named is not None:
+        out = [c for c in out if c.policy_name in named]
     return list(dict.fromkeys(out))
 
 
@@ -291,37 +306,48 @@ def cases(profile: str = "default", seed: int = GRID_SEED,
           modes: Iterable[str] | None = None,
           policies: Iterable[str] | None = None) -> list[ConvCase]:
     """The cases of a profile, deterministic for a given seed; duplicates removed, order stable.
-    Each extra dtype policy gets its share of them (:func:`with_policies`; ``policies`` runs
-    the whole grid under just those), then each mode (the profile's, or ``modes``) its share
-    (:func:`with_modes`)."""
+    Each extra dtype policy gets its share of them (:func:`with_policies`), then each mode (the
+    profile's, or ``modes``) its share (:func:`with_modes`).
+
+    ``layers``, ``modes`` and ``policies`` select a *subset* of the same cases: the whole grid
+    is drawn as without a selection and then filtered, so a case's id, seed and verdict do not
+    depend on what else was selected (issue 21: drawing only the selected kinds gave
+    ``--layers AveragePooling3D`` 31 cases none of which the default profile runs)."""
     if profile not in _PROFILES:
         raise UsageError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
+    chosen = None if layers is None else {kinds.get_kind(name).name for name in layers}
+    drawn = _drawn(profile, seed)
+    base = drawn if chosen is None else [c for c in drawn if c.layer in chosen]
+    return with_modes(with_policies(base, profile, policies), profile, modes)
+
+
+@functools.lru_cache(maxsize=8)
+def _drawn(profile: str, seed: int) -> tuple[ConvCase, ...]:
+    """The drawn grid of a profile (every kind, eager, before policies and modes): random
+    draws per kind, coverage filling, then the invalid configurations. Cached: a selection
+    is a filter of it and the pytest plugin, the CLI and the tests ask for it repeatedly."""
     prof = _PROFILES[profile]
-    selected = list(kinds.KINDS) if layers is None else list(layers)
-    for name in selected:
-        kinds.get_kind(name)
     rng = random.Random(seed)
     out: dict[ConvCase, None] = {}
-    for name in selected:
-        kind = kinds.KINDS[name]
+    for kind in kinds.KINDS.values():
         # a global pool varies only its sizes, data format and keepdims: a third of the draws
         for _ in range(max(1, prof.per_kind // 3) if kind.is_global else prof.per_kind):
             case = _valid_case(kind, rng, prof)
             if case is not None:
                 out.setdefault(case)
     # Coverage filling: targeted draws for every feature the random draws missed.
+    names = list(kinds.KINDS)
     for predicate in FEATURES.values():
         if any(predicate(c) for c in out):
             continue
-        for name in rng.sample(selected, len(selected)):
+        for name in rng.sample(names, len(names)):
             case = _valid_case(kinds.KINDS[name], rng, prof, want=predicate, tries=300)
             if case is not None:
                 out.setdefault(case)
                 break
-    if layers is None:
-        for case in _invalid_cases(rng, prof.invalid):
-            out.setdefault(case)
-    return with_modes(with_policies(out, profile, policies), profile, modes)
+    for case in _invalid_cases(rng, prof.invalid):
+        out.setdefault(case)
+    return tuple(out)
 
 
 def missing_features(case_list: Iterable[ConvCase]) -> list[str]:

@@ -50,8 +50,9 @@ _OPTIONS: list[tuple[str, str, str | None]] = [
     ("modes", "comma-separated modes (eager, predict, jit, grad) to run, each on its profile's "
               "seeded share of the cases (default: the profile's modes)", None),
     ("policies", "comma-separated dtype policies (float16, bfloat16, mixed_float16, "
-                 "mixed_bfloat16, float32, float64): run the whole grid under each (default: "
-                 "float32 plus the profile's seeded share under each other policy)", None),
+                 "mixed_bfloat16, float32, float64): keep only the profile's cases under "
+                 "those (float32: the drawn grid; a policy the profile does not list gets a "
+                 "seeded 1-in-4 share; default: every policy of the profile)", None),
     ("registry", "path of a known-discrepancies TOML (default: the packaged one)", None),
     ("cases", "JSON file of cases to run instead of the grid: a list of case objects, or a "
               "report.json (reruns the cases it holds)", None),
@@ -61,7 +62,7 @@ _OPTIONS: list[tuple[str, str, str | None]] = [
     ("fail-on-known", "true: known discrepancies fail too (migration gates); default false: "
                       "they are xfail", "false"),
 ]
-_FILTERED_BEFORE = pytest.StashKey[int]()
+_FILTERED_BEFORE = pytest.StashKey[tuple[int, int]]()
 _STATE = pytest.StashKey["_State"]()
 _FILTER_COUNTER = pytest.StashKey["FilterCounter"]()
 
@@ -372,7 +373,8 @@ def conv_record_failures(request: pytest.FixtureRequest) -> Callable[[Sequence[O
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
     if item.get_closest_marker("conv_fuzz") is not None:
-        item.stash[_FILTERED_BEFORE] = filter_counter(item.config).filtered_known
+        counter = filter_counter(item.config)
+        item.stash[_FILTERED_BEFORE] = (counter.filtered_known, counter.filtered_pairs)
     yield
 
 
@@ -380,16 +382,19 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
 def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
 ) -> Generator[None, Result[pytest.TestReport], None]:
-    """A fuzz test reports how many examples its known filter dropped (the session counter's
-    growth during its call). Its failing outcomes are on the item already
-    (``conv_record_failures``)."""
+    """A fuzz test reports how many examples its known filter dropped on every backend, and how
+    many (case, backend) pairs it left unjudged (the session counter's growth during its call).
+    Its failing outcomes are on the item already (``conv_record_failures``)."""
     result = yield
     report = result.get_result()
     if call.when != "call" or item.get_closest_marker("conv_fuzz") is None:
         return
     if _FILTERED_BEFORE in item.stash:
-        filtered = filter_counter(item.config).filtered_known - item.stash[_FILTERED_BEFORE]
-        report.user_properties.append((FUZZ_KEY, {"filtered_known": filtered}))
+        counter = filter_counter(item.config)
+        known_before, pairs_before = item.stash[_FILTERED_BEFORE]
+        report.user_properties.append((FUZZ_KEY, {
+            "filtered_known": counter.filtered_known - known_before,
+            "filtered_pairs": counter.filtered_pairs - pairs_before}))
 
 
 def enforce(outcome: Outcome, fail_on_known: bool = False) -> None:

@@ -16,8 +16,12 @@ Why they are built this way:
   value is the plain configuration: stride 1, no dilation, ``valid`` padding, ``channels_last``,
   groups 1, no ``output_padding``, default ``use_bias``, no activation, batch 1, one channel,
   the smallest size the kernel allows.
-* **Known discrepancies filtered before they run** (``exclude_known=registry``), counted in a
-  :class:`FilterCounter`, so one known bug does not eat a fuzz budget.
+* **Known discrepancies filtered per (case, backend) pair** (``exclude_known=registry``): a case
+  the registry explains on *every* selected backend is dropped before it runs, so one known bug
+  does not eat a fuzz budget; a case it explains on only some of them still runs, and
+  :meth:`KnownFilter.unexplained` drops just the known pairs' outcomes (issue 21: TensorFlow's
+  channels_first entries used to hide those configurations from torch, jax and openvino too,
+  58% of the drawn examples on a CPU without oneDNN). Both are counted in a :class:`FilterCounter`.
 * **No module-global counter.** Each strategy counts into the ``counter`` it is given, or into a
   fresh one of its own, so they work outside pytest. Under the plugin, pass the session's counter
   (the ``conv_filter_counter`` fixture) and its drops reach the report and the summary.
@@ -28,7 +32,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hypothesis import strategies as st
 
@@ -36,6 +40,9 @@ from conv_parity import geometry, kinds, reference
 from conv_parity.case import ConvCase
 from conv_parity.errors import InvalidConfig, UsageError
 from conv_parity.registry import Registry, installed_keras_version
+
+if TYPE_CHECKING:
+    from conv_parity.verdict import Outcome
 
 __all__ = [
     "EDGES",
@@ -66,7 +73,10 @@ _EXCLUSIVE = frozenset(f"Conv{r}D{t}" for r in (1, 2, 3) for t in ("", "Transpos
 class FilterCounter:
     """How many drawn cases the strategies dropped, and why (thread-safe counts).
 
-    ``filtered_known``: matched a known-discrepancy entry for a selected backend.
+    ``filtered_known``: a drawn case a known-discrepancy entry explains on every selected backend
+    (dropped before it runs).
+    ``filtered_pairs``: (case, backend) pairs left unjudged because an entry explains them: every
+    selected backend of a dropped case, and the known backends of a case that ran on the others.
     ``rejected_invalid``: a valid-case draw that the reference rejected (should stay rare).
     ``filter_errors``: a registry predicate raised on a case (a registry bug).
     Hypothesis may evaluate a filter again on the same draw while shrinking, so these count
@@ -74,6 +84,7 @@ class FilterCounter:
     """
 
     filtered_known: int = 0
+    filtered_pairs: int = 0
     rejected_invalid: int = 0
     filter_errors: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
@@ -84,13 +95,21 @@ class FilterCounter:
 
     def reset(self) -> None:
         with self._lock:
-            self.filtered_known = self.rejected_invalid = self.filter_errors = 0
+            self.filtered_known = self.filtered_pairs = 0
+            self.rejected_invalid = self.filter_errors = 0
 
 
 class KnownFilter:
-    """A predicate that is False for cases a registry entry covers on any selected backend.
+    """Known discrepancies as a filter of (case, backend) pairs, not of cases.
 
-    It uses :meth:`Entry.applies` rather than :meth:`Registry.match`, so filtering does not mark
+    Called as a predicate (a strategy's ``.filter``) it is False only for a case a registry
+    entry explains on *every* selected backend: such a case has nothing left to judge. A case
+    known on some backends runs; :meth:`unexplained` then drops the outcomes of its known pairs,
+    so a TensorFlow entry does not hide the same configuration from torch.
+
+    Entries are matched without worker facts (``facts=None`` holds for every scope, see
+    :meth:`Entry.facts_hold`), so what is filtered does not depend on the machine. It uses
+    :meth:`Entry.applies` rather than :meth:`Registry.match`, so filtering does not mark
     entries as used (that bookkeeping belongs to collected cases).
     """
 
@@ -104,21 +123,43 @@ class KnownFilter:
             installed_keras_version())
         self.counter = counter if counter is not None else FilterCounter()
 
-    def known(self, case: ConvCase) -> bool:
-        """Whether an entry covers the case; a predicate that raises covers nothing (counted in
-        ``counter.filter_errors``: the engine will report that entry's error on the case)."""
+    def explains(self, case: ConvCase, backend: str) -> bool:
+        """Whether an entry explains ``case`` on ``backend``; a predicate that raises explains
+        nothing (counted in ``counter.filter_errors``: the engine will report that entry's
+        error on the case)."""
         try:
-            return any(e.applies(case, b, self.keras_version)
-                       for e in self.registry.entries for b in self.backends)
+            return any(e.applies(case, backend, self.keras_version)
+                       for e in self.registry.entries)
         except Exception:
             self.counter.add("filter_errors")
             return False
 
+    def known_on(self, case: ConvCase) -> tuple[str, ...]:
+        """The selected backends on which an entry explains ``case``, in selection order."""
+        return tuple(b for b in self.backends if self.explains(case, b))
+
+    def known(self, case: ConvCase) -> bool:
+        """Whether an entry explains ``case`` on every selected backend (nothing left to run)."""
+        return bool(self.backends) and len(self.known_on(case)) == len(self.backends)
+
     def __call__(self, case: ConvCase) -> bool:
         if self.known(case):
             self.counter.add("filtered_known")
+            self.counter.add("filtered_pairs", len(self.backends))
             return False
         return True
+
+    def unexplained(self, outcomes: Iterable[Outcome], *, count: bool = True) -> list[Outcome]:
+        """The outcomes of pairs no entry explains, in order; the others are the filtered pairs
+        (counted in ``counter.filtered_pairs`` unless ``count=False``: a re-run of a case
+        already counted). Whatever such a pair's verdict (``xfail`` where the bug reproduces
+        here, anything else where this machine's facts differ), it is not judged."""
+        outcomes = list(outcomes)
+        known = {c: set(self.known_on(c)) for c in dict.fromkeys(o.case for o in outcomes)}
+        kept = [o for o in outcomes if o.backend not in known[o.case]]
+        if count and len(kept) < len(outcomes):
+            self.counter.add("filtered_pairs", len(outcomes) - len(kept))
+        return kept
 
 
 def is_valid(case: ConvCase) -> bool:
@@ -339,8 +380,9 @@ def cases_for(layer_name: str, *, dtypes: Sequence[str] = ("float32",),
               counter: FilterCounter | None = None) -> st.SearchStrategy[ConvCase]:
     """Valid cases of one layer or op (``"Conv2D"``, ``"ops.conv_transpose"``, ...).
 
-    ``exclude_known``: drop cases a registry entry covers on any of ``backends`` (default:
-    every backend), counted in ``counter`` (default: a new :class:`FilterCounter`).
+    ``exclude_known``: drop cases a registry entry explains on every one of ``backends``
+    (default: every backend), counted in ``counter`` (default: a new :class:`FilterCounter`);
+    a case known on only some of them is kept (see :meth:`KnownFilter.unexplained`).
     """
     kinds.get_kind(layer_name)
     return _with_filters(_raw_case(layer_name, tuple(dtypes)), _counter(counter),

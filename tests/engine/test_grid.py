@@ -87,18 +87,115 @@ def test_asked_modes_replace_the_profiles_and_subsets_do_not_move() -> None:
 
 def test_policies_get_a_seeded_share_and_smoke_stays_float32() -> None:
     """default: float32 plus a share of the grid under every other policy (ops never under a
-    mixed one), each policy's share in the modes too; smoke is unchanged; --policies runs the
-    whole grid under the policies named."""
+    mixed one), each policy's share in the modes too; smoke is unchanged; --policies keeps the
+    cases under the policies named, and a policy the profile does not list gets its seeded
+    share (one case in DEFAULT_MODE_EVERY), as an unlisted mode does."""
     from conv_parity.policies import POLICIES
 
     default = grid.cases("default")
     assert {c.policy_name for c in default} == set(POLICIES)
     assert {c.mode for c in default if c.policy_name == "mixed_bfloat16"} >= {"eager", "grad"}
     assert not [c for c in default if c.kind.is_op and c.policy is not None]
-    assert {c.policy_name for c in grid.cases("smoke")} == {"float32"}
+    smoke = grid.cases("smoke")
+    assert {c.policy_name for c in smoke} == {"float32"}
     full = grid.cases("full")
     assert {c.policy_name for c in full} == set(POLICIES)
     only = grid.cases("smoke", policies=["bfloat16"])
-    assert {c.policy_name for c in only} == {"bfloat16"}
-    assert len({(c.layer, c.kwargs_items, c.input_shape) for c in only}) == len(
-        {(c.layer, c.kwargs_items, c.input_shape) for c in grid.cases("smoke")})
+    assert only and {c.policy_name for c in only} == {"bfloat16"}
+    smoke_configs = {(c.layer, c.kwargs_items, c.input_shape) for c in smoke}
+    only_configs = {(c.layer, c.kwargs_items, c.input_shape) for c in only}
+    assert only_configs < smoke_configs  # a share of smoke's configurations, not all of them
+    assert all(grid.in_mode_subset(ConvCase.make(layer, dict(items), shape), "policy:bfloat16",
+                                   grid.DEFAULT_MODE_EVERY)
+               for layer, items, shape in only_configs)
+    assert grid.cases("smoke", policies=["float32"]) == smoke
+
+
+# Selections narrow; they never re-sample (issue 21): a case's id and seed are the same whether
+# or not others are selected, so its verdict is a function of the case, never of the run.
+
+def _ids(case_list: list[ConvCase]) -> set[str]:
+    return {f"{c.id}|{c.seed}" for c in case_list}
+
+
+@pytest.mark.parametrize("profile", ["smoke", "default"])
+def test_layer_selections_are_subsets_whose_union_is_the_profile(profile: str) -> None:
+    whole = grid.cases(profile)
+    union: set[str] = set()
+    for name in kinds.KINDS:
+        picked = grid.cases(profile, layers=[name])
+        assert {c.layer for c in picked} <= {name}
+        assert _ids(picked) == _ids([c for c in whole if c.layer == name]), name
+        union |= _ids(picked)
+    assert union == _ids(whole)
+    pair = grid.cases(profile, layers=["Conv2D", "AveragePooling3D"])
+    assert pair == [c for c in whole if c.layer in ("Conv2D", "AveragePooling3D")]
+
+
+def test_a_layer_selection_keeps_the_profiles_invalid_cases_of_that_layer() -> None:
+    from conv_parity.errors import InvalidConfig
+
+    def invalid(case: ConvCase) -> bool:
+        try:
+            output_shape(case.layer, case.input_shape, **case.kwargs)
+        except InvalidConfig:
+            return True
+        return False
+
+    whole = [c for c in grid.cases("default") if c.layer == "Conv2D" and invalid(c)]
+    assert whole and whole == [c for c in grid.cases("default", layers=["Conv2D"]) if invalid(c)]
+
+
+@pytest.mark.parametrize("profile", ["smoke", "default"])
+def test_mode_selections_are_subsets_and_do_not_depend_on_each_other(profile: str) -> None:
+    whole = grid.cases(profile)
+    listed = [name for name, _ in grid._PROFILES[profile].modes]
+    union: set[str] = set()
+    for mode in listed:
+        picked = grid.cases(profile, modes=[mode])
+        assert _ids(picked) == _ids([c for c in whole if c.mode == mode]), mode
+        union |= _ids(picked)
+    assert union == _ids(whole)
+    # a mode the profile does not list: its share is the same alone or beside others
+    jit = grid.cases(profile, modes=["jit"])
+    assert jit and _ids(jit) == _ids([c for c in grid.cases(profile, modes=["jit", *listed])
+                                      if c.mode == "jit"])
+
+
+@pytest.mark.parametrize("profile", ["smoke", "default"])
+def test_policy_selections_are_subsets_and_do_not_depend_on_each_other(profile: str) -> None:
+    from conv_parity.policies import POLICIES
+
+    whole = grid.cases(profile)
+    union: set[str] = set()
+    for policy in POLICIES:
+        picked = grid.cases(profile, policies=[policy])
+        assert {c.policy_name for c in picked} <= {policy}
+        if {c.policy_name for c in whole} >= {policy}:
+            assert _ids(picked) == _ids([c for c in whole if c.policy_name == policy]), policy
+            union |= _ids(picked)
+        else:  # unlisted (smoke): a seeded share of the drawn grid, whatever else is named
+            assert picked and not _ids(picked) & _ids(whole)
+        both = grid.cases(profile, policies=[policy, "float32"])
+        assert _ids(both) == _ids(picked) | _ids(grid.cases(profile, policies=["float32"]))
+    assert union == _ids(whole)
+
+
+def test_selections_combine_as_one_filter_of_the_profile() -> None:
+    whole = grid.cases("default")
+    layers = ("Conv1D", "Conv2D", "DepthwiseConv2D", "SeparableConv2D")
+    picked = grid.cases("default", layers=layers, modes=["eager", "grad"],
+                        policies=["mixed_bfloat16", "float32"])
+    assert picked == [c for c in whole if c.layer in layers and c.mode in ("eager", "grad")
+                      and c.policy_name in ("mixed_bfloat16", "float32")]
+    assert {(c.policy_name, c.mode) for c in picked} == {
+        (p, m) for p in ("mixed_bfloat16", "float32") for m in ("eager", "grad")}
+
+
+@pytest.mark.parametrize("profile", ["smoke", "default"])
+def test_shards_of_a_selection_are_the_selection_of_the_shards(profile: str) -> None:
+    whole = grid.cases(profile)
+    picked = grid.cases(profile, layers=["Conv1D", "MaxPooling2D", "ops.conv"])
+    for spec in ("1/3", "2/3", "3/3"):
+        assert grid.shard(picked, spec) == [c for c in grid.shard(whole, spec) if c in picked]
+    assert _ids([c for i in (1, 2, 3) for c in grid.shard(whole, f"{i}/3")]) == _ids(whole)

@@ -12,7 +12,7 @@ from conv_parity import kinds
 from conv_parity.case import ConvCase
 from conv_parity.engine import installed_backends
 from conv_parity.fuzzing import CampaignEvent, root_cause, run_campaign
-from conv_parity.registry import Registry
+from conv_parity.registry import Registry, _parse_entry
 from conv_parity.report import validate
 from conv_parity.report.writer import default_environment
 from conv_parity.verdict import Outcome
@@ -126,3 +126,83 @@ def test_campaign_draws_modes_and_keeps_the_mode_in_the_root_cause() -> None:
     eager_only = run_campaign(max_examples=30, seed=5, registry=Registry([]),
                               layers=["Conv1D"], engine=_GradOnlyBugEngine())
     assert eager_only.discrepancies == []  # eager never sees a backward-only bug
+
+
+class _TwoBackendEngine:
+    """One synthetic bug on jax *and* torch: channels_first Conv2D; records what it ran."""
+
+    backends = ("jax", "torch")
+
+    def __init__(self) -> None:
+        self.cases: set[ConvCase] = set()
+
+    def check(self, cases: list[ConvCase]) -> list[Outcome]:
+        out = []
+        for case in cases:
+            self.cases.add(case)
+            bug = case.layer == "Conv2D" and case.kwargs["data_format"] == "channels_first"
+            for backend in self.backends:
+                out.append(Outcome(case, backend, "fail-values", "bug", diagnosis_code="layout")
+                           if bug else Outcome(case, backend, "pass", "ok"))
+        return out
+
+    def environment(self) -> dict[str, Any]:
+        return default_environment()
+
+
+def _channels_first_registry(backends: list[str]) -> Registry:
+    return Registry([_parse_entry({
+        "id": "synthetic-channels-first", "keras": ">=3", "backends": backends,
+        "layers": ["Conv2D"], "verdict": "fail-values", "link": "unreported", "note": "test",
+        "where": {"data_format": "channels_first"},
+    }, "test")])
+
+
+def _channels_first(case: ConvCase) -> bool:
+    return case.kwargs["data_format"] == "channels_first"
+
+
+def test_a_discrepancy_known_on_one_backend_is_still_found_on_another(tmp_path: Path) -> None:
+    """Issue 21: the registry knows the bug on jax only, so channels_first Conv2D still runs and
+    the same bug on torch is found; jax's pairs are filtered and counted, not the cases."""
+    engine = _TwoBackendEngine()
+    result = run_campaign(max_examples=60, seed=7, registry=_channels_first_registry(["jax"]),
+                          layers=["Conv2D"], engine=engine, report_dir=tmp_path)
+    keys = {tuple(d["root_cause"].values()) for d in result.discrepancies}
+    assert keys == {("Conv2D", "torch", "fail-values", "layout")}
+    ran_first = [c for c in engine.cases if _channels_first(c)]
+    assert ran_first and result.filtered_known == 0
+    assert result.filtered_pairs == len(ran_first)  # one jax pair per distinct case run
+    assert result.pairs == 2 * len(engine.cases) == 2 * (result.examples
+                                                           + result.shrink_examples)
+    assert 0 < result.filtered_pair_share < 1
+    fuzz = json.loads((tmp_path / "report.json").read_text())["fuzz"]
+    assert fuzz["filtered_known"] == 0 and fuzz["filtered_pairs"] == result.filtered_pairs
+    assert fuzz["pairs"] == result.pairs
+
+
+def test_a_discrepancy_known_on_every_backend_filters_the_case() -> None:
+    engine = _TwoBackendEngine()
+    result = run_campaign(max_examples=40, seed=7,
+                          registry=_channels_first_registry(["jax", "torch"]),
+                          layers=["Conv2D"], engine=engine)
+    assert result.discrepancies == []
+    assert not [c for c in engine.cases if _channels_first(c)]  # never run
+    assert result.filtered_known > 0
+    assert result.filtered_pairs == 2 * result.filtered_known
+    assert result.pairs == 2 * (len(engine.cases) + result.filtered_known)
+
+
+def test_fuzz_text_output_says_how_many_pairs_were_filtered(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from conv_parity.cli.fuzz import _print_fuzz
+    from conv_parity.fuzzing import CampaignResult
+
+    result = CampaignResult([], examples=30, filtered_known=2, seconds=1.5, seed=4,
+                            filtered_pairs=19, pairs=64)
+    _print_fuzz(result, [])
+    out = capsys.readouterr().out.splitlines()
+    assert out[:3] == ["30 examples in 1.5 s (seed 4)",
+                       "19 of 64 (case, backend) pairs filtered as known discrepancies (30%); "
+                       "2 drawn cases known on every backend were not run",
+                       "no discrepancy found"]

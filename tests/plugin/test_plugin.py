@@ -194,8 +194,10 @@ def test_ini_options_are_read(pytester: pytest.Pytester) -> None:
 def test_modes_option_and_ini_select_the_modes(pytester: pytest.Pytester) -> None:
     """Case ids show the mode; --conv-modes (or ini conv_modes) picks which modes run."""
     pytester.makepyfile(test_suite=SUITE)
+    # Conv1D: the default profile's layer with a case in a policy's share that grad runs
+    # (a layer selection narrows the profile; it does not draw a new sample, issue 21)
     pytester.makeini("[pytest]\nconv_backends = jax\nconv_profile = default\n"
-                     "conv_layers = Conv2D\nconv_modes = grad\n")
+                     "conv_layers = Conv1D\nconv_modes = grad\n")
     result = pytester.runpytest("--collect-only", "-q")
     lines = [line for line in result.stdout.lines if "::test_conformance[" in line]
     assert lines and all("-grad-" in line for line in lines)
@@ -208,15 +210,24 @@ def test_modes_option_and_ini_select_the_modes(pytester: pytest.Pytester) -> Non
     assert not any("-grad-" in line for line in lines)
 
 
-def test_policies_option_runs_the_grid_under_the_named_policies(
+def test_policies_option_keeps_the_cases_under_the_named_policies(
         pytester: pytest.Pytester) -> None:
-    """--conv-policies runs the whole grid under each policy named, and only those."""
+    """--conv-policies narrows the profile to its cases under the policies named: a subset of
+    the unfiltered collection (same ids), never a re-sample (issue 21)."""
+    import re
+
     pytester.makepyfile(test_suite=SUITE)
-    pytester.makeini("[pytest]\nconv_backends = jax\nconv_profile = smoke\n"
+    pytester.makeini("[pytest]\nconv_backends = jax\nconv_profile = default\n"
                      "conv_layers = Conv2D,ops.conv\n")
-    result = pytester.runpytest("--collect-only", "-q",
-                                "--conv-policies=mixed_float16,bfloat16")
-    lines = [line for line in result.stdout.lines if "::test_conformance[" in line]
+
+    def collected(*args: str) -> set[str]:
+        result = pytester.runpytest("--collect-only", "-q", *args)
+        return {line for line in result.stdout.lines if "::test_conformance[" in line}
+
+    whole = collected()
+    lines = collected("--conv-policies=mixed_float16,bfloat16")
+    named = re.compile(r"-(mixed_float16|bfloat16)(-[a-z]+)?-jax\]")
+    assert lines and lines == {li for li in whole if named.search(li)}
     assert any("Conv2D-" in li and "-mixed_float16" in li for li in lines)
     assert any("ops.conv-" in li and "-bfloat16" in li for li in lines)
     assert not any("ops.conv-" in li and "mixed_" in li for li in lines)  # ops: no policy

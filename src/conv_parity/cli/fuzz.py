@@ -143,9 +143,13 @@ def _print_fuzz(result: CampaignResult, discrepancies: list[dict[str, Any]]) -> 
     line = f"{result.examples} examples in {float(result.seconds):.1f} s"
     if getattr(result, "seed", None) is not None:
         line += f" (seed {result.seed})"
-    if result.filtered_known:
-        line += f"; {result.filtered_known} filtered as known discrepancies"
     print(line)
+    pairs = getattr(result, "pairs", 0)
+    filtered = getattr(result, "filtered_pairs", 0)
+    if pairs:
+        print(f"{filtered} of {pairs} (case, backend) pairs filtered as known discrepancies "
+              f"({filtered / pairs:.0%}); {result.filtered_known} drawn cases known on every "
+              "backend were not run")
     if not discrepancies:
         print("no discrepancy found")
     else:

@@ -78,10 +78,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_modes_option(run, "the profile's: eager on every case, predict and grad on a seeded "
                           "subset; full adds jit")
     run.add_argument("--policies", metavar="LIST", default=None,
-                     help="comma-separated dtype policies to run the whole grid under "
-                          "(float16, bfloat16, mixed_float16, mixed_bfloat16, float32, "
-                          "float64; default: float32 plus the profile's seeded share under "
-                          "each other policy; ops skip the mixed ones)")
+                     help="comma-separated dtype policies whose cases of the profile to "
+                          "run (float16, bfloat16, mixed_float16, mixed_bfloat16, float32, "
+                          "float64; float32 is the drawn grid, each other policy its seeded "
+                          "share of it, 1 in 4 where the profile lists none; default: all "
+                          "of the profile's; ops skip the mixed ones)")
     run.add_argument("--report", metavar="DIR", default=DEFAULT_REPORT,
                      help=f"report folder (default: ./{DEFAULT_REPORT})")
     run.add_argument("--shard", metavar="I/N", default=None,
