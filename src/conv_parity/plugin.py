@@ -30,7 +30,7 @@ from conv_parity.case import ConvCase
 from conv_parity.errors import ConvParityError, UsageError
 from conv_parity.plugin_report import ENV_KEY, FUZZ_KEY, OUTCOME_KEY, Recorder
 from conv_parity.registry import Registry, installed_keras_version
-from conv_parity.vocabulary import CONFORMING
+from conv_parity.summary import KNOWN_BUCKETS, as_pytest_outcome, bucket, failure_label
 
 if TYPE_CHECKING:
     from pluggy import Result
@@ -282,19 +282,28 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def mark_known(item: pytest.Item, outcome: Outcome, fail_on_known: bool = False) -> None:
-    """Make the item a strict xfail when a registered discrepancy matched its outcome (under
-    the worker's facts): a reproduced one raises KnownDiscrepancy (XFAIL); one that passes is
-    an XPASS(strict) failure under a strict registry, so a stale entry gets fixed (for a user
-    it is a pass with a note). With ``fail_on_known`` there is no mark: known ones fail."""
-    known = outcome.known
-    if not known or fail_on_known or (known.get("stale") and not known.get("strict", True)):
+    """Make the item a strict xfail when its outcome is a reproduced registered discrepancy
+    (:func:`conv_parity.summary.as_pytest_outcome` says ``xfailed``): :func:`enforce` then
+    raises KnownDiscrepancy (XFAIL). Nothing else is marked, so no test ends as an
+    XPASS(strict) that the matrix and the summary would count differently: a stale entry is a
+    FAILED test under a strict registry and a noted pass for a user, and a case an entry
+    matched but that came out ``unsupported`` passes as unsupported. With ``fail_on_known``
+    there is no mark: known ones fail."""
+    if as_pytest_outcome(_classified(outcome), fail_on_known) != "xfailed":
         return
+    known = outcome.known or {}
     hint = f" (fixed in Keras {known['fixed_in']}: upgrade)" if known.get("fixed_in") else ""
     item.add_marker(pytest.mark.xfail(
         strict=True, raises=KnownDiscrepancy,
-        reason=(f"known discrepancy {known['id']} ({known['link']}){hint}; if this passes, the "
-                f"bug is fixed: delete the entry from known_discrepancies.toml"),
+        reason=(f"known discrepancy {known.get('id')} ({known.get('link')}){hint}; if this "
+                f"passes, the bug is fixed: delete the entry from known_discrepancies.toml"),
     ))
+
+
+def _classified(outcome: Outcome) -> dict[str, Any]:
+    """The fields of an outcome that :func:`conv_parity.summary.bucket` reads."""
+    return {"verdict": outcome.verdict, "known": outcome.known,
+            "observed_verdict": outcome.observed_verdict, "backend": outcome.backend}
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -398,28 +407,30 @@ def pytest_runtest_makereport(
 
 
 def enforce(outcome: Outcome, fail_on_known: bool = False) -> None:
-    """Map a verdict to a pytest outcome: pass/unsupported pass, skip skips, xfail raises the
-    exception its strict marker expects (or, with ``fail_on_known``, fails), everything else
-    fails with the full description."""
+    """Turn an outcome into the pytest outcome its bucket gives
+    (:func:`conv_parity.summary.as_pytest_outcome`): conforms, unsupported and not-reproduced
+    pass, skip skips, a reproduced known discrepancy raises the exception its strict marker
+    expects (:func:`mark_known`; with ``fail_on_known`` it fails), and the rest (new
+    discrepancies, stale entries under a strict registry) fail with the full description."""
     __tracebackhide__ = True
-    verdict = outcome.verdict
-    if verdict == "skip":
-        pytest.skip(outcome.message)
-    if verdict == "xfail":
-        if fail_on_known:
-            raise ConformanceFailure(describe(outcome) + "\n(a known discrepancy: failing "
-                                     "because of --conv-fail-on-known)")
-        raise KnownDiscrepancy(f"{outcome.observed_verdict}: {outcome.message}")
-    if outcome.known and outcome.known.get("stale"):
-        return  # strict: its xfail marker makes this pass an XPASS(strict); else a noted pass
-    if verdict in CONFORMING:
+    result = _classified(outcome)
+    kind = as_pytest_outcome(result, fail_on_known)
+    if kind == "passed":
         return
+    if kind == "skipped":
+        pytest.skip(outcome.message)
+    if kind == "xfailed":
+        raise KnownDiscrepancy(f"{outcome.observed_verdict}: {outcome.message}")
+    if bucket(result) in KNOWN_BUCKETS:
+        raise ConformanceFailure(describe(outcome) + "\n(a known discrepancy: failing "
+                                 "because of --conv-fail-on-known)")
     raise ConformanceFailure(describe(outcome))
 
 
 def describe(outcome: Outcome) -> str:
     """The failure text: verdict, message, diagnosis and repro (same words as the reports)."""
-    lines = [f"{outcome.case.id} on {outcome.backend}: {outcome.verdict}", outcome.message]
+    label = failure_label(_classified(outcome))
+    lines = [f"{outcome.case.id} on {outcome.backend}: {label}", outcome.message]
     if outcome.diagnosis:
         lines.append(f"diagnosis: {outcome.diagnosis}")
     if outcome.repro:

@@ -15,7 +15,14 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from conv_parity.summary import bucket, counts_line
+from conv_parity.summary import (
+    KNOWN_BUCKETS,
+    bucket,
+    cell_counts,
+    counts_line,
+    counts_phrase,
+    failure_label,
+)
 
 if TYPE_CHECKING:
     from conv_parity.plugin import _State
@@ -65,7 +72,11 @@ class Recorder:
 
 
 def matrix_lines(outcomes: list[dict[str, Any]]) -> list[str]:
-    """The conformance matrix as text: one row per layer/op, one column per backend."""
+    """The conformance matrix as text: one row per layer/op, one column per backend; a cell
+    counts the columns of :data:`conv_parity.summary.CELL_COLUMNS` (as report.md and
+    report.html do): ``3 ok 1 FAIL 2 xfail 1 not-reproduced 1 unsupported 4 skip``, where a
+    stale entry under a strict registry is a FAIL (it fails the run) and one that did not
+    reproduce for a user is its own mark."""
     if not outcomes:
         return []
     backends = list(dict.fromkeys(o["backend"] for o in outcomes))
@@ -73,22 +84,13 @@ def matrix_lines(outcomes: list[dict[str, Any]]) -> list[str]:
     for o in outcomes:
         cells[(o["layer"], o["backend"])][bucket(o)] += 1
     layers = sorted({o["layer"] for o in outcomes})
+    words = {"ok": "ok", "fail": "FAIL", "xfail": "xfail", "not-reproduced": "not-reproduced",
+             "unsupported": "unsupported", "skip": "skip"}
 
     def cell(counter: Counter) -> str:
-        """The same buckets as the summary line: a stale entry under a strict registry is a
-        FAIL (it fails the run), one that did not reproduce for a user its own mark."""
-        ok = counter["conforms"] + counter["unsupported"]
-        parts = [f"{ok} ok"]
-        if counter["new"]:
-            parts.append(f"{counter['new']} FAIL")
-        known = counter["known-wrong"] + counter["known-cannot-run"]
-        if known:
-            parts.append(f"{known} xfail")
-        if counter["not-reproduced"]:
-            parts.append(f"{counter['not-reproduced']} not-reproduced")
-        if counter["skip"]:
-            parts.append(f"{counter['skip']} skip")
-        return " ".join(parts)
+        counted = cell_counts(counter)
+        return " ".join(f"{n} {words[col]}" for col, n in counted.items()
+                        if n or col == "ok")
 
     width = max(len(x) for x in [*layers, "layer / op"])
     colw = {b: max(len(b), *(len(cell(cells[(lay, b)])) for lay in layers)) for b in backends}
@@ -111,10 +113,9 @@ def terminal_summary(state: _State, tr: pytest.TerminalReporter) -> None:
             tr.write_line(fuzz_line)
         return
     tr.section("conv-parity conformance matrix")
-    totals = Counter(o["verdict"] for o in state.outcomes)
+    totals = Counter(bucket(o) for o in state.outcomes)
     tr.write_line(f"Keras {state.keras_version}, profile {state.profile}, backends "
-                  f"{', '.join(state.backends)}: " +
-                  ", ".join(f"{n} {v}" for v, n in sorted(totals.items())))
+                  f"{', '.join(state.backends)}: {counts_phrase(totals)}")
     for line in matrix_lines(state.outcomes):
         tr.write_line(line)
     failures = [o for o in state.outcomes if bucket(o) == "new"]
@@ -122,9 +123,7 @@ def terminal_summary(state: _State, tr: pytest.TerminalReporter) -> None:
         tr.write_line("")
         tr.write_line(f"{len(failures)} discrepancies:")
         for o in failures[:50]:
-            what = "stale known discrepancy" if (o.get("known") or {}).get("stale") \
-                else o["verdict"]
-            tr.write_line(f"  {o['case_id']} on {o['backend']}: {what}")
+            tr.write_line(f"  {o['case_id']} on {o['backend']}: {failure_label(o)}")
             first = str(o.get("message") or "").strip().splitlines()
             if first:
                 tr.write_line(f"    {first[0][:300]}")
@@ -142,7 +141,7 @@ def terminal_summary(state: _State, tr: pytest.TerminalReporter) -> None:
         tr.write_line(f"{len(quiet)} known {noun} did not reproduce here (fixed in this Keras or "
                       f"not on this platform; nothing to do): {', '.join(quiet)}")
     fixes = sorted({(o["known"]["id"], o["known"]["fixed_in"]) for o in state.outcomes
-                    if o.get("verdict") == "xfail" and (o.get("known") or {}).get("fixed_in")})
+                    if bucket(o) in KNOWN_BUCKETS and (o.get("known") or {}).get("fixed_in")})
     for entry_id, release in fixes:
         tr.write_line(f"known discrepancy {entry_id}: fixed in Keras {release}: upgrade")
     tr.write_line("")

@@ -1,15 +1,24 @@
-"""What a run's last line says, per backend, and the exit code that goes with it.
+"""The one classifier of results, and what a run's last line says, per backend.
 
-Pure rules over report results (JSON dicts), so ``check``, the terminal summary and the reports
-say the same thing. Never "all conform" while a backend's numbers are wrong: a registered bug is
-still a backend computing the wrong answer, only not a new one. Each result falls in one bucket:
+Pure rules over report results (JSON dicts: ``verdict``, ``known`` {``id``, ``stale``,
+``strict``, ``fixed_in`` ...}, ``observed_verdict``, ``backend``): :func:`bucket` is the only
+place that decides what a result *is*. Every rendering derives from it, so none can disagree:
+the pytest outcome (:func:`as_pytest_outcome`, used by ``plugin.enforce`` and
+``plugin.mark_known``), the terminal matrix and its summary lines, report.json's ``summary``
+counts, the report.md and report.html matrices (:data:`CELL_COLUMNS`), ``check``'s last line
+and every exit code. Never "all conform" while a backend's numbers are wrong: a registered bug
+is still a backend computing the wrong answer, only not a new one. Each result falls in one
+bucket:
 
-* ``conforms``: pass, or an invalid configuration every backend and the spec reject;
+* ``conforms``: pass;
 * ``known-wrong``: a registered discrepancy that returns wrong values, shapes or symbolic shapes;
 * ``known-cannot-run``: a registered discrepancy that raises, crashes or hangs where it must not;
-* ``unsupported``: rejected, as the spec wants (or by every backend);
-* ``new``: a discrepancy no entry explains (and, under a strict registry, a stale entry);
-* ``not-reproduced``: a registered discrepancy that did not reproduce here (a pass, with a note);
+* ``unsupported``: rejected, as the spec wants (or by every backend); it conforms, but is
+  counted apart from ``conforms`` everywhere;
+* ``new``: a discrepancy no entry explains, and, under a strict registry, a stale entry (a
+  registered discrepancy that no longer reproduces: it fails the run so the entry gets fixed);
+* ``not-reproduced``: a registered discrepancy that did not reproduce here, for a user (a
+  pass, with a note);
 * ``skip``: the backend is not available, or this Keras lacks the layer.
 """
 
@@ -40,6 +49,46 @@ def bucket(result: Mapping[str, Any]) -> str:
     if verdict == "unsupported":
         return "unsupported"
     return "new" if is_failure(verdict) else "conforms"
+
+
+#: The pytest outcome of each bucket (``fail_on_known`` turns the known ones into failures).
+PYTEST_OUTCOMES: dict[str, str] = {
+    "conforms": "passed", "unsupported": "passed", "not-reproduced": "passed",
+    "new": "failed", "known-wrong": "xfailed", "known-cannot-run": "xfailed", "skip": "skipped",
+}
+KNOWN_BUCKETS = ("known-wrong", "known-cannot-run")
+#: The columns of a matrix cell, each a set of buckets, in the order every matrix shows them
+#: (the terminal's, report.md's and report.html's differ in words and glyphs only).
+CELL_COLUMNS: dict[str, tuple[str, ...]] = {
+    "ok": ("conforms",),
+    "fail": ("new",),
+    "xfail": KNOWN_BUCKETS,
+    "not-reproduced": ("not-reproduced",),
+    "unsupported": ("unsupported",),
+    "skip": ("skip",),
+}
+
+
+def as_pytest_outcome(result: Mapping[str, Any], fail_on_known: bool = False) -> str:
+    """``passed``, ``failed``, ``xfailed`` or ``skipped``: what pytest reports for the result.
+    A stale entry under a strict registry is ``failed`` (as it is ``new`` everywhere else)."""
+    outcome = PYTEST_OUTCOMES[bucket(result)]
+    return "failed" if outcome == "xfailed" and fail_on_known else outcome
+
+
+def failure_label(result: Mapping[str, Any]) -> str:
+    """What a failing result is called where failures are listed: its verdict, or ``stale
+    known discrepancy ID`` for a strict stale entry (whose verdict is ``pass``)."""
+    known = result.get("known") or {}
+    if known.get("stale"):
+        return f"stale known discrepancy {known.get('id', '?')}"
+    return str(result["verdict"])
+
+
+def cell_counts(buckets: Mapping[str, int]) -> dict[str, int]:
+    """Bucket counts folded into the matrix columns (:data:`CELL_COLUMNS`), zeros included:
+    ``cell_counts({"known-wrong": 1, "known-cannot-run": 2})["xfail"] == 3``."""
+    return {col: sum(buckets.get(b, 0) for b in members) for col, members in CELL_COLUMNS.items()}
 
 
 def exit_code(results: Iterable[Mapping[str, Any]], fail_on_known: bool = False) -> int:
@@ -80,7 +129,7 @@ def final_line(results: list[Mapping[str, Any]]) -> str:
         elif kind == "known-cannot-run":
             phrases.append(f"{name}: cannot run it (known discrepancy {_entry_hint(r)})")
         elif kind == "new":
-            phrases.append(f"{name}: NEW discrepancy ({r['verdict']})")
+            phrases.append(f"{name}: NEW discrepancy ({failure_label(r)})")
         elif kind == "skip":
             phrases.append(f"{name}: skipped")
     unit = "backend x mode results" if len(modes) > 1 else "backends"
@@ -98,14 +147,18 @@ def counts(results: Iterable[Mapping[str, Any]]) -> dict[str, Counter]:
     return out
 
 
+_NAMES = {"conforms": "conform", "known-wrong": "known wrong values/shapes",
+          "known-cannot-run": "known cannot run", "unsupported": "unsupported (as the spec)",
+          "new": "NEW discrepancies", "not-reproduced": "known discrepancies did not "
+          "reproduce here", "skip": "skipped"}
+
+
+def counts_phrase(buckets: Mapping[str, int]) -> str:
+    """``40 conform, 3 known wrong values/shapes, 1 NEW discrepancies``: non-zero buckets."""
+    return ", ".join(f"{buckets[b]} {_NAMES[b]}" for b in BUCKETS if buckets.get(b))
+
+
 def counts_line(results: Iterable[Mapping[str, Any]]) -> list[str]:
-    """One line per backend: ``tensorflow: 40 conform, 3 known wrong, 1 new``."""
-    names = {"conforms": "conform", "known-wrong": "known wrong values/shapes",
-             "known-cannot-run": "known cannot run", "unsupported": "unsupported (as the spec)",
-             "new": "NEW discrepancies", "not-reproduced": "known discrepancies did not "
-             "reproduce here", "skip": "skipped"}
-    lines = []
-    for backend, counter in counts(results).items():
-        parts = [f"{counter[b]} {names[b]}" for b in BUCKETS if counter[b]]
-        lines.append(f"{backend}: " + ", ".join(parts))
-    return lines
+    """One line per backend: ``tensorflow: 40 conform, 3 known wrong values/shapes, 1 NEW
+    discrepancies``."""
+    return [f"{backend}: {counts_phrase(counter)}" for backend, counter in counts(results).items()]

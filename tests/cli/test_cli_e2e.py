@@ -19,6 +19,7 @@ import pytest
 from conv_parity import backends as targets
 from conv_parity.engine import installed_backends
 from conv_parity.report import FAILURE_VERDICTS, OK_VERDICTS, build_doc, validate
+from conv_parity.summary import exit_code
 
 EXAMPLE = "Conv2D(8, kernel_size=(4, 4), strides=(2, 2), padding='same', use_bias=False)"
 INSTALLED = installed_backends()
@@ -186,7 +187,8 @@ def test_run_smoke_writes_three_reports_and_exits_consistently(
     assert {r["backend"] for r in doc["results"]} == set(RUN_BACKENDS)
     # Exit 1 iff a discrepancy: one in the grid's report, or a failing test outside it (the
     # suite's hypothesis fuzz tests report through pytest only).
-    report_bad = any(r["verdict"] in FAILURE_VERDICTS for r in doc["results"])
+    report_bad = exit_code(doc["results"]) == 1  # the one classifier (strict stale entries too)
+    assert report_bad == (doc["summary"]["by_bucket"]["new"] > 0)
     pytest_failed = "FAILED " in proc.stderr
     assert proc.returncode == (1 if report_bad or pytest_failed else 0), proc.stderr[-3000:]
     if report_bad:
@@ -199,7 +201,7 @@ def test_report_regenerates_in_place_and_merges(
 ) -> None:
     _, folder = smoke_run
     doc = json.loads((folder / "report.json").read_text())
-    expected = 1 if any(r["verdict"] in FAILURE_VERDICTS for r in doc["results"]) else 0
+    expected = exit_code(doc["results"])
     (folder / "report.md").unlink()
     (folder / "report.html").unlink()
     regen = cli("report", str(folder / "report.json"), timeout=120)

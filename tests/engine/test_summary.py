@@ -43,3 +43,10 @@ def test_fix_releases_and_not_reproduced_entries_are_named() -> None:
                                     "did not reproduce here", "numpy: 1 NEW discrepancies"]
     assert final_line([_r("jax", "pass"), _r("torch", "unsupported")]) == \
         "2/2 backends conform: all conform"
+
+
+def test_a_strict_stale_entry_is_named_as_such() -> None:
+    results = [_r("jax", "pass", stale=True, strict=True)]
+    assert final_line(results) == ("0/1 backends conform; jax: NEW discrepancy (stale known "
+                                   "discrepancy tf-bias)")
+    assert exit_code(results) == 1

@@ -42,7 +42,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def cmd_report(args: argparse.Namespace) -> int:
     """Regenerate report.md/html from report.json files (merged when several)."""
-    from conv_parity.report import FAILURE_VERDICTS, dumps, load_report, merge_reports, write_all
+    from conv_parity.report import dumps, load_report, merge_reports, write_all
+    from conv_parity.summary import exit_code
 
     paths = [Path(p) for p in args.reports]
     docs = []
@@ -63,7 +64,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     doc = merge_reports(docs) if len(docs) > 1 else docs[0]
     written = write_all(doc, out)
     counts = doc["summary"]["by_verdict"]
-    bad = sum(n for v, n in counts.items() if v in FAILURE_VERDICTS)
+    bad = exit_code(doc["results"])  # the one classifier: a strict stale entry fails too
     if args.json:
         emit_json(dumps(doc))
     else:

@@ -216,8 +216,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise HarnessError(f"{report_json} is not valid JSON: {exc}") from None
     from conv_parity.report import FAILURE_VERDICTS
 
-    bad = sum(int(n) for v, n in (doc.get("summary", {}).get("by_verdict") or {}).items()
-              if v in FAILURE_VERDICTS)
+    summary = doc.get("summary") or {}
+    if "by_bucket" in summary:  # the one classifier's count: a strict stale entry fails too
+        bad = int(summary["by_bucket"].get("new", 0))
+    else:  # a report written before the buckets were added
+        bad = sum(int(n) for v, n in (summary.get("by_verdict") or {}).items()
+                  if v in FAILURE_VERDICTS)
     log(f"conv-parity: report written to {report_json} (and report.md, report.html)")
     if args.json:
         emit_json(text)

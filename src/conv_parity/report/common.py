@@ -1,4 +1,8 @@
-"""What the Markdown and HTML renderers share: ordering, the matrix, number formatting."""
+"""What the Markdown and HTML renderers share: ordering, the matrix, number formatting.
+
+The matrix cells and the failure list are counted by the one classifier,
+:func:`conv_parity.summary.bucket` (folded into :data:`conv_parity.summary.CELL_COLUMNS`), as
+the terminal matrix, pytest's outcomes and report.json's ``summary.by_bucket`` are."""
 
 from __future__ import annotations
 
@@ -6,7 +10,8 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from conv_parity.vocabulary import FAILURE_VERDICTS, VERDICTS, is_failure
+from conv_parity.summary import bucket
+from conv_parity.vocabulary import VERDICTS, is_failure
 
 
 def backend_order(doc: Mapping[str, Any]) -> list[str]:
@@ -43,43 +48,40 @@ def layer_order(doc: Mapping[str, Any]) -> list[str]:
 
 
 def matrix(doc: Mapping[str, Any]) -> dict[str, dict[str, dict[str, int]]]:
-    """layer -> backend -> verdict -> count, recomputed from the results."""
+    """layer -> backend -> bucket -> count (:func:`conv_parity.summary.bucket`), recomputed
+    from the results."""
     out: dict[str, dict[str, dict[str, int]]] = {}
     for r in doc["results"]:
         cell = out.setdefault(r["layer"], {}).setdefault(r["backend"], {})
-        cell[r["verdict"]] = cell.get(r["verdict"], 0) + 1
+        kind = bucket(r)
+        cell[kind] = cell.get(kind, 0) + 1
     return out
 
 
+def failing(r: Mapping[str, Any]) -> bool:
+    """Whether a result fails the run (bucket ``new``: a failure verdict no entry explains, or
+    a stale entry under a strict registry)."""
+    return bucket(r) == "new"
+
+
 def failures(doc: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Failing results grouped by layer, then case, then backend (one case's backends adjacent)."""
+    """Failing results (:func:`failing`) grouped by layer, then case, then backend (one case's
+    backends adjacent)."""
     order = {name: i for i, name in enumerate(layer_order(doc))}
-    fails = [r for r in doc["results"] if is_failure(r["verdict"])]
+    fails = [r for r in doc["results"] if failing(r)]
     return sorted(fails, key=lambda r: (order[r["layer"]], r["case_id"], r["backend"]))
 
 
-def stale_known(doc: Mapping[str, Any]) -> list[dict[str, Any]]:
+def stale_known(doc: Mapping[str, Any], strict: bool | None = None) -> list[dict[str, Any]]:
     """Results whose known-discrepancy entry did not reproduce (``known.stale``). Under a
-    strict registry (``known.strict``, the project's own runs) they turn the run red and the
-    entry must be fixed; for a user they are passes with a note (see :func:`strict_stale`)."""
-    return [r for r in doc["results"] if isinstance(r.get("known"), Mapping)
-            and r["known"].get("stale")]
-
-
-def strict_stale(doc: Mapping[str, Any]) -> bool:
-    """Whether the stale entries of the report failed the run (a strict registry)."""
-    return any(r["known"].get("strict", True) for r in stale_known(doc))
-
-
-def verdict_counts(cell: Mapping[str, int]) -> dict[str, int]:
-    """Collapse a cell's verdict counts into pass / fail / xfail / unsupported / skip."""
-    return {
-        "pass": cell.get("pass", 0),
-        "fail": sum(cell.get(v, 0) for v in FAILURE_VERDICTS),
-        "xfail": cell.get("xfail", 0),
-        "unsupported": cell.get("unsupported", 0),
-        "skip": cell.get("skip", 0),
-    }
+    strict registry (``known.strict``, the project's own runs) they fail the run (bucket
+    ``new``) and the entry must be fixed; for a user they are passes with a note (bucket
+    ``not-reproduced``). ``strict=True`` / ``False`` keeps only the first / the second kind."""
+    found = [r for r in doc["results"] if isinstance(r.get("known"), Mapping)
+             and r["known"].get("stale")]
+    if strict is None:
+        return found
+    return [r for r in found if failing(r) == strict]
 
 
 def fmt_float(x: Any, digits: int = 4) -> str:
@@ -130,8 +132,8 @@ def run_line(doc: Mapping[str, Any]) -> list[tuple[str, str]]:
     return items
 
 
-__all__ = ["VERDICTS", "backend_order", "failures", "fmt_float", "fmt_shape", "is_failure",
-           "layer_order", "matrix", "run_line", "stale_known", "verdict_counts"]
+__all__ = ["VERDICTS", "backend_order", "failing", "failures", "fmt_float",
+           "fmt_shape", "is_failure", "layer_order", "matrix", "run_line", "stale_known"]
 
 
 def model_table(doc: Mapping[str, Any]) -> tuple[list[str], list[list[str]], list[str]] | None:

@@ -21,6 +21,7 @@ import numpy as np
 
 from conv_parity.report import common
 from conv_parity.report.schema import VERDICTS
+from conv_parity.summary import cell_counts, failure_label
 
 MAX_CARDS = 1000  # failures shown in full (with heatmaps); the rest are counted
 MAX_ROWS = 5000  # other results in the compact table
@@ -249,11 +250,25 @@ def _badge(verdict: str) -> str:
     return f'<span class="badge b-{esc(cls)}">{esc(verdict)}</span>'
 
 
+def _result_badge(r: Mapping[str, Any]) -> str:
+    """A result's badge: its verdict, or, when it fails the run, what it is called among the
+    failures (a strict stale entry's verdict is ``pass``, its badge a red 'stale ...')."""
+    if common.failing(r):
+        return f'<span class="badge b-fail">{esc(failure_label(r))}</span>'
+    return _badge(r["verdict"])
+
+
+#: How report.html labels each matrix column (:data:`conv_parity.summary.CELL_COLUMNS`), and
+#: the CSS class of its count.
+CELL_LABELS = {"ok": ("✓", "pass"), "fail": ("✗", "fail"), "xfail": ("xfail", "xfail"),
+               "not-reproduced": ("not reproduced", "pass"),
+               "unsupported": ("unsupported", "unsupported"), "skip": ("skip", "skip")}
+
+
 def _cell_html(cell: Mapping[str, int]) -> str:
-    c = common.verdict_counts(cell)
-    labels = {"pass": "✓", "fail": "✗", "xfail": "xfail", "unsupported": "unsupported",
-              "skip": "skip"}
-    parts = [f'<span class="n {k}">{n} {labels[k]}</span>' for k, n in c.items() if n]
+    """A matrix cell from its bucket counts (:func:`conv_parity.summary.bucket`)."""
+    parts = [f'<span class="n {CELL_LABELS[col][1]}">{n} {CELL_LABELS[col][0]}</span>'
+             for col, n in cell_counts(cell).items() if n]
     return "".join(parts) if parts else "—"
 
 
@@ -269,12 +284,12 @@ def _matrix_html(doc: Mapping[str, Any]) -> str:
         out.append(f"<tr><th class=\"mono\">{esc(layer)}</th>")
         for b in backends:
             cell = row.get(b, {})
-            for verdict, n in cell.items():
-                totals[b][verdict] = totals[b].get(verdict, 0) + n
+            for kind, n in cell.items():
+                totals[b][kind] = totals[b].get(kind, 0) + n
             if not cell:
                 out.append('<td class="empty">—</td>')
                 continue
-            bad = " bad" if common.verdict_counts(cell)["fail"] else ""
+            bad = " bad" if cell_counts(cell)["fail"] else ""
             out.append(f'<td class="cell{bad}" data-filter-backend="{esc(b)}" '
                        f'data-filter-layer="{esc(layer)}" title="show these results">'
                        f"{_cell_html(cell)}</td>")
@@ -358,7 +373,7 @@ def _disagreements_html(doc: Mapping[str, Any]) -> str:
 
 def _data_attrs(r: Mapping[str, Any]) -> str:
     return (f'data-backend="{esc(r["backend"])}" data-layer="{esc(r["layer"])}" '
-            f'data-verdict="{esc(r["verdict"])}" data-fail="{int(common.is_failure(r["verdict"]))}" '
+            f'data-verdict="{esc(r["verdict"])}" data-fail="{int(common.failing(r))}" '
             f'data-id="{esc(str(r["case_id"]).lower())}"')
 
 
@@ -413,7 +428,7 @@ def _card(r: Mapping[str, Any]) -> str:
         facts.append(("repro", f"<code>{esc(r['repro'])}</code>"))
     if r.get("seconds") is not None:
         facts.append(("time", esc(f"{common.fmt_float(r['seconds'], 3)} s")))
-    parts = [f'<article class="card" {_data_attrs(r)}><header>{_badge(r["verdict"])}'
+    parts = [f'<article class="card" {_data_attrs(r)}><header>{_result_badge(r)}'
              f'<code>{esc(r["case_id"])}</code><span class="where">on <b>{esc(r["backend"])}'
              f"</b> · {esc(r['layer'])}</span></header>",
              '<div class="body"><div class="text">']
@@ -449,7 +464,7 @@ def _row(r: Mapping[str, Any]) -> str:
     if r.get("message"):
         note += esc(_clip(" ".join(str(r["message"]).split()), 240))
     secs = "" if r.get("seconds") is None else esc(common.fmt_float(r["seconds"], 3))
-    return (f"<tr {_data_attrs(r)}><td>{_badge(r['verdict'])}</td><td class=\"mono\">"
+    return (f"<tr {_data_attrs(r)}><td>{_result_badge(r)}</td><td class=\"mono\">"
             f"{esc(r['layer'])}</td><td class=\"id mono\">{esc(r['case_id'])}</td>"
             f"<td>{esc(r['backend'])}</td><td>{note}</td><td>{secs}</td></tr>")
 
@@ -497,7 +512,7 @@ def render_html(doc: Mapping[str, Any]) -> str:
     """The self-contained HTML report of a (decoded) report document."""
     results = doc["results"]
     fails = common.failures(doc)
-    others = [r for r in results if not common.is_failure(r["verdict"])]
+    others = [r for r in results if not common.failing(r)]
     others.sort(key=lambda r: (VERDICTS.index(r["verdict"]), r["layer"], r["case_id"],
                                r["backend"]))
     summary = doc.get("summary") or {}
@@ -520,19 +535,20 @@ def render_html(doc: Mapping[str, Any]) -> str:
         out.append('<div class="banner conflict"><b>Merged reports disagree on the '
                    f"environment:</b> {esc(desc)}</div>")
 
-    stale = common.stale_known(doc)
+    stale = common.stale_known(doc, strict=True)
     if stale:
         ids = sorted({str(r["known"]["id"]) for r in stale})
-        if common.strict_stale(doc):
-            out.append('<div class="banner conflict"><b>Stale known discrepancies:</b> '
-                       f"{len(stale)} results registered as known discrepancies no longer "
-                       f"reproduce; fix the entries: {esc(', '.join(ids))}</div>")
-        else:
-            out.append('<div class="banner"><b>Known discrepancies that did not reproduce '
-                       f"here:</b> {len(stale)} results (fixed in this Keras, or not on this "
-                       f"platform; they conform): {esc(', '.join(ids))}</div>")
+        out.append('<div class="banner conflict"><b>Stale known discrepancies:</b> '
+                   f"{len(stale)} results registered as known discrepancies no longer "
+                   f"reproduce; fix the entries: {esc(', '.join(ids))}</div>")
+    quiet = common.stale_known(doc, strict=False)
+    if quiet:
+        ids = sorted({str(r["known"]["id"]) for r in quiet})
+        out.append('<div class="banner"><b>Known discrepancies that did not reproduce '
+                   f"here:</b> {len(quiet)} results (fixed in this Keras, or not on this "
+                   f"platform; they conform): {esc(', '.join(ids))}</div>")
 
-    n_fail = sum(n for v, n in by_verdict.items() if common.is_failure(v))
+    n_fail = len(fails)
     chips = [f'<button class="chip v-{"fail" if n_fail else "pass"}" data-filter-verdict="">'
              f"<b>{len(results)}</b> results</button>"]
     if n_fail:
@@ -550,9 +566,10 @@ def render_html(doc: Mapping[str, Any]) -> str:
     out.append("<h2>Conformance matrix</h2>")
     out.append(_matrix_html(doc) if results else "<p class=\"muted\">No results.</p>")
     out.append('<p class="muted">✓ pass · ✗ failure (shape, values, symbolic shape, error '
-               "parity, crash, timeout) · xfail: known discrepancy · unsupported: every backend "
-               "rejects the configuration · skip: backend not available. Click a cell to filter."
-               "</p>")
+               "parity, crash, timeout, or a stale known discrepancy under a strict registry) · "
+               "xfail: known discrepancy · not reproduced: a known discrepancy that did not "
+               "reproduce here (conforms) · unsupported: every backend rejects the "
+               "configuration · skip: backend not available. Click a cell to filter.</p>")
     out.append(_disagreements_html(doc))
     out.append("<h2>Environment</h2>")
     out.append(_env_html(doc))

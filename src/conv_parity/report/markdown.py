@@ -8,11 +8,13 @@ and says how many it left out (report.html and report.json have them all).
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
 from conv_parity.facts import HEADLINE, describe
 from conv_parity.report import common
+from conv_parity.summary import KNOWN_BUCKETS, bucket, cell_counts, counts_phrase, failure_label
 from conv_parity.variants import disagreements
 
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]|#~])")
@@ -48,17 +50,16 @@ def _truncate(text: str, limit: int) -> str:
     return text[:limit] + f"\n… ({len(text) - limit} more characters in report.json)"
 
 
+#: How report.md spells each matrix column (:data:`conv_parity.summary.CELL_COLUMNS`).
+CELL_WORDS = {"ok": "✓", "fail": "✗", "xfail": "xfail", "not-reproduced": "not reproduced",
+              "unsupported": "unsupported", "skip": "skip"}
+
+
 def format_cell(cell: Mapping[str, int]) -> str:
-    """``12 ✓ · 1 ✗ · 2 xfail · 1 unsupported · 3 skip``; zero counts left out."""
-    c = common.verdict_counts(cell)
-    parts = []
-    if c["pass"]:
-        parts.append(f"{c['pass']} ✓")
-    if c["fail"]:
-        parts.append(f"**{c['fail']} ✗**")
-    for key in ("xfail", "unsupported", "skip"):
-        if c[key]:
-            parts.append(f"{c[key]} {key}")
+    """``12 ✓ · 1 ✗ · 2 xfail · 1 not reproduced · 1 unsupported · 3 skip`` from a cell's
+    bucket counts (:func:`conv_parity.summary.bucket`); zero counts left out."""
+    parts = [f"**{n} {CELL_WORDS[col]}**" if col == "fail" else f"{n} {CELL_WORDS[col]}"
+             for col, n in cell_counts(cell).items() if n]
     return " · ".join(parts) if parts else "—"
 
 
@@ -75,8 +76,8 @@ def _matrix_lines(doc: Mapping[str, Any]) -> list[str]:
         cells = [format_cell(row.get(b, {})) for b in backends]
         lines.append(f"| {md_text(layer)} | " + " | ".join(cells) + " |")
         for b, cell in row.items():
-            for verdict, n in cell.items():
-                totals[b][verdict] = totals[b].get(verdict, 0) + n
+            for kind, n in cell.items():
+                totals[b][kind] = totals[b].get(kind, 0) + n
     if len(mat) > 1:
         lines.append("| **total** | " + " | ".join(format_cell(totals[b]) for b in backends)
                      + " |")
@@ -85,7 +86,7 @@ def _matrix_lines(doc: Mapping[str, Any]) -> list[str]:
 
 def _failure_entry(i: int, r: Mapping[str, Any]) -> str:
     head = (f"#### {i}. {md_code(r['case_id'])} · {md_text(r['backend'])} · "
-            f"**{md_text(r['verdict'])}**")
+            f"**{md_text(failure_label(r))}**")
     lines = [head, ""]
     if r.get("diagnosis"):
         lines.append(f"- **Diagnosis:** {md_text(r['diagnosis'])}")
@@ -166,10 +167,14 @@ def render_markdown(
         desc = "; ".join(f"{k}: {', '.join(map(str, v))}" for k, v in conflicts.items())
         out += [f"> **⚠ Merged reports disagree on the environment:** {md_text(desc)}", ""]
     summary = doc.get("summary") or {}
-    by_verdict = summary.get("by_verdict") or {}
-    n_fail = sum(n for v, n in by_verdict.items() if common.is_failure(v))
-    counts = ", ".join(f"{n} {v}" for v, n in by_verdict.items() if n)
-    verdict_word = f"✗ **{n_fail} failing**" if n_fail else "✓ **all conform**"
+    n_fail = len(common.failures(doc))
+    counts = counts_phrase(Counter(bucket(r) for r in doc["results"]))
+    if n_fail:
+        verdict_word = f"✗ **{n_fail} failing**"
+    elif any(bucket(r) in KNOWN_BUCKETS for r in doc["results"]):
+        verdict_word = "✓ **no new discrepancies**"  # known wrong answers are not "conform"
+    else:
+        verdict_word = "✓ **all conform**"
     out += [f"{verdict_word} — {summary.get('total', len(doc['results']))} results"
             + (f" ({counts})" if counts else ""), ""]
 
@@ -178,8 +183,10 @@ def render_markdown(
     if doc["results"]:
         out += _matrix_lines(doc)
         out += ["", "✓ pass · ✗ failure (shape, values, symbolic shape, error parity, crash, "
-                "timeout) · xfail known discrepancy · unsupported: every backend rejects it · "
-                "skip: backend not available", ""]
+                "timeout, or a stale known discrepancy under a strict registry) · xfail known "
+                "discrepancy · not reproduced: a known discrepancy that did not reproduce here "
+                "(conforms) · unsupported: every backend rejects it · skip: backend not "
+                "available", ""]
     else:
         out += ["_No results._", ""]
 
@@ -212,7 +219,7 @@ def render_markdown(
 
     known: dict[str, dict[str, Any]] = {}
     for r in doc["results"]:
-        if r.get("known") and r["verdict"] == "xfail":
+        if r.get("known") and bucket(r) in KNOWN_BUCKETS:
             entry = known.setdefault(r["known"]["id"], {"n": 0, "link": r["known"].get("link"),
                                                          "fixed_in": r["known"].get("fixed_in")})
             entry["n"] += 1
@@ -226,9 +233,11 @@ def render_markdown(
             out.append(f"- {md_code(kid)}: {entry['n']} result{plural}{link}{fix}")
         out += ["", "</details>", ""]
 
-    stale = common.stale_known(doc)
-    if stale:
-        if common.strict_stale(doc):
+    for strict in (True, False):  # a merged report can hold both kinds
+        stale = common.stale_known(doc, strict=strict)
+        if not stale:
+            continue
+        if strict:
             out += [f"## Stale known discrepancies ({len(stale)})", "",
                     "These registered discrepancies no longer reproduce: fix their entries.", ""]
         else:

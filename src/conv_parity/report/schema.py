@@ -22,6 +22,20 @@ examples skipped because they match a known discrepancy, and ``tests`` in a pyte
 campaign's statistics from ``conv-parity fuzz``; after a merge, the sum and ``sources``).
 ``summary.by_verdict`` and each ``by_backend`` entry list every verdict, zeros included.
 report.json puts one result per line.
+
+Classes. ``by_verdict``, ``by_backend`` and ``matrix`` count the ``verdict`` field as written:
+a stale registry entry has verdict ``pass`` there even where it fails the run. What a result
+*is* (whether it fails the run, is a known discrepancy, ...) is its bucket, given by the one
+classifier :func:`conv_parity.summary.bucket` (``conforms``, ``known-wrong``,
+``known-cannot-run``, ``unsupported``, ``new``, ``not-reproduced``, ``skip``), and every
+rendering (pytest's outcome, the terminal matrix, report.md, report.html, exit codes) counts
+those. The summary holds them too (added after conv-parity 0.1.0, schema version still 1, so a
+consumer must accept their absence in older reports): ``summary.by_bucket`` (bucket -> count,
+every bucket, zeros included), ``summary.by_backend_bucket`` (backend -> bucket -> count, every
+bucket) and ``summary.bucket_matrix`` (layer -> backend -> bucket -> count, non-zero only).
+``summary.by_bucket.new`` is the number of results that fail the run (a failure verdict, or a
+stale entry under a strict registry); the failure verdicts' sum in ``by_verdict`` leaves the
+stale entries out.
 """
 
 from __future__ import annotations
@@ -35,6 +49,7 @@ from typing import Any
 import numpy as np
 
 # The vocabulary lives in conv_parity.vocabulary; re-exported here for the report API.
+from conv_parity.summary import BUCKETS, bucket
 from conv_parity.vocabulary import FAILURE_VERDICTS as FAILURE_VERDICTS
 from conv_parity.vocabulary import OK_VERDICTS as OK_VERDICTS
 from conv_parity.vocabulary import VERDICTS as VERDICTS
@@ -155,24 +170,36 @@ def decode(doc: dict[str, Any]) -> dict[str, Any]:
 
 
 def summarize(results: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
-    """Counts by verdict, by backend and by layer x backend: always recomputed, never merged."""
+    """Counts by verdict, by backend and by layer x backend, and the same by bucket (the one
+    classifier, :func:`conv_parity.summary.bucket`): always recomputed, never merged."""
     by_verdict = dict.fromkeys(VERDICTS, 0)
     by_backend: dict[str, dict[str, int]] = {}
     matrix: dict[str, dict[str, dict[str, int]]] = {}
+    by_bucket = dict.fromkeys(BUCKETS, 0)
+    by_backend_bucket: dict[str, dict[str, int]] = {}
+    bucket_matrix: dict[str, dict[str, dict[str, int]]] = {}
     total = 0
     for r in results:
         verdict, backend, layer = r["verdict"], r["backend"], r["layer"]
+        kind = bucket(r)
         total += 1
         by_verdict[verdict] = by_verdict.get(verdict, 0) + 1
         per = by_backend.setdefault(backend, dict.fromkeys(VERDICTS, 0))
         per[verdict] = per.get(verdict, 0) + 1
         cell = matrix.setdefault(layer, {}).setdefault(backend, {})
         cell[verdict] = cell.get(verdict, 0) + 1
+        by_bucket[kind] += 1
+        by_backend_bucket.setdefault(backend, dict.fromkeys(BUCKETS, 0))[kind] += 1
+        kinds = bucket_matrix.setdefault(layer, {}).setdefault(backend, {})
+        kinds[kind] = kinds.get(kind, 0) + 1
     return {
         "total": total,
         "by_verdict": by_verdict,
         "by_backend": dict(sorted(by_backend.items())),
         "matrix": {k: dict(sorted(v.items())) for k, v in sorted(matrix.items())},
+        "by_bucket": by_bucket,
+        "by_backend_bucket": dict(sorted(by_backend_bucket.items())),
+        "bucket_matrix": {k: dict(sorted(v.items())) for k, v in sorted(bucket_matrix.items())},
     }
 
 
@@ -379,3 +406,9 @@ def validate(doc: Any) -> None:
             if got.get(verdict, 0) != n:
                 _fail(f"summary.by_backend.{backend}.{verdict}",
                       f"{got.get(verdict, 0)!r} but the results have {n}")
+    if "by_bucket" in summary:  # absent in reports written before the buckets were added
+        _check_type("summary.by_bucket", summary["by_bucket"], (Mapping,))
+        for kind, n in expected["by_bucket"].items():
+            if summary["by_bucket"].get(kind, 0) != n:
+                _fail(f"summary.by_bucket.{kind}",
+                      f"{summary['by_bucket'].get(kind, 0)!r} but the results have {n}")

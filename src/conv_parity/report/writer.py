@@ -338,8 +338,10 @@ class ReportWriter:
         schema.validate_result(plain)
         line = result_line(plain)
         key = (plain["case_id"], plain["backend"])
+        # what summarize and the one classifier (summary.bucket) read
         slim = {"layer": plain["layer"], "case_id": key[0], "backend": key[1],
-                "verdict": plain["verdict"]}
+                "verdict": plain["verdict"], "known": plain.get("known"),
+                "observed_verdict": plain.get("observed_verdict")}
         with self._lock:
             if self._closed:
                 raise RuntimeError("ReportWriter.add after close")
