@@ -31,6 +31,8 @@ from conv_parity.workers import BackendInfo, BackendResult, WorkerPool, WorkItem
 
 DEFAULT_TIMEOUT = 120.0
 DEFAULT_CHUNK = 16
+#: How many fresh processes the repro script of a nondeterministic failure checks the case in.
+REPRO_REPEATS = 5
 
 
 def installed_backends() -> list[str]:
@@ -364,7 +366,8 @@ class Engine:
             out.repro = str(write_repro(out.case, out.backend, folder,
                                         note=out.diagnosis or out.message.splitlines()[0],
                                         arrays=None if arrays.seeded else arrays,
-                                        focus=out.worst))
+                                        focus=out.worst,
+                                        repeats=REPRO_REPEATS if _flaky(out) else 1))
         except Exception as exc:
             notes.append(f"repro script failed: {type(exc).__name__}: {exc}")
         if notes:
@@ -426,6 +429,11 @@ def _note_every_selected_raised(judged: list[tuple[int, Outcome, BackendResult |
                 out.message += (f"\nevery selected backend ({', '.join(sorted(keras_backends))}) "
                                 f"raises on this case: if Keras refuses it everywhere, register "
                                 f"it as a Keras-wide limitation (keras_wide = true)")
+
+
+def _flaky(out: Outcome) -> bool:
+    """Two identical calls differed, or the entry that explains it says it is nondeterministic."""
+    return bool((out.repeat or {}).get("differ") or (out.known or {}).get("nondeterministic"))
 
 
 def _worst_output(out: Outcome) -> str | None:

@@ -41,13 +41,16 @@ def repro_command(path: str | Path) -> str:
 
 def write_repro(case: ConvCase, backend: str, directory: str | Path, *,
                 reference_output: np.ndarray | None = None, note: str | None = None,
-                arrays: Arrays | None = None, focus: Mapping[str, Any] | None = None) -> Path:
+                arrays: Arrays | None = None, focus: Mapping[str, Any] | None = None,
+                repeats: int = 1) -> Path:
     """Write ``<directory>/repro/<case_id>--<backend>.py`` and return its path.
 
     `reference_output` is accepted for callers that have it; the script recomputes the
     reference itself (readable code beats an opaque embedded array). `note` (e.g. the diagnosis)
     goes into the docstring and is printed. `arrays` that are not seed-derived (a model's real
     weights) are saved beside the script as ``<same name>.npz``, which the script loads.
+    ``repeats`` > 1 (a nondeterministic failure): the script runs its check that many times,
+    each in a fresh process (an abort must not end the count), and says how many disagreed.
     """
     del reference_output  # the script derives it; kept in the signature for callers
     path = repro_path(case, backend, directory)
@@ -59,7 +62,8 @@ def write_repro(case: ConvCase, backend: str, directory: str | Path, *,
         with open(npz.with_name(npz.name + ".tmp"), "wb") as f:
             np.savez(f, **named)
         npz.with_name(npz.name + ".tmp").replace(npz)
-    text = render(case, backend, note=note, arrays_file=npz.name if npz else None, focus=focus)
+    text = render(case, backend, note=note, arrays_file=npz.name if npz else None, focus=focus,
+                  repeats=repeats)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text)
     tmp.replace(path)
@@ -299,7 +303,8 @@ _SLOPE_SOURCE = {"selu": "1.76", "gelu": "1.13", "silu": "1.1", "swish": "1.1", 
 
 
 def render(case: ConvCase, backend: str, note: str | None = None,
-           arrays_file: str | None = None, focus: Mapping[str, Any] | None = None) -> str:
+           arrays_file: str | None = None, focus: Mapping[str, Any] | None = None,
+           repeats: int = 1) -> str:
     """The source text of the repro script of `case` on `backend` (its arrays loaded from
     ``arrays_file`` beside it when given, else regenerated from the seed). ``focus``: the
     outcome's worst element (``{"output": name, "index": [...]}``), which a mode that checks
@@ -322,11 +327,15 @@ def render(case: ConvCase, backend: str, note: str | None = None,
         if focus and focus.get("output") not in (None, "y") and focus.get("index") else None
     slope = _SLOPE_SOURCE.get(case.kwargs.get("activation") or "", "1.0")
     ref_src = _reference_source(case)
+    if repeats < 1:
+        raise ValueError(f"repeats must be >= 1, got {repeats!r}")
     return f'''#!/usr/bin/env python3
 """conv-parity repro: {case.id} on the {backend} backend.
 {note_doc}
 Standalone: needs only keras, numpy and {lib}. Run it with `python <this file>`; it prints the
 shapes and the largest error, then DISCREPANCY (exit code 1) or OK (exit code 0).
+REPEATS > 1: the failure is nondeterministic, so the check runs REPEATS times, each in a fresh
+process (a call that aborts is counted, not fatal), and the script says how many disagreed.
 The inputs and weights are regenerated from the seed exactly as conv-parity made them; the
 reference below is the same computation written as a direct loop in float64 NumPy.
 """
@@ -352,6 +361,7 @@ DILATION = {_geometry(case)["dilation"]!r}
 NOTE = {note!r}
 ARRAYS_FILE = {arrays_file!r}
 FOCUS = {focus_value!r}  # the element conv-parity reported as worst (an output other than y)
+REPEATS = {repeats!r}  # > 1: a nondeterministic failure, checked in that many fresh processes
 
 
 def make_arrays():
@@ -444,8 +454,24 @@ def main():
     return 0
 
 
+def repeated():
+    """Run main() REPEATS times in fresh processes and count the calls that disagree."""
+    import subprocess
+
+    env = dict(os.environ, CONV_PARITY_REPRO_ONCE="1")
+    codes = [subprocess.run([sys.executable, os.path.abspath(__file__)], env=env).returncode
+             for _ in range(REPEATS)]
+    bad = sum(code != 0 for code in codes)
+    crashed = sum(code < 0 for code in codes)
+    print(f"{{bad}} of {{REPEATS}} identical calls disagreed with the reference"
+          f" ({{crashed}} aborted by a signal); exit codes {{codes}}")
+    print("DISCREPANCY (nondeterministic)" if bad else "OK on every call")
+    return 1 if bad else 0
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(repeated() if REPEATS > 1 and not os.environ.get("CONV_PARITY_REPRO_ONCE")
+             else main())
 '''
 
 
