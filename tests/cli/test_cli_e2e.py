@@ -129,8 +129,8 @@ def test_bad_input_exits_2_with_one_useful_line(args: list[str], needle: str) ->
 def test_help_and_version() -> None:
     proc = cli("--help", timeout=60)
     assert proc.returncode == 0 and "conv-parity check" in proc.stdout
-    for sub in ("check", "run", "fuzz", "backends", "report"):
-        proc = cli(sub, "--help", timeout=60)
+    for sub in ("check", "run", "fuzz", "backends", "report", "registry", "registry audit"):
+        proc = cli(*sub.split(), "--help", timeout=60)
         assert proc.returncode == 0, sub
         assert "examples:" in proc.stdout, sub
     proc = cli("--version", timeout=60)

@@ -2,8 +2,9 @@
 
 Subcommands: ``check`` (one pasted layer on every backend), ``model`` (every conv-family
 layer of a model file), ``run`` (the conformance suite via
-pytest), ``fuzz`` (a hypothesis campaign), ``backends`` (what is importable here) and ``report``
-(regenerate / merge reports). The contract other tools rely on (DESIGN.md): with ``--json``
+pytest), ``fuzz`` (a hypothesis campaign), ``backends`` (what is importable here), ``report``
+(regenerate / merge reports) and ``registry audit`` (prove the known-discrepancy registry's
+scopes). The contract other tools rely on (DESIGN.md): with ``--json``
 exactly one JSON document goes to stdout and every log to stderr; exit codes are 0 conform,
 1 discrepancy, 2 usage or input error, 3 harness failure. Usage errors are one line, no
 traceback; harness failures are one line plus a hint (``CONV_PARITY_DEBUG=1`` for the traceback).
@@ -11,7 +12,8 @@ traceback; harness failures are one line plus a hint (``CONV_PARITY_DEBUG=1`` fo
 This module keeps what every subcommand shares: that contract (exit codes, :func:`log`,
 :func:`emit_json`, :func:`stdout_to_stderr`), the argument types and ``--backends``, the parser
 and :func:`main`, which maps the errors of :mod:`conv_parity.errors` to exit codes. Each
-subcommand is one module beside it (``check``, ``run``, ``fuzz``, ``backends``, ``report``:
+subcommand is one module beside it (``check``, ``run``, ``fuzz``, ``backends``, ``report``,
+``registry``:
 its options, examples and command), so that a new one is one file and one line in
 :func:`build_parser`; :mod:`.parse` reads layer expressions and :mod:`.text` lays out text.
 Subcommand modules are imported when the parser is built, and import heavy modules (the engine,
@@ -56,6 +58,7 @@ subcommands:
   fuzz      a hypothesis campaign for discrepancies nobody listed
   backends  which Keras backends are installed and importable here
   report    regenerate or merge report.json into report.md / report.html
+  registry  audit: prove every known-discrepancy entry's scope by running it
 
 example:
   conv-parity check "Conv2D(8, kernel_size=(4, 4), strides=(2, 2), padding='same', use_bias=False)" \\
@@ -187,7 +190,7 @@ def selected_backends(spec: str | None) -> list[str]:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (examples in every subcommand's --help)."""
-    from conv_parity.cli import backends, check, fuzz, model, report, run
+    from conv_parity.cli import backends, check, fuzz, model, registry, report, run
 
     parser = _Parser(
         prog="conv-parity",
@@ -197,7 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=_version_text())
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for command in (check, model, run, fuzz, backends, report):  # the order of --help
+    for command in (check, model, run, fuzz, backends, report, registry):  # the order of --help
         command.add_parser(sub)
     return parser
 
