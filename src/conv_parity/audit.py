@@ -327,10 +327,6 @@ def _observed(out: Outcome) -> str:
     return out.verdict
 
 
-def _nondeterministic(entry: Entry | None) -> bool:
-    return bool(getattr(entry, "nondeterministic", False))
-
-
 def judge(probe: Probe, entry: Entry, out: Outcome,
           others: Mapping[str, Entry] | None = None) -> Result:
     """Whether one run proves what its probe expects (pure). ``others``: the registry's entries
@@ -349,7 +345,9 @@ def judge(probe: Probe, entry: Entry, out: Outcome,
     if probe.in_scope:
         if out.verdict == "xfail" and kid == entry.id:
             return result(True, "reproduced")
-        if out.verdict == "pass" and _nondeterministic(entry) and kid in (None, entry.id):
+        if out.verdict == "unsupported" and kid == entry.id and entry.keras_wide:
+            return result(True, "reproduced (a Keras-wide limitation: unsupported)")
+        if out.verdict == "pass" and entry.nondeterministic and kid in (None, entry.id):
             return result(True, "reproduced (nondeterministic: this run passed)")
         if out.verdict == "xfail":
             return result(False, f"is explained by {kid} instead (entries overlap?)")
@@ -368,19 +366,20 @@ def judge(probe: Probe, entry: Entry, out: Outcome,
         return result(True, f"explained by {kid}")
     if out.verdict == "pass":
         other = (others or {}).get(kid) if kid else None
-        if known.get("stale") and not _nondeterministic(other):
+        if known.get("stale") and not (other is not None and other.nondeterministic):
             return result(False, f"passes, but {kid} claims it: {kid}'s scope is too wide")
         return result(True, "passes")
     if out.verdict == "unsupported":
-        return result(True, "unsupported")
+        if kid == entry.id:
+            return result(False, "matched this entry although planned outside its scope")
+        return result(True, "unsupported" + (f" (Keras-wide: {kid})" if kid else ""))
     if kid:
         return result(False, f"fails as {out.verdict}; {kid} expects {known.get('verdict')}")
     if out.verdict == "fail-error-parity" and out.error and out.reference_shape is not None:
-        # The spec accepts the case and this backend raised. With several Keras backends
-        # asked, and all raising, the engine calls it a Keras-wide 'unsupported'; the audit
-        # asks one target at a time, so it cannot tell.
-        return result(False, f"{SCOPE_TOO_NARROW}, or a Keras-wide limitation (one backend "
-                             "was asked: check the others)")
+        # The spec accepts the case and this backend raised: a bug of this backend, or a
+        # limitation of Keras itself, which a `keras_wide` entry records (never a vote).
+        return result(False, f"{SCOPE_TOO_NARROW}, or a Keras-wide limitation to register "
+                             "(keras_wide = true)")
     return result(False, SCOPE_TOO_NARROW)
 
 

@@ -8,12 +8,12 @@ audits one cheap JAX entry through the real CLI, and a slow one audits every ent
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 import os
 import subprocess
 import sys
-from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
 
@@ -201,11 +201,6 @@ def _out(verdict: str, known: str | None = None, *, stale: bool = False,
     return Outcome(CASE, "tensorflow", verdict, "msg", known=info, observed_verdict=observed)
 
 
-@dataclass(frozen=True)
-class _Flaky(Entry):
-    nondeterministic: bool = True
-
-
 @pytest.mark.parametrize(("probe", "outcome", "ok", "words"), [
     (INSIDE, _out("xfail", "demo", observed="fail-values"), True, "reproduced"),
     (INSIDE, _out("pass", "demo", stale=True), False, audit.SCOPE_TOO_WIDE),
@@ -242,13 +237,20 @@ def test_a_raise_outside_on_a_case_the_spec_accepts_may_be_keras_wide() -> None:
     assert not result.ok and "or a Keras-wide limitation" in result.text
 
 
+def test_a_keras_wide_entry_reproduces_as_unsupported() -> None:
+    wide = dataclasses.replace(_entry(), keras_wide=True)
+    assert audit.judge(INSIDE, wide, _out("unsupported", "demo")).text.startswith("reproduced")
+    assert not audit.judge(INSIDE, _entry(), _out("unsupported", "demo")).ok
+    assert not audit.judge(OUTSIDE, wide, _out("unsupported", "demo")).ok
+
+
 def test_a_skipped_run_is_not_counted() -> None:
     result = audit.judge(INSIDE, _entry(), _out("skip"))
     assert result.ok and not result.counted and result.text.startswith("skipped")
 
 
 def test_a_nondeterministic_entry_that_passed_still_counts_as_reproduced() -> None:
-    flaky = _Flaky(**{f: getattr(_entry(), f) for f in Entry.__dataclass_fields__})
+    flaky = dataclasses.replace(_entry(), nondeterministic=True)
     result = audit.judge(INSIDE, flaky, _out("pass", "demo", stale=True))
     assert result.ok and result.text == "reproduced (nondeterministic: this run passed)"
     # ... and a case outside another entry's scope that passes is no finding against it
