@@ -19,6 +19,7 @@ import numpy as np
 
 from conv_parity import kinds, policies
 from conv_parity.errors import UsageError
+from conv_parity.vocabulary import MODE_NAMES
 
 #: The compute dtypes a case runs in (a mixed policy is ``policy`` beside one of them).
 DTYPES = policies.DTYPES
@@ -90,10 +91,8 @@ class ConvCase:
                 f"variables computed in {dtype}, which only a layer has. Use --dtype {dtype} "
                 f"(input and kernel both {dtype}), or `conv-parity check --mixed-dtypes` for "
                 f"an input and a kernel of different dtypes")
-        from conv_parity.modes import MODES
-
-        if mode not in MODES:
-            raise UsageError(f"mode must be one of {tuple(MODES)}, got {mode!r}")
+        if mode not in MODE_NAMES:
+            raise UsageError(f"mode must be one of {MODE_NAMES}, got {mode!r}")
         canon = kinds.canonicalize(layer, kwargs, input_shape)
         case = cls(layer, tuple(canon.items()), tuple(input_shape), dtype, 0, mode, policy)
         if seed is None:

@@ -13,35 +13,11 @@ import numpy as np
 
 from conv_parity.case import ConvCase
 from conv_parity.compare import ValueCheck, compare_values, reference_error_bound
+from conv_parity.expected import Expected
+from conv_parity.results import BackendResult
 from conv_parity.vocabulary import OK_VERDICTS
-from conv_parity.workers.results import BackendResult
 
 PASSING = OK_VERDICTS  # kept: the verdicts that are not failures
-
-
-@dataclass
-class Reference:
-    """What the spec says about a case: named outputs (with their magnitudes) or a rejection.
-
-    ``shape`` is the first output's (a forward pass's ``y``); ``outputs`` and ``magnitudes``
-    map each output name of the case's mode to its array, ``reduction_sizes`` to how many
-    products one of its elements sums (the reference's own error bound).
-    """
-
-    shape: tuple[int, ...] | None = None
-    outputs: dict[str, np.ndarray] = field(default_factory=dict)
-    magnitudes: dict[str, np.ndarray] = field(default_factory=dict)
-    invalid: str | None = None  # InvalidConfig message when the spec rejects the case
-    reduction_sizes: dict[str, int] = field(default_factory=dict)
-
-    @property
-    def output(self) -> np.ndarray | None:
-        """The first output (``y`` of a forward pass)."""
-        return next(iter(self.outputs.values()), None)
-
-    @property
-    def magnitude(self) -> np.ndarray | None:
-        return next(iter(self.magnitudes.values()), None)
 
 
 @dataclass
@@ -156,7 +132,7 @@ def _shapes_agree(symbolic: tuple | None, eager: tuple | None) -> bool:
     return all(s is None or s == e for s, e in zip(symbolic, eager))
 
 
-def classify(case: ConvCase, ref: Reference, result: BackendResult) -> Outcome:
+def classify(case: ConvCase, ref: Expected, result: BackendResult) -> Outcome:
     """The verdict for one backend, from its own result and the reference alone: never from
     which other backends were selected or what they did (a verdict is a function of the case).
 
@@ -325,7 +301,7 @@ def dtype_mismatch(case: ConvCase, result: BackendResult) -> str | None:
     return None
 
 
-def _compare_outputs(ref: Reference, result: BackendResult,
+def _compare_outputs(ref: Expected, result: BackendResult,
                      dtype: str) -> tuple[str, ValueCheck] | None:
     """Every named output (present and shaped right) against the reference's: the worst one,
     a failing one first, then the largest error relative to its tolerance, with its name."""

@@ -9,7 +9,7 @@ still ties two modules (DESIGN.md, "The layered tree"), so the graph is the one 
 Edges go from module to module (a package is its ``__init__``). ``from pkg.mod import name``
 points at ``pkg.mod.name`` when that is a module, else at ``pkg.mod``. Importing a submodule from
 outside its package also runs the package's ``__init__``, so it adds an edge to that package too
-(``from conv_parity.workers.results import X`` loads ``conv_parity.workers`` and all it imports);
+(``from conv_parity.workers.pool import X`` loads ``conv_parity.workers`` and all it imports);
 the root package is left out of that rule, as every module sits under it.
 """
 

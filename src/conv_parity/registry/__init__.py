@@ -11,7 +11,6 @@ run (strict: delete the entry), and an entry that matches no collected case is w
 
 from __future__ import annotations
 
-import argparse
 import functools
 import re
 import sys
@@ -35,7 +34,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
-DEFAULT_PATH = Path(__file__).with_name("known_discrepancies.toml")
+DEFAULT_PATH = Path(__file__).resolve().parent.parent / "known_discrepancies.toml"
 
 
 def _same_pads(n: int, k: int, s: int) -> tuple[int, int]:
@@ -657,29 +656,3 @@ def installed_keras_version() -> str | None:
         except metadata.PackageNotFoundError:
             continue
     return None
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m conv_parity.registry", description=__doc__)
-    parser.add_argument("--write", metavar="PATH", help="write the Markdown table to PATH")
-    parser.add_argument("--check", metavar="PATH", help="exit 1 if PATH is not up to date")
-    args = parser.parse_args(argv)
-    from conv_parity.mixed_dtypes import load_known, markdown
-
-    text = Registry.load().to_markdown() + markdown(load_known())
-    if args.check:
-        current = Path(args.check).read_text() if Path(args.check).exists() else ""
-        if current != text:
-            print(f"{args.check} is stale: run python -m conv_parity.registry --write {args.check}",
-                  file=sys.stderr)
-            return 1
-        return 0
-    if args.write:
-        Path(args.write).write_text(text)
-    else:
-        sys.stdout.write(text)
-    return 0
-
-
-if __name__ == "__main__":  # pragma: no cover
-    raise SystemExit(main())
