@@ -310,7 +310,7 @@ class Engine:
     def _diagnose_gradient(self, out: Outcome, ref: Expected,
                            outputs: Mapping[str, np.ndarray]) -> None:
         """The failing gradient (the worst output, y being right) in words."""
-        from conv_parity.gradient_diagnosis import diagnose_gradient
+        from conv_parity.explain.gradient_diagnosis import diagnose_gradient
 
         name = _worst_output(out)
         if name is None or name not in outputs or name not in ref.outputs:
@@ -337,7 +337,7 @@ class Engine:
                     notes.append(f"diagnosis failed: {type(exc).__name__}: {exc}")
         if self.diagnose and output is not None and judged in ("fail-values", "fail-shape"):
             try:
-                from conv_parity.diagnosis import diagnose
+                from conv_parity.explain.diagnosis import diagnose
 
                 found = diagnose(out.case, arrays.x, arrays.weights, output, out.backend,
                                  reference=ref)
@@ -352,7 +352,7 @@ class Engine:
                              "nondeterministic here (uninitialised memory or a race)")
         if output is not None and ref.output is not None and output.shape == ref.output.shape:
             try:
-                from conv_parity.errormap import error_map
+                from conv_parity.explain.errormap import error_map
 
                 out.error_map = error_map(output, ref.output, out.case.kwargs["data_format"])
             except Exception as exc:
@@ -362,7 +362,7 @@ class Engine:
                 print("conv-parity: " + "; ".join(notes), file=sys.stderr)
             return
         try:
-            from conv_parity.repro import write_repro
+            from conv_parity.explain.repro import write_repro
 
             folder = self.report_dir or Path(tempfile.gettempdir()) / "conv-parity"
             out.repro = str(write_repro(out.case, out.backend, folder,

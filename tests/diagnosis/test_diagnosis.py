@@ -11,8 +11,8 @@ import pytest
 
 from conv_parity import compare, grid, mutants, mutations, reference
 from conv_parity.case import ConvCase
-from conv_parity.diagnosis import CODES, Diagnosis, diagnose
 from conv_parity.errors import InvalidConfig
+from conv_parity.explain.diagnosis import CODES, Diagnosis, diagnose
 
 
 def _valid(cases):

@@ -70,7 +70,7 @@ def test_prepared_arrays_reach_the_backend_and_the_repro(tmp_path) -> None:
         seeded_ref = modes.get("eager").expected(CASE, modes.seeded(CASE))
         assert not np.allclose(ref.output, seeded_ref.output, atol=0.1)
     # a repro of prepared arrays loads them from the .npz beside it
-    from conv_parity.repro import write_repro
+    from conv_parity.explain.repro import write_repro
 
     path = write_repro(CASE, "jax", tmp_path, arrays=wrong)
     assert path.with_suffix(".npz").exists()

@@ -30,7 +30,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     # Pure rules: no processes, no pytest. What a verdict is, what the registry knows, what each
     # mode computes, what explains a failure.
     "rules": ("compare", "verdict", "summary", "registry", "bug_models", "modes", "mutations",
-              "diagnosis", "gradient_diagnosis", "repro", "errormap", "mixed_dtypes"),
+              "explain", "mixed_dtypes"),
     # Processes: the workers, the engine and what feeds it.
     "processes": ("workers", "engine", "grid", "strategies", "case_file"),
     # Clients of the engine. `suite` is the pytest suite the plugin ships; `fuzzing` holds the
