@@ -34,6 +34,7 @@ __all__ = [
     "reduction_size",
     "same_padding",
     "same_pads",
+    "spec_output",
     "strides",
     "window",
 ]
@@ -43,6 +44,16 @@ __all__ = [
 def of(case: ConvCase) -> Geometry:
     """The validated geometry of a case; InvalidConfig when the spec rejects it."""
     return build(case.layer, case.kwargs, case.input_shape)
+
+
+def spec_output(case: ConvCase) -> tuple[tuple[int, ...] | None, int | None]:
+    """(the spec's output shape or None, and when the spec rejects the case because an output
+    axis would have no positions, that axis's size: 0, or negative when the window overshoots
+    the input by more; else None)."""
+    try:
+        return of(case).output_shape, None
+    except InvalidConfig as exc:
+        return None, exc.size
 
 
 def or_none(case: ConvCase) -> Geometry | None:

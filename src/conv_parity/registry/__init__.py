@@ -12,7 +12,6 @@ run (strict: delete the entry), and an entry that matches no collected case is w
 from __future__ import annotations
 
 import functools
-import re
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -69,19 +68,6 @@ def _same_pad_deficit(case: ConvCase) -> int:
     raws = [(-(-n // s) - 1) * s + k - n
             for n, k, s in zip(case.spatial_shape, window, strides) if s > 0]
     return max(0, -min(raws, default=0))
-
-
-def _spec_output(case: ConvCase) -> tuple[tuple[int, ...] | None, int | None]:
-    """(the reference's output shape or None, and when the spec rejects the case because an
-    output axis would have no positions, that axis's size: 0, or negative when the window
-    overshoots the input by more; else None)."""
-    from conv_parity.errors import InvalidConfig
-
-    try:
-        return geometry.of(case).output_shape, None
-    except InvalidConfig as exc:
-        found = re.match(r"output size would be (-?\d+) ", str(exc))
-        return None, int(found.group(1)) if found else None
 
 
 def _same_raw_pads(case: ConvCase) -> list[int] | None:
@@ -203,7 +189,7 @@ def _derived(case: ConvCase) -> dict[str, Any]:
     window, strides = geometry.window(case), geometry.strides(case)
     spatial = case.spatial_shape
     op = kw.get("output_padding")
-    out_shape, empty_size = _spec_output(case)
+    out_shape, empty_size = geometry.spec_output(case)
     out_spatial: tuple[int, ...] = ()
     out_channels = 0
     if out_shape is not None:
