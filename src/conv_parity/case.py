@@ -19,6 +19,7 @@ import numpy as np
 
 from conv_parity import kinds, policies
 from conv_parity.errors import UsageError
+from conv_parity.formats import freeze
 from conv_parity.vocabulary import MODE_NAMES
 
 #: The compute dtypes a case runs in (a mixed policy is ``policy`` beside one of them).
@@ -34,12 +35,6 @@ _ABBREV = {
     "depth_multiplier": "m",
     "output_padding": "op",
 }
-
-
-def _freeze(value: Any) -> Any:
-    if isinstance(value, list):
-        return tuple(_freeze(v) for v in value)
-    return value
 
 
 @dataclass(frozen=True)
@@ -229,7 +224,7 @@ class ConvCase:
         which receives only cases the parent built with :meth:`make` (re-validating cost 30-70 µs
         per case, 1-2% of a fast one)."""
         try:
-            kwargs = {k: _freeze(v) for k, v in data["kwargs"].items()}
+            kwargs = {k: freeze(v) for k, v in data["kwargs"].items()}
             if trusted:
                 dtype, policy = _split_policy(data["dtype"], data.get("policy"))
                 return cls(data["layer"], tuple(kwargs.items()), tuple(data["input_shape"]),

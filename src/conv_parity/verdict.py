@@ -14,6 +14,7 @@ import numpy as np
 from conv_parity.case import ConvCase
 from conv_parity.compare import ValueCheck, compare_values, reference_error_bound
 from conv_parity.expected import Expected
+from conv_parity.formats import fmt_shape
 from conv_parity.results import BackendResult
 from conv_parity.vocabulary import OK_VERDICTS
 
@@ -93,10 +94,6 @@ class Outcome:
             "seconds": self.seconds,
             "repeat": self.repeat,
         }
-
-
-def _fmt_shape(shape: tuple | list | None) -> str:
-    return "None" if shape is None else "(" + ", ".join(map(str, shape)) + ")"
 
 
 def _err_text(err: dict[str, Any] | None) -> str:
@@ -182,7 +179,7 @@ def classify(case: ConvCase, ref: Expected, result: BackendResult) -> Outcome:
             out.verdict = "fail-error-parity"
             out.message = (
                 f"the spec rejects this configuration ({ref.invalid}), but {b} returned a "
-                f"tensor of shape {_fmt_shape(result.shape)} instead of raising"
+                f"tensor of shape {fmt_shape(result.shape, 'None')} instead of raising"
             )
         return out
     if result.status == "error":
@@ -193,12 +190,12 @@ def classify(case: ConvCase, ref: Expected, result: BackendResult) -> Outcome:
             out.verdict = "unsupported"
             out.message = (
                 f"a Keras-wide limitation (Keras's own constructor refuses it on every "
-                f"backend): {_err_text(result.error)}; the spec gives shape {_fmt_shape(ref.shape)}"
+                f"backend): {_err_text(result.error)}; the spec gives shape {fmt_shape(ref.shape, 'None')}"
             )
         else:
             out.verdict = "fail-error-parity"
             out.message = (
-                f"the spec accepts this configuration (output shape {_fmt_shape(ref.shape)}), "
+                f"the spec accepts this configuration (output shape {fmt_shape(ref.shape, 'None')}), "
                 f"but {b} raised {_err_text(result.error)}"
             )
         return out
@@ -206,8 +203,8 @@ def classify(case: ConvCase, ref: Expected, result: BackendResult) -> Outcome:
     if tuple(result.shape or ()) != tuple(ref.shape or ()):
         out.verdict = "fail-shape"
         out.message = (
-            f"{b} output shape {_fmt_shape(result.shape)} != reference shape "
-            f"{_fmt_shape(ref.shape)}"
+            f"{b} output shape {fmt_shape(result.shape, 'None')} != reference shape "
+            f"{fmt_shape(ref.shape, 'None')}"
         )
         return out
     if result.symbolic_error:
@@ -222,8 +219,8 @@ def classify(case: ConvCase, ref: Expected, result: BackendResult) -> Outcome:
         if not _shapes_agree(sym, result.shape):
             out.verdict = "fail-symbolic-shape"
             out.message = (
-                f"{label} says {_fmt_shape(sym)} but the eager output is "
-                f"{_fmt_shape(result.shape)} on {b}"
+                f"{label} says {fmt_shape(sym, 'None')} but the eager output is "
+                f"{fmt_shape(result.shape, 'None')} on {b}"
             )
             return out
     wrong_dtype = dtype_mismatch(case, result)
@@ -239,8 +236,8 @@ def classify(case: ConvCase, ref: Expected, result: BackendResult) -> Outcome:
             return out
         if got.shape != expected.shape:
             out.verdict = "fail-shape"
-            out.message = (f"{b} {name} shape {_fmt_shape(got.shape)} != reference shape "
-                           f"{_fmt_shape(expected.shape)}")
+            out.message = (f"{b} {name} shape {fmt_shape(got.shape, 'None')} != reference shape "
+                           f"{fmt_shape(expected.shape, 'None')}")
             return out
     worst = _compare_outputs(ref, result, case.dtype)
     if worst is None:  # nothing to compare (a mode without outputs)

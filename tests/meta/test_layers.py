@@ -24,7 +24,7 @@ PACKAGE = "conv_parity"
 #: and the layers below. A name covers its submodules; the longest name that covers a module wins.
 LAYERS: dict[str, tuple[str, ...]] = {
     # Records: values and facts, import nothing above them.
-    "records": ("errors", "vocabulary", "_version", "facts", "kinds", "policies", "case",
+    "records": ("errors", "vocabulary", "formats", "_version", "facts", "kinds", "policies", "case",
                 "backends", "variants", "geometry", "reference", "expected", "results",
                 "mutants"),
     # Pure rules: no processes, no pytest. What a verdict is, what the registry knows, what each

@@ -26,7 +26,8 @@ from conv_parity.cli.common import (
     selected_backends,
     stdout_to_stderr,
 )
-from conv_parity.cli.text import failure_lines, fmt_float, fmt_shape, one_line, table
+from conv_parity.cli.text import failure_lines, one_line, table
+from conv_parity.formats import fmt_float, fmt_shape
 
 if TYPE_CHECKING:
     from conv_parity.model import ModelResult

@@ -14,18 +14,13 @@ import numpy as np
 
 from conv_parity import kinds
 from conv_parity.errors import UsageError
+from conv_parity.formats import freeze
 from conv_parity.reference import _conv, _geometry, _pool, _vjp
 from conv_parity.reference._geometry import Geometry
 from conv_parity.reference._windows import DEFAULT_SCRATCH_BYTES
 
 _PLANS: dict[Any, Geometry] = {}
 _PLAN_CACHE_MAX = 4096
-
-
-def _freeze(value: Any) -> Any:
-    if isinstance(value, list):
-        return tuple(_freeze(v) for v in value)
-    return value
 
 
 def _plan(
@@ -38,7 +33,7 @@ def _plan(
         hit = _PLANS.get(key)
     except TypeError:  # lists among the values: freeze them (or give up caching)
         try:
-            key = (layer, tuple((k, _freeze(v)) for k, v in kwargs.items()), input_shape,
+            key = (layer, tuple((k, freeze(v)) for k, v in kwargs.items()), input_shape,
                    weight_shapes)
             hit = _PLANS.get(key)
         except TypeError:
