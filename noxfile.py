@@ -73,8 +73,11 @@ def oldest(session: nox.Session, backend: str) -> None:
 
 @nox.session(python=False)
 def lint(session: nox.Session) -> None:
-    """ruff over the whole tree (run from the dev environment)."""
+    """ruff over the whole tree, mypy over src/ and the import contract (run from the dev
+    environment): no import cycle, each layer imports only from the layers below it."""
     session.run("ruff", "check", ".")
+    session.run("mypy")
+    session.run("pytest", "-q", "tests/meta")
 
 
 @nox.session(python=PYTHONS[-1])

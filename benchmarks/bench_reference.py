@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from conv_parity import reference
-from conv_parity.cli import positive_int
+from conv_parity.cli.common import positive_int
 from conv_parity.reference import ops
 
 

@@ -34,10 +34,9 @@ import psutil
 
 from conv_parity import BACKENDS
 from conv_parity.case import ConvCase
-from conv_parity.cli import positive_int
-from conv_parity.workers import WorkerPool, make_items
+from conv_parity.cli.common import positive_int
+from conv_parity.workers import WorkerPool, WorkItem, make_items
 from conv_parity.workers.pool import _pythonpath_for_child, limit_threads_env
-from conv_parity.workers.results import WorkItem
 
 
 def mixed_conv2d_cases(n: int, seed: int = 0) -> list[ConvCase]:

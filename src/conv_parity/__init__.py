@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
+from conv_parity._version import __version__
 from conv_parity.backends import KERAS_BACKENDS as BACKENDS
 from conv_parity.errors import ConvParityError, HarnessError, InvalidConfig, UsageError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from conv_parity.model import check_model
-
-__version__ = "0.1.0"
 
 __all__ = [
     "BACKENDS",

@@ -275,7 +275,7 @@ def plan_entry(entry: Entry, keras_version: str | None, selected: Sequence[str],
     except UsageError as exc:
         return EntryPlan(entry, NO_EXAMPLE, str(exc), candidates=here)
     base = next((t for t in here if entry.facts_hold(
-        fact_records.for_dtype(facts.get(t), example.dtype))), None)
+        fact_records.for_dtype(_as_dict(facts.get(t)), example.dtype))), None)
     if base is None:
         seen = "; ".join(f"{t}: {fact_records.describe(dict(facts.get(t) or {}), tuple(entry.facts))}"
                          for t in here)
@@ -505,3 +505,8 @@ __all__ = ["AUDITED", "HEADERS", "NOT_HERE", "NOT_SELECTED", "NO_EXAMPLE", "PASS
            "REPRODUCE", "SCOPE_TOO_NARROW", "SCOPE_TOO_WIDE", "Audit", "EntryAudit",
            "EntryPlan", "Probe", "Result", "audit", "default_targets", "judge", "plan_entry",
            "rows", "select"]
+
+
+def _as_dict(facts: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """A worker's facts as the plain dict the facts helpers take (None: not known)."""
+    return None if facts is None else dict(facts)

@@ -29,6 +29,7 @@ from typing import Any
 
 from conv_parity import facts
 from conv_parity.errors import UsageError
+from conv_parity.mutants import MUTATIONS
 
 #: The gate of the test-only mutant targets (the worker honours a mutation only when it is "1").
 MUTATION_GATE = "CONV_PARITY_ENABLE_MUTATIONS"
@@ -205,8 +206,6 @@ def get(name: str) -> BackendSpec:
         return spec
     base, _, setting = name.partition(":")
     if setting.startswith(_MUTANT_PREFIX) and base in _BY_NAME:
-        from conv_parity.mutations import MUTATIONS
-
         mutation = setting[len(_MUTANT_PREFIX):]
         if mutation in MUTATIONS:
             return mutant(base, mutation)

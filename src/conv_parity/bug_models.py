@@ -10,24 +10,12 @@ and how it was checked against real runs.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 
 import numpy as np
 
 from conv_parity import geometry, kinds
 from conv_parity.case import ConvCase
-from conv_parity.errors import InvalidConfig
-
-
-def _spec_output(case: ConvCase) -> tuple[tuple[int, ...] | None, int | None]:
-    """(the spec's output shape or None, and when it rejects the case for an output axis
-    without positions, that axis's size)."""
-    try:
-        return geometry.of(case).output_shape, None
-    except InvalidConfig as exc:
-        found = re.match(r"output size would be (-?\d+) ", str(exc))
-        return None, int(found.group(1)) if found else None
 
 
 def _broadcast(a: Sequence[int], b: Sequence[int]) -> list[int] | None:
@@ -86,7 +74,7 @@ def tf_onednn_passthrough(case: ConvCase, xla_cf3d: bool = True) -> str | None:
     kw = case.kwargs
     if kind.family not in ("conv", "depthwise", "separable"):
         return None
-    ref, size = _spec_output(case)
+    ref, size = geometry.spec_output(case)
     if not (case.input_shape[0] == 0 and ref is not None) and not (
             size is not None and _tf_min_output_size(case) == 0):
         return None
@@ -156,7 +144,7 @@ def tf_depthwise_strided_dilated(case: ConvCase) -> str | None:
     strides, dil = tuple(kw["strides"]), tuple(kw["dilation_rate"])
     if not (max(strides) > 1 and max(dil) > 1):
         return None
-    ref_shape, _ = _spec_output(case)
+    ref_shape, _ = geometry.spec_output(case)
     axes = [_tf_space_to_batch_axis(n, k, s, d, kw["padding"])
             for n, k, s, d in zip(case.spatial_shape, kw["kernel_size"], strides, dil)]
     if any(a is None for a in axes):

@@ -19,6 +19,8 @@ import numpy as np
 
 from conv_parity import kinds, policies
 from conv_parity.errors import UsageError
+from conv_parity.formats import freeze
+from conv_parity.vocabulary import MODE_NAMES
 
 #: The compute dtypes a case runs in (a mixed policy is ``policy`` beside one of them).
 DTYPES = policies.DTYPES
@@ -33,12 +35,6 @@ _ABBREV = {
     "depth_multiplier": "m",
     "output_padding": "op",
 }
-
-
-def _freeze(value: Any) -> Any:
-    if isinstance(value, list):
-        return tuple(_freeze(v) for v in value)
-    return value
 
 
 @dataclass(frozen=True)
@@ -90,10 +86,8 @@ class ConvCase:
                 f"variables computed in {dtype}, which only a layer has. Use --dtype {dtype} "
                 f"(input and kernel both {dtype}), or `conv-parity check --mixed-dtypes` for "
                 f"an input and a kernel of different dtypes")
-        from conv_parity.modes import MODES
-
-        if mode not in MODES:
-            raise UsageError(f"mode must be one of {tuple(MODES)}, got {mode!r}")
+        if mode not in MODE_NAMES:
+            raise UsageError(f"mode must be one of {MODE_NAMES}, got {mode!r}")
         canon = kinds.canonicalize(layer, kwargs, input_shape)
         case = cls(layer, tuple(canon.items()), tuple(input_shape), dtype, 0, mode, policy)
         if seed is None:
@@ -230,7 +224,7 @@ class ConvCase:
         which receives only cases the parent built with :meth:`make` (re-validating cost 30-70 µs
         per case, 1-2% of a fast one)."""
         try:
-            kwargs = {k: _freeze(v) for k, v in data["kwargs"].items()}
+            kwargs = {k: freeze(v) for k, v in data["kwargs"].items()}
             if trusted:
                 dtype, policy = _split_policy(data["dtype"], data.get("policy"))
                 return cls(data["layer"], tuple(kwargs.items()), tuple(data["input_shape"]),

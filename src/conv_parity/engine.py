@@ -19,13 +19,15 @@ from typing import Any
 
 import numpy as np
 
-from conv_parity import __version__, facts, modes
 from conv_parity import backends as targets
+from conv_parity import facts, modes
+from conv_parity._version import __version__
 from conv_parity.case import ConvCase
 from conv_parity.errors import UsageError
+from conv_parity.expected import Expected
 from conv_parity.modes import Arrays
 from conv_parity.registry import Registry, installed_keras_version
-from conv_parity.verdict import Outcome, Reference, classify
+from conv_parity.verdict import Outcome, classify
 from conv_parity.vocabulary import is_failure
 from conv_parity.workers import BackendInfo, BackendResult, WorkerPool, WorkItem
 
@@ -46,7 +48,7 @@ def parse_backends(spec: str | Sequence[str] | None) -> tuple[list[str], bool]:
 
 
 def compute_reference(case: ConvCase, x: np.ndarray, weights: list[np.ndarray],
-                      extras: dict[str, np.ndarray] | None = None) -> Reference:
+                      extras: dict[str, np.ndarray] | None = None) -> Expected:
     """The spec's answer for a case on these arrays: its mode's reference half."""
     return modes.get(case.mode).expected(case, Arrays(x, weights, extras or {}))
 
@@ -165,7 +167,7 @@ class Engine:
             return self._evaluate(list(items))
 
     def _run(self, cases: list[ConvCase]) -> None:
-        for outcome in self._evaluate([(c, Arrays.of(c)) for c in cases]):
+        for outcome in self._evaluate([(c, modes.seeded(c)) for c in cases]):
             self._cache[(outcome.case, outcome.backend)] = outcome
 
     def _evaluate(self, prepared: list[Prepared]) -> list[Outcome]:
@@ -211,7 +213,7 @@ class Engine:
                 self._explain(out, prepared[i][1], refs[i], res.output, res.outputs)
         return [out for _i, out, _res in judged]
 
-    def _repeat_failures(self, prepared: list[Prepared], refs: list[Reference],
+    def _repeat_failures(self, prepared: list[Prepared], refs: list[Expected],
                          judged: list[tuple[int, Outcome, BackendResult | None]]) -> None:
         """Run every failing result once more, from the same inputs in a fresh call, before it
         is judged: a kernel that reads uninitialised memory or races gives another answer (or
@@ -305,10 +307,10 @@ class Engine:
         else:
             out.message += f" (known discrepancy {entry.id} expects {entry.verdict} instead)"
 
-    def _diagnose_gradient(self, out: Outcome, ref: Reference,
+    def _diagnose_gradient(self, out: Outcome, ref: Expected,
                            outputs: Mapping[str, np.ndarray]) -> None:
         """The failing gradient (the worst output, y being right) in words."""
-        from conv_parity.gradient_diagnosis import diagnose_gradient
+        from conv_parity.explain.gradient_diagnosis import diagnose_gradient
 
         name = _worst_output(out)
         if name is None or name not in outputs or name not in ref.outputs:
@@ -318,7 +320,7 @@ class Engine:
         if found is not None:
             out.diagnosis, out.diagnosis_code = found.text, found.code
 
-    def _explain(self, out: Outcome, arrays: Arrays, ref: Reference,
+    def _explain(self, out: Outcome, arrays: Arrays, ref: Expected,
                  output: np.ndarray | None,
                  outputs: Mapping[str, np.ndarray] | None = None) -> None:
         """Diagnosis in words, error heatmap and repro script: best effort, never fatal."""
@@ -335,7 +337,7 @@ class Engine:
                     notes.append(f"diagnosis failed: {type(exc).__name__}: {exc}")
         if self.diagnose and output is not None and judged in ("fail-values", "fail-shape"):
             try:
-                from conv_parity.diagnosis import diagnose
+                from conv_parity.explain.diagnosis import diagnose
 
                 found = diagnose(out.case, arrays.x, arrays.weights, output, out.backend,
                                  reference=ref)
@@ -350,7 +352,7 @@ class Engine:
                              "nondeterministic here (uninitialised memory or a race)")
         if output is not None and ref.output is not None and output.shape == ref.output.shape:
             try:
-                from conv_parity.report import error_map
+                from conv_parity.explain.errormap import error_map
 
                 out.error_map = error_map(output, ref.output, out.case.kwargs["data_format"])
             except Exception as exc:
@@ -360,7 +362,7 @@ class Engine:
                 print("conv-parity: " + "; ".join(notes), file=sys.stderr)
             return
         try:
-            from conv_parity.repro import write_repro
+            from conv_parity.explain.repro import write_repro
 
             folder = self.report_dir or Path(tempfile.gettempdir()) / "conv-parity"
             out.repro = str(write_repro(out.case, out.backend, folder,
@@ -374,7 +376,7 @@ class Engine:
             print("conv-parity: " + "; ".join(notes), file=sys.stderr)
 
 
-def repeat_record(case: ConvCase, ref: Reference, first: BackendResult,
+def repeat_record(case: ConvCase, ref: Expected, first: BackendResult,
                   second: BackendResult) -> dict[str, Any]:
     """How a second identical call compared with the first: ``differ`` when their verdicts
     differ, or both returned outputs and some output moved by more than the case's tolerance
@@ -441,7 +443,7 @@ def _worst_output(out: Outcome) -> str | None:
     return (out.worst or {}).get("output")
 
 
-def _forward_conforms(out: Outcome, ref: Reference, output: np.ndarray) -> bool:
+def _forward_conforms(out: Outcome, ref: Expected, output: np.ndarray) -> bool:
     """Whether the first output (``y``) of a several-output mode matches the reference."""
     from conv_parity.compare import compare_values, reference_error_bound
 

@@ -14,8 +14,19 @@ class ConvParityError(Exception):
 class InvalidConfig(ConvParityError, ValueError):
     """The specification rejects this configuration (e.g. a non-positive output size).
 
-    The message always names the offending argument, so it can be shown to a user as is.
+    The message always names the offending argument, so it can be shown to a user as is. What
+    a caller may act on travels as fields, never to be parsed back out of the message:
+    ``argument`` (the keyword at fault, e.g. ``"kernel_size"``), ``axis`` (the spatial axis)
+    and ``size`` (the output size it would have: 0, or negative when the window overshoots
+    the input by more), each None where it does not apply.
     """
+
+    def __init__(self, message: str, *, argument: str | None = None, axis: int | None = None,
+                 size: int | None = None) -> None:
+        super().__init__(message)
+        self.argument = argument
+        self.axis = axis
+        self.size = size
 
 
 class UsageError(ConvParityError, ValueError):

@@ -28,10 +28,13 @@ if TYPE_CHECKING:
 __all__ = [
     "Geometry",
     "conv_transpose_window",
+    "effective_window",
     "of",
     "or_none",
     "reduction_size",
     "same_padding",
+    "same_pads",
+    "spec_output",
     "strides",
     "window",
 ]
@@ -41,6 +44,16 @@ __all__ = [
 def of(case: ConvCase) -> Geometry:
     """The validated geometry of a case; InvalidConfig when the spec rejects it."""
     return build(case.layer, case.kwargs, case.input_shape)
+
+
+def spec_output(case: ConvCase) -> tuple[tuple[int, ...] | None, int | None]:
+    """(the spec's output shape or None, and when the spec rejects the case because an output
+    axis would have no positions, that axis's size: 0, or negative when the window overshoots
+    the input by more; else None)."""
+    try:
+        return of(case).output_shape, None
+    except InvalidConfig as exc:
+        return None, exc.size
 
 
 def or_none(case: ConvCase) -> Geometry | None:
@@ -64,6 +77,19 @@ def strides(case: ConvCase) -> tuple[int, ...]:
     """The strides as Keras applies them: a pooling layer's ``None`` means its window."""
     given = case.kwargs.get("strides")
     return window(case) if given is None else tuple(given)
+
+
+def effective_window(case: ConvCase) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """(effective window size, strides) per spatial dim, dilation included (valid or not)."""
+    given, steps = window(case), strides(case)
+    d = tuple(case.kwargs.get("dilation_rate") or (1,) * len(given))
+    return tuple((k - 1) * di + 1 for k, di in zip(given, d)), steps
+
+
+def same_pads(case: ConvCase) -> list[tuple[int, int]]:
+    """Keras's (TensorFlow's) 'same' split per spatial dim: the odd extra at the end."""
+    k, s = effective_window(case)
+    return [same_padding(n, ki, si) for n, ki, si in zip(case.spatial_shape, k, s)]
 
 
 def reduction_size(case: ConvCase) -> int:

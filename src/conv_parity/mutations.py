@@ -17,60 +17,14 @@ from typing import Any
 
 import numpy as np
 
-from conv_parity import kinds
+from conv_parity import geometry, kinds
 from conv_parity.case import ConvCase
 from conv_parity.errors import UsageError
 from conv_parity.modes import Arrays
+from conv_parity.mutants import MODE_ONLY, MUTATIONS
 from conv_parity.reference import _activations
 
 RunCase = Callable[[ConvCase, np.ndarray, list[np.ndarray]], np.ndarray]
-
-#: name -> what the injected bug does.
-MUTATIONS: dict[str, str] = {
-    "shift-h": "output shifted by one pixel along H (rolled; 2D/3D only)",
-    "shift-w": "output shifted by one pixel along W (the last spatial axis; rolled)",
-    "padding-flipped": "odd 'same' padding split the other way (extra at top/left)",
-    "bias-missing": "bias not added",
-    "bias-wrong-axis": "bias added along another axis of the same size as the channels",
-    "groups-ignored": "groups ignored: every filter group reads the first channel group",
-    "dilation-ignored": "dilation_rate ignored (computed with dilation 1)",
-    "output-padding-ignored": "output_padding ignored (computed with output_padding=None)",
-    "hw-swapped": "H and W axes of the output swapped",
-    "kernel-flipped": "kernel flipped along its spatial axes",
-    "channels-first-only": "output shifted by one pixel along W, only when channels_first",
-    "batch-gt1-only": "batch items of the output rotated by one, only when batch > 1",
-    "grad-kernel-scaled": "backward only: the kernel gradient 0.1% too large (forward untouched)",
-    "traced-only": "compiled only: conv/pool outputs 0.1% too large while staged for "
-                   "compilation (jax.jit, tf.function, torch.compile), right eagerly",
-}
-
-#: Mutants that only some modes can see: name -> those modes (the rest must pass).
-MODE_ONLY: dict[str, frozenset[str]] = {
-    "grad-kernel-scaled": frozenset({"grad"}),
-    "traced-only": frozenset({"predict", "jit"}),
-}
-
-#: The diagnosis codes that correctly name each mutant (used by the mutation test).
-EXPECTED_DIAGNOSIS: dict[str, frozenset[str]] = {
-    "shift-h": frozenset({"shifted-h"}),
-    "shift-w": frozenset({"shifted-w"}),
-    "padding-flipped": frozenset({"padding-flipped"}),
-    "bias-missing": frozenset({"bias-missing"}),
-    "bias-wrong-axis": frozenset({"bias-wrong-axis"}),
-    "groups-ignored": frozenset({"groups-ignored"}),
-    "dilation-ignored": frozenset({"dilation-ignored"}),
-    "output-padding-ignored": frozenset({"output-padding-ignored"}),
-    "hw-swapped": frozenset({"hw-swapped"}),
-    "kernel-flipped": frozenset({"kernel-flipped"}),
-    "channels-first-only": frozenset({"shifted-w"}),
-    "batch-gt1-only": frozenset({"batch-permuted"}),
-    # The gradient diagnosis names it (gradient_diagnosis: the kernel gradient times 1.001).
-    "grad-kernel-scaled": frozenset({"grad-scaled"}),
-    # No reinterpretation explains this one; the modes that fail say where the bug is.
-    "traced-only": frozenset(),
-}
-
-
 
 #: Forward mutants that move the output's spatial axes (nothing to move without them).
 _SPATIAL_OUTPUT_MUTANTS = ("shift-h", "shift-w", "channels-first-only", "hw-swapped")
@@ -93,13 +47,6 @@ def _bias_index(case: ConvCase) -> int | None:
     if case.kind.is_op or case.kind.is_pool or not case.kwargs.get("use_bias"):
         return None
     return len(case.kind.weight_names) - 1
-
-
-def _same_pads(case: ConvCase) -> list[tuple[int, int]]:
-    """Keras's 'same' split (extra at the end) per spatial dim."""
-    from conv_parity.diagnosis import same_pads
-
-    return same_pads(case)
 
 
 def _roll(y: np.ndarray, axis: int) -> np.ndarray:
@@ -265,7 +212,7 @@ def _padding_flipped(case: ConvCase, x: np.ndarray, weights: list[np.ndarray],
         return run_case(case, x, weights)
     if case.kind.family == "conv_transpose":
         return _transpose_crop_flipped(case, x, weights, run_case, axes)
-    pads = _same_pads(case)
+    pads = geometry.same_pads(case)
     if all(a == b for a, b in pads):
         return run_case(case, x, weights)
     flipped = [(b, a) for a, b in pads]

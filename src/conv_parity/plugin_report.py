@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import os
 from collections import Counter, defaultdict
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pytest
 
@@ -25,7 +26,7 @@ from conv_parity.summary import (
 )
 
 if TYPE_CHECKING:
-    from conv_parity.plugin import _State
+    from conv_parity.report import ReportWriter
 
 #: A test's outcome as report.json result (one per case x backend; on the "call" report).
 OUTCOME_KEY = "conv_parity_outcome"
@@ -36,11 +37,25 @@ ENV_KEY = "conv_parity_environment"
 FUZZ_KEY = "conv_parity_fuzz"
 
 
+class RunState(Protocol):
+    """What the recorder reads and fills of the plugin's per-process state (``plugin._State``
+    has these and more): declared here so that this half never imports the hooks' half."""
+
+    profile: str
+    backends: list[str]
+    report_dir: Path | None
+    keras_version: str | None
+    outcomes: list[dict[str, Any]]
+    environment: dict[str, Any]
+    writer: ReportWriter | None
+    fuzz: dict[str, int]
+
+
 class Recorder:
     """Collects outcomes where the report is written (the controller under xdist), writes the
     report and prints the matrix. A registered object, so its hooks see the plugin state."""
 
-    def __init__(self, state: _State) -> None:
+    def __init__(self, state: RunState) -> None:
         self.state = state
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
@@ -102,7 +117,7 @@ def matrix_lines(outcomes: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def terminal_summary(state: _State, tr: pytest.TerminalReporter) -> None:
+def terminal_summary(state: RunState, tr: pytest.TerminalReporter) -> None:
     """The conformance matrix, the discrepancies with diagnosis and repro, variants that
     disagree, the fuzz filter count and where the report is."""
     fuzz_line = (f"fuzzing skipped {state.fuzz['filtered_known']} drawn examples that match a "

@@ -13,35 +13,12 @@ import numpy as np
 
 from conv_parity.case import ConvCase
 from conv_parity.compare import ValueCheck, compare_values, reference_error_bound
+from conv_parity.expected import Expected
+from conv_parity.formats import fmt_shape
+from conv_parity.results import BackendResult
 from conv_parity.vocabulary import OK_VERDICTS
-from conv_parity.workers.results import BackendResult
 
 PASSING = OK_VERDICTS  # kept: the verdicts that are not failures
-
-
-@dataclass
-class Reference:
-    """What the spec says about a case: named outputs (with their magnitudes) or a rejection.
-
-    ``shape`` is the first output's (a forward pass's ``y``); ``outputs`` and ``magnitudes``
-    map each output name of the case's mode to its array, ``reduction_sizes`` to how many
-    products one of its elements sums (the reference's own error bound).
-    """
-
-    shape: tuple[int, ...] | None = None
-    outputs: dict[str, np.ndarray] = field(default_factory=dict)
-    magnitudes: dict[str, np.ndarray] = field(default_factory=dict)
-    invalid: str | None = None  # InvalidConfig message when the spec rejects the case
-    reduction_sizes: dict[str, int] = field(default_factory=dict)
-
-    @property
-    def output(self) -> np.ndarray | None:
-        """The first output (``y`` of a forward pass)."""
-        return next(iter(self.outputs.values()), None)
-
-    @property
-    def magnitude(self) -> np.ndarray | None:
-        return next(iter(self.magnitudes.values()), None)
 
 
 @dataclass
@@ -119,10 +96,6 @@ class Outcome:
         }
 
 
-def _fmt_shape(shape: tuple | list | None) -> str:
-    return "None" if shape is None else "(" + ", ".join(map(str, shape)) + ")"
-
-
 def _err_text(err: dict[str, Any] | None) -> str:
     if not err:
         return "an unknown error"
@@ -156,7 +129,7 @@ def _shapes_agree(symbolic: tuple | None, eager: tuple | None) -> bool:
     return all(s is None or s == e for s, e in zip(symbolic, eager))
 
 
-def classify(case: ConvCase, ref: Reference, result: BackendResult) -> Outcome:
+def classify(case: ConvCase, ref: Expected, result: BackendResult) -> Outcome:
     """The verdict for one backend, from its own result and the reference alone: never from
     which other backends were selected or what they did (a verdict is a function of the case).
 
@@ -206,7 +179,7 @@ def classify(case: ConvCase, ref: Reference, result: BackendResult) -> Outcome:
             out.verdict = "fail-error-parity"
             out.message = (
                 f"the spec rejects this configuration ({ref.invalid}), but {b} returned a "
-                f"tensor of shape {_fmt_shape(result.shape)} instead of raising"
+                f"tensor of shape {fmt_shape(result.shape, 'None')} instead of raising"
             )
         return out
     if result.status == "error":
@@ -217,12 +190,12 @@ def classify(case: ConvCase, ref: Reference, result: BackendResult) -> Outcome:
             out.verdict = "unsupported"
             out.message = (
                 f"a Keras-wide limitation (Keras's own constructor refuses it on every "
-                f"backend): {_err_text(result.error)}; the spec gives shape {_fmt_shape(ref.shape)}"
+                f"backend): {_err_text(result.error)}; the spec gives shape {fmt_shape(ref.shape, 'None')}"
             )
         else:
             out.verdict = "fail-error-parity"
             out.message = (
-                f"the spec accepts this configuration (output shape {_fmt_shape(ref.shape)}), "
+                f"the spec accepts this configuration (output shape {fmt_shape(ref.shape, 'None')}), "
                 f"but {b} raised {_err_text(result.error)}"
             )
         return out
@@ -230,8 +203,8 @@ def classify(case: ConvCase, ref: Reference, result: BackendResult) -> Outcome:
     if tuple(result.shape or ()) != tuple(ref.shape or ()):
         out.verdict = "fail-shape"
         out.message = (
-            f"{b} output shape {_fmt_shape(result.shape)} != reference shape "
-            f"{_fmt_shape(ref.shape)}"
+            f"{b} output shape {fmt_shape(result.shape, 'None')} != reference shape "
+            f"{fmt_shape(ref.shape, 'None')}"
         )
         return out
     if result.symbolic_error:
@@ -246,8 +219,8 @@ def classify(case: ConvCase, ref: Reference, result: BackendResult) -> Outcome:
         if not _shapes_agree(sym, result.shape):
             out.verdict = "fail-symbolic-shape"
             out.message = (
-                f"{label} says {_fmt_shape(sym)} but the eager output is "
-                f"{_fmt_shape(result.shape)} on {b}"
+                f"{label} says {fmt_shape(sym, 'None')} but the eager output is "
+                f"{fmt_shape(result.shape, 'None')} on {b}"
             )
             return out
     wrong_dtype = dtype_mismatch(case, result)
@@ -263,8 +236,8 @@ def classify(case: ConvCase, ref: Reference, result: BackendResult) -> Outcome:
             return out
         if got.shape != expected.shape:
             out.verdict = "fail-shape"
-            out.message = (f"{b} {name} shape {_fmt_shape(got.shape)} != reference shape "
-                           f"{_fmt_shape(expected.shape)}")
+            out.message = (f"{b} {name} shape {fmt_shape(got.shape, 'None')} != reference shape "
+                           f"{fmt_shape(expected.shape, 'None')}")
             return out
     worst = _compare_outputs(ref, result, case.dtype)
     if worst is None:  # nothing to compare (a mode without outputs)
@@ -325,7 +298,7 @@ def dtype_mismatch(case: ConvCase, result: BackendResult) -> str | None:
     return None
 
 
-def _compare_outputs(ref: Reference, result: BackendResult,
+def _compare_outputs(ref: Expected, result: BackendResult,
                      dtype: str) -> tuple[str, ValueCheck] | None:
     """Every named output (present and shaped right) against the reference's: the worst one,
     a failing one first, then the largest error relative to its tolerance, with its name."""

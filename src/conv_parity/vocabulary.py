@@ -1,4 +1,5 @@
-"""The verdict vocabulary: every verdict name, in report order, and which ones are failures.
+"""The vocabulary: every verdict name, in report order, and which ones are failures; the mode
+names; a worker's statuses and the phases of a call.
 
 One home (DESIGN.md "Contracts"): the rules that pick a verdict (:mod:`conv_parity.verdict`),
 the registry, the report schema, the plugin and the CLI all read these names from here.
@@ -25,6 +26,17 @@ OK_VERDICTS: frozenset[str] = frozenset({"pass", "skip", "xfail", "unsupported"}
 FAILURE_VERDICTS: tuple[str, ...] = tuple(v for v in VERDICTS if v not in OK_VERDICTS)
 #: Verdicts that say the backend conforms on the case (a test passes without a mark).
 CONFORMING: frozenset[str] = frozenset({"pass", "unsupported"})
+
+#: Every mode's name, in the order they are listed (:mod:`conv_parity.modes` says how each is
+#: computed; a case checks its mode against these names without importing any mode's code).
+MODE_NAMES: tuple[str, ...] = ("eager", "predict", "jit", "grad")
+
+#: A worker's answer on one case: "ok": the call returned a tensor; "error": an exception in
+#: some phase (captured as data); "crash": the worker died or broke the protocol; "timeout": it
+#: hung and was killed; "unavailable": the backend could not be imported.
+STATUSES: tuple[str, ...] = ("ok", "error", "crash", "timeout", "unavailable")
+#: The phases of a call, in order, that an error names.
+PHASES: tuple[str, ...] = ("construct", "build", "symbolic", "call")
 
 
 def is_failure(verdict: str) -> bool:

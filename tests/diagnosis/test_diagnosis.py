@@ -9,10 +9,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conv_parity import compare, grid, mutations, reference
+from conv_parity import compare, grid, mutants, mutations, reference
 from conv_parity.case import ConvCase
-from conv_parity.diagnosis import CODES, Diagnosis, diagnose
 from conv_parity.errors import InvalidConfig
+from conv_parity.explain.diagnosis import CODES, Diagnosis, diagnose
 
 
 def _valid(cases):
@@ -75,12 +75,12 @@ def _code(case: ConvCase, output: np.ndarray) -> str | None:
     return None if d is None else d.code
 
 
-@pytest.mark.parametrize("mutation", sorted(n for n in mutations.MUTATIONS
-                                             if n not in mutations.MODE_ONLY))
+@pytest.mark.parametrize("mutation", sorted(n for n in mutants.MUTATIONS
+                                             if n not in mutants.MODE_ONLY))
 def test_every_mutant_on_the_reference_is_named(mutation: str) -> None:
     """Forward mutants applied to the reference (no backend): each one is diagnosed as itself.
     (The mode-only mutants need a backend's gradients or tracing: test_mutations.py.)"""
-    expected = mutations.EXPECTED_DIAGNOSIS[mutation]
+    expected = mutants.EXPECTED_DIAGNOSIS[mutation]
     seen = unnamed = 0
     for case in DEFAULT:
         x, w = case.arrays()

@@ -8,7 +8,7 @@ import pytest
 
 from conv_parity import reference
 from conv_parity.case import ConvCase
-from conv_parity.gradient_diagnosis import CODES, diagnose_gradient
+from conv_parity.explain.gradient_diagnosis import CODES, diagnose_gradient
 
 CASE = ConvCase.make("Conv2D", {"filters": 3, "kernel_size": 3, "padding": "same"},
                      (2, 6, 5, 2), mode="grad")

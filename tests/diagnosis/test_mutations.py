@@ -15,7 +15,7 @@ import importlib.util
 
 import pytest
 
-from conv_parity import grid, mutations
+from conv_parity import grid, mutants, mutations
 from conv_parity.case import ConvCase
 
 try:
@@ -54,7 +54,7 @@ EXTRA = [
 
 
 #: One test-only target per mutant: the backend with that bug injected (conv_parity.backends).
-MUTANTS = {name: f"{BACKEND}:mutant-{name}" for name in mutations.MUTATIONS}
+MUTANTS = {name: f"{BACKEND}:mutant-{name}" for name in mutants.MUTATIONS}
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +83,7 @@ def _score(engine, cases: list[ConvCase]) -> dict[str, dict]:
     for name, target in MUTANTS.items():
         failing = [o for o in outcomes if o.backend == target and o.case in conforming
                    and o.verdict in FAILING]
-        expected = mutations.EXPECTED_DIAGNOSIS[name]
+        expected = mutants.EXPECTED_DIAGNOSIS[name]
         named = [_names(o, expected) for o in failing] if expected else []
         if name == "grad-kernel-scaled":  # reported where it is, and diagnosed from dkernel
             assert all(o.worst["output"] == "dkernel" for o in failing)
@@ -109,11 +109,11 @@ def _score(engine, cases: list[ConvCase]) -> dict[str, dict]:
 def _assert_all_caught_and_named(table: dict[str, dict]) -> None:
     missed = [n for n, row in table.items() if not row["caught"]]
     assert not missed, f"mutants not caught: {missed}"
-    for name, only in mutations.MODE_ONLY.items():
+    for name, only in mutants.MODE_ONLY.items():
         # caught in every mode that can see it, and in no other (eager must miss it)
         assert table[name]["modes"] == sorted(only), (name, table[name]["modes"])
     unnamed = [n for n, row in table.items()
-               if mutations.EXPECTED_DIAGNOSIS[n] and not row["named"]]
+               if mutants.EXPECTED_DIAGNOSIS[n] and not row["named"]]
     assert not unnamed, f"caught but never diagnosed as the injected bug: {unnamed}"
     wrong = {n: row["wrong"][:3] for n, row in table.items() if row["wrong"]}
     assert not wrong, f"diagnosis named another bug: {wrong}"
@@ -133,6 +133,6 @@ def test_mode_only_mutants_are_not_forward_mutants() -> None:
     """apply() is the forward door; a mode-only mutant there is a usage error naming the rest."""
     from conv_parity.errors import UsageError
 
-    for name in mutations.MODE_ONLY:
+    for name in mutants.MODE_ONLY:
         with pytest.raises(UsageError, match="unknown forward mutation"):
             mutations.apply(name, EXTRA[0], *EXTRA[0].arrays(), lambda c, x, w: x)

@@ -20,8 +20,8 @@ import pytest
 from conv_parity import grid, reference
 from conv_parity.case import ConvCase
 from conv_parity.errors import InvalidConfig
+from conv_parity.explain.repro import render, repro_command, write_repro
 from conv_parity.registry import Registry, installed_keras_version
-from conv_parity.repro import render, repro_command, write_repro
 
 
 def _load(source: str) -> dict:

@@ -44,7 +44,7 @@ cases = [ConvCase.make("Conv2D", %r, (1, 4, 4, 2), seed=s, mode="predict") for s
 cases.append(ConvCase.make("Conv2D", %r, (2, 4, 4, 2), mode="predict"))
 fns, ys = [], []
 for case in cases:
-    ys.append(mode.run(keras, case, Arrays.of(case))["y"])
+    ys.append(mode.run(keras, case, modes.seeded(case))["y"])
     fns.append(id(mode._models[case.__class__(**{**case.__dict__, "seed": 0})][1].predict_function))
 print(json.dumps({"built": mode.models_built, "fns": fns,
                   "differ": bool(not np.allclose(ys[0], ys[1]))}))

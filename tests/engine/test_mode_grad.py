@@ -9,10 +9,9 @@ import pytest
 from conv_parity import backends as targets
 from conv_parity import modes, reference
 from conv_parity.case import ConvCase
-from conv_parity.modes import Arrays
 from conv_parity.modes.grad import NO_GRADIENTS
+from conv_parity.results import BackendResult
 from conv_parity.verdict import classify
-from conv_parity.workers.results import BackendResult
 
 GRAD = modes.get("grad")
 CONV = ConvCase.make("Conv2D", {"filters": 3, "kernel_size": 2, "activation": "tanh"},
@@ -30,7 +29,7 @@ def test_numpy_and_openvino_skip_with_the_reason() -> None:
 
 
 def test_seeded_arrays_carry_the_cotangent_and_keep_x_and_w() -> None:
-    arrays = Arrays.of(CONV)
+    arrays = modes.seeded(CONV)
     x, w = CONV.arrays()
     np.testing.assert_array_equal(arrays.x, x)
     assert all(np.array_equal(a, b) for a, b in zip(arrays.weights, w))
@@ -39,30 +38,30 @@ def test_seeded_arrays_carry_the_cotangent_and_keep_x_and_w() -> None:
 
 
 def test_max_pool_input_has_a_unique_maximum_in_every_window() -> None:
-    x = Arrays.of(POOL).x
+    x = modes.seeded(POOL).x
     assert len(np.unique(x)) == x.size  # distinct everywhere, so in every window
 
 
 def test_reference_half_names_every_gradient() -> None:
-    assert list(GRAD.expected(CONV, Arrays.of(CONV)).outputs) == ["y", "dx", "dkernel", "dbias"]
-    assert list(GRAD.expected(SEP, Arrays.of(SEP)).outputs) == [
+    assert list(GRAD.expected(CONV, modes.seeded(CONV)).outputs) == ["y", "dx", "dkernel", "dbias"]
+    assert list(GRAD.expected(SEP, modes.seeded(SEP)).outputs) == [
         "y", "dx", "dkernel", "dpointwise_kernel"]
-    ref = GRAD.expected(POOL, Arrays.of(POOL))
+    ref = GRAD.expected(POOL, modes.seeded(POOL))
     assert list(ref.outputs) == ["y", "dx"]
     assert ref.outputs["dx"].shape == POOL.input_shape
     # each cotangent element lands on exactly one input
-    assert np.isclose(ref.outputs["dx"].sum(), Arrays.of(POOL).extras["dy"].astype(float).sum())
+    assert np.isclose(ref.outputs["dx"].sum(), modes.seeded(POOL).extras["dy"].astype(float).sum())
 
 
 def test_a_rejected_case_has_no_cotangent_and_an_invalid_reference() -> None:
     bad = ConvCase.make("Conv2D", {"filters": 1, "kernel_size": 9}, (1, 5, 4, 2), mode="grad")
-    arrays = Arrays.of(bad)
+    arrays = modes.seeded(bad)
     assert "dy" not in arrays.extras
     assert GRAD.expected(bad, arrays).invalid
 
 
 def _result_from_reference(case: ConvCase, scale: dict[str, float]) -> BackendResult:
-    ref = GRAD.expected(case, Arrays.of(case))
+    ref = GRAD.expected(case, modes.seeded(case))
     outputs = {k: (v * scale.get(k, 1.0)).astype(case.dtype) for k, v in ref.outputs.items()}
     y = outputs["y"]
     return BackendResult("torch", case.id, "ok", outputs, shape=y.shape, dtype=str(y.dtype),
@@ -70,7 +69,7 @@ def _result_from_reference(case: ConvCase, scale: dict[str, float]) -> BackendRe
 
 
 def test_a_gradient_off_by_a_tenth_of_a_percent_fails_by_name() -> None:
-    ref = GRAD.expected(CONV, Arrays.of(CONV))
+    ref = GRAD.expected(CONV, modes.seeded(CONV))
     assert classify(CONV, ref, _result_from_reference(CONV, {})).verdict == "pass"
     out = classify(CONV, ref, _result_from_reference(CONV, {"dkernel": 1.001}))
     assert out.verdict == "fail-values"
@@ -78,7 +77,7 @@ def test_a_gradient_off_by_a_tenth_of_a_percent_fails_by_name() -> None:
 
 
 def test_a_missing_gradient_is_named() -> None:
-    ref = GRAD.expected(CONV, Arrays.of(CONV))
+    ref = GRAD.expected(CONV, modes.seeded(CONV))
     res = _result_from_reference(CONV, {})
     del res.outputs["dbias"]
     out = classify(CONV, ref, res)
@@ -86,7 +85,7 @@ def test_a_missing_gradient_is_named() -> None:
 
 
 def test_tolerance_scales_with_the_backward_sums() -> None:
-    arrays = Arrays.of(CONV)
+    arrays = modes.seeded(CONV)
     mags = reference.vjp_magnitude(CONV.layer, arrays.x, arrays.weights, arrays.extras["dy"],
                                    **CONV.kwargs)
     ref = GRAD.expected(CONV, arrays)

@@ -29,12 +29,12 @@ def test_the_engine_asks_the_mode_registry() -> None:
 
 
 def test_reference_half_names_its_outputs() -> None:
-    ref = modes.get("eager").expected(CASE, Arrays.of(CASE))
+    ref = modes.get("eager").expected(CASE, modes.seeded(CASE))
     assert list(ref.outputs) == ["y"] and ref.shape == (1, 4, 3, 3)
     assert ref.output is ref.outputs["y"] and ref.magnitude is ref.magnitudes["y"]
     assert ref.reduction_sizes == {"y": 2 * 2 * 2}  # taps x input channels of the group
     rejected = ConvCase.make("Conv2D", {"filters": 1, "kernel_size": 9}, (1, 5, 4, 2))
-    assert modes.get("eager").expected(rejected, Arrays.of(rejected)).invalid
+    assert modes.get("eager").expected(rejected, modes.seeded(rejected)).invalid
 
 
 def test_reduction_size_counts_the_products_of_one_output() -> None:
@@ -67,13 +67,21 @@ def test_prepared_arrays_reach_the_backend_and_the_repro(tmp_path) -> None:
         assert seeded.verdict == prepared.verdict == "pass"
         # a pass proves the worker used the real weights: the two references differ widely
         ref = modes.get("eager").expected(CASE, real)
-        seeded_ref = modes.get("eager").expected(CASE, Arrays.of(CASE))
+        seeded_ref = modes.get("eager").expected(CASE, modes.seeded(CASE))
         assert not np.allclose(ref.output, seeded_ref.output, atol=0.1)
     # a repro of prepared arrays loads them from the .npz beside it
-    from conv_parity.repro import write_repro
+    from conv_parity.explain.repro import write_repro
 
     path = write_repro(CASE, "jax", tmp_path, arrays=wrong)
     assert path.with_suffix(".npz").exists()
     proc = subprocess.run([sys.executable, str(path)], capture_output=True, text=True,
                           timeout=300, cwd=tmp_path)
     assert proc.returncode == 0 and proc.stdout.strip().endswith("OK"), proc.stdout + proc.stderr
+
+
+def test_mode_names_are_the_vocabulary() -> None:
+    """A case checks its mode against vocabulary.MODE_NAMES without importing any mode: the
+    names there and the modes here are the same, in the same order."""
+    from conv_parity.vocabulary import MODE_NAMES
+
+    assert tuple(modes.MODES) == MODE_NAMES

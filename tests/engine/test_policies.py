@@ -17,8 +17,8 @@ from conv_parity.engine import compute_reference
 from conv_parity.errors import UsageError
 from conv_parity.mixed_dtypes import KnownDisagreement, Probe, judge, probes
 from conv_parity.registry import Registry, _parse_entry
+from conv_parity.results import BackendResult
 from conv_parity.verdict import classify, dtype_mismatch, expected_dtypes
-from conv_parity.workers.results import BackendResult
 
 CONV = ("Conv2D", {"filters": 3, "kernel_size": 3, "padding": "same"}, (2, 5, 6, 4))
 

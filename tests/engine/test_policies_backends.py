@@ -127,7 +127,7 @@ def test_repro_script_of_a_policy_case_builds_the_layer_under_its_policy(tmp_pat
     import subprocess
     import sys
 
-    from conv_parity.repro import render
+    from conv_parity.explain.repro import render
 
     _need("torch")
     case = ConvCase.make(*CONV, dtype="mixed_bfloat16", mode="predict")

@@ -8,7 +8,8 @@ import pytest
 
 from conv_parity.case import ConvCase
 from conv_parity.errors import UsageError
-from conv_parity.registry import Registry, main
+from conv_parity.registry import Registry
+from conv_parity.registry.__main__ import main
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -21,7 +21,8 @@ import pytest
 
 from conv_parity.errors import UsageError
 from conv_parity.model.extract import concrete_input_shape, extract, layout_hint
-from conv_parity.model.load import import_keras, load, reseed
+from conv_parity.model.files import import_keras
+from conv_parity.model.load import load, reseed
 
 keras = import_keras()
 CHEAP = "jax,numpy"

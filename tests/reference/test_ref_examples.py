@@ -250,3 +250,13 @@ def test_repeated_tiny_calls_reuse_the_validated_plan(monkeypatch: pytest.Monkey
     assert builds == []
     reference.forward("Conv2D", x, w, **{**kw, "strides": 2})  # a new configuration is built
     assert builds == ["Conv2D"]
+
+
+def test_an_empty_output_is_rejected_with_its_argument_axis_and_size() -> None:
+    """The fields say what the message says, so no caller parses the message."""
+    with pytest.raises(InvalidConfig, match="output size would be -1 on spatial axis 1") as exc:
+        reference.output_shape("Conv2D", (1, 5, 3, 2), filters=1, kernel_size=(2, 5))
+    assert (exc.value.argument, exc.value.axis, exc.value.size) == ("kernel_size", 1, -1)
+    with pytest.raises(InvalidConfig) as exc:
+        reference.output_shape("MaxPooling1D", (1, 2, 3), pool_size=3)
+    assert (exc.value.argument, exc.value.axis, exc.value.size) == ("pool_size", 0, 0)

@@ -19,8 +19,8 @@ from worker_test_utils import ALL_BACKENDS, INSTALLED
 from conv_parity import backends as targets
 from conv_parity.case import ConvCase
 from conv_parity.registry import Registry, installed_keras_version
+from conv_parity.vocabulary import PHASES
 from conv_parity.workers import BackendInfo, BackendResult, make_items
-from conv_parity.workers.results import PHASES
 
 try:
     from conv_parity.reference import forward as reference_forward

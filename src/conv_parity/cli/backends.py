@@ -14,7 +14,7 @@ import json
 from typing import Any
 
 from conv_parity import backends as targets
-from conv_parity.cli import EXIT_OK, emit_json, log, positive_float, stdout_to_stderr
+from conv_parity.cli.common import EXIT_OK, emit_json, log, positive_float, stdout_to_stderr
 from conv_parity.cli.text import one_line, table
 
 EXAMPLES = """\

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from conv_parity.cli import (
+from conv_parity.cli.common import (
     EXIT_DISCREPANCY,
     EXIT_OK,
     EXIT_USAGE,

@@ -14,7 +14,7 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any
 
-from conv_parity.cli import (
+from conv_parity.cli.common import (
     EXIT_DISCREPANCY,
     EXIT_OK,
     add_backends_option,
@@ -27,8 +27,9 @@ from conv_parity.cli import (
     selected_modes,
     stdout_to_stderr,
 )
-from conv_parity.cli.text import failure_lines, fmt_float, fmt_shape, one_line, table
+from conv_parity.cli.text import failure_lines, one_line, table
 from conv_parity.errors import InvalidConfig, UsageError
+from conv_parity.formats import fmt_float, fmt_shape
 from conv_parity.policies import POLICIES
 
 if TYPE_CHECKING:

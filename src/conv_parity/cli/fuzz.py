@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from conv_parity.cli import (
+from conv_parity.cli.common import (
     EXIT_DISCREPANCY,
     EXIT_OK,
     add_backends_option,

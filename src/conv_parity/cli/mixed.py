@@ -12,7 +12,7 @@ import argparse
 import time
 from typing import Any
 
-from conv_parity.cli import (
+from conv_parity.cli.common import (
     EXIT_DISCREPANCY,
     EXIT_OK,
     emit_json,

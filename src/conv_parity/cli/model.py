@@ -14,7 +14,7 @@ import argparse
 import time
 from typing import TYPE_CHECKING
 
-from conv_parity.cli import (
+from conv_parity.cli.common import (
     EXIT_DISCREPANCY,
     EXIT_OK,
     add_backends_option,
@@ -26,7 +26,8 @@ from conv_parity.cli import (
     selected_backends,
     stdout_to_stderr,
 )
-from conv_parity.cli.text import failure_lines, fmt_float, fmt_shape, one_line, table
+from conv_parity.cli.text import failure_lines, one_line, table
+from conv_parity.formats import fmt_float, fmt_shape
 
 if TYPE_CHECKING:
     from conv_parity.model import ModelResult

@@ -15,7 +15,7 @@ import json
 import sys
 import time
 
-from conv_parity.cli import (
+from conv_parity.cli.common import (
     EXIT_DISCREPANCY,
     EXIT_OK,
     EXIT_USAGE,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from conv_parity.cli import EXIT_DISCREPANCY, EXIT_OK, emit_json
+from conv_parity.cli.common import EXIT_DISCREPANCY, EXIT_OK, emit_json
 from conv_parity.cli.text import one_line
 from conv_parity.errors import UsageError
 

@@ -18,7 +18,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conv_parity.cli import (
+from conv_parity.cli.common import (
     DEBUG_ENV,
     EXIT_DISCREPANCY,
     EXIT_HARNESS,

@@ -8,25 +8,6 @@ subcommand modules hold only what they decide, not how it is laid out.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import SupportsFloat
-
-
-def fmt_shape(shape: Sequence[int | None] | None) -> str:
-    """A shape as Python writes a tuple, unknown dimensions as None: fmt_shape((None, 3)) ==
-    "(None, 3)"; no shape: "-"."""
-    if shape is None:
-        return "-"
-    return "(" + ", ".join("None" if d is None else str(d) for d in shape) + ")"
-
-
-def fmt_float(x: SupportsFloat | str | None) -> str:
-    """Two significant digits: fmt_float(1.234e-7) == "1.2e-07"; None: "-"."""
-    if x is None:
-        return "-"
-    try:
-        return f"{float(x):.2g}"
-    except (TypeError, ValueError):
-        return str(x)
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:

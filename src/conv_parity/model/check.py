@@ -17,7 +17,8 @@ import numpy as np
 
 from conv_parity.errors import UsageError
 from conv_parity.model.extract import Extraction, LayerUse, concrete_input_shape, extract
-from conv_parity.model.load import Loaded, import_keras, load, reseed
+from conv_parity.model.files import import_keras
+from conv_parity.model.load import Loaded, load, reseed
 
 if TYPE_CHECKING:
     from conv_parity.case import ConvCase

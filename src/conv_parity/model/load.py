@@ -14,9 +14,7 @@ Every refusal is a :class:`~conv_parity.errors.UsageError` (the CLI's exit 2, on
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import os
 import sys
 import zlib
 from collections.abc import Callable
@@ -27,6 +25,8 @@ from typing import Any
 import numpy as np
 
 from conv_parity.errors import UsageError
+from conv_parity.model.files import first_line, h5_model_config, import_keras, layer_configs
+from conv_parity.model.migrate import Migration, migrate_h5, saved_keras_version
 
 APPLICATIONS_PREFIX = "keras.applications."
 
@@ -43,26 +43,13 @@ class Loaded:
     source: str
     kind: str  # "keras", "h5", "weights", "applications", "object"
     built_here: bool
-    migration: Any = None  # a conv_parity.model.migrate.Migration for a Keras 2 .h5
+    migration: Migration | None = None  # for a Keras 2 .h5
     #: keras.applications: {"name", "kwargs"} of the builder call, which every backend's
     #: worker repeats, since some builders refuse some backends (NASNetMobile on torch).
     application: dict[str, Any] | None = None
     #: The user's own modules (``--builder``'s): every worker imports them before loading the
     #: model, so custom layers they register are known there too.
     imports: tuple[str, ...] = ()
-
-
-def import_keras() -> Any:
-    """Keras, imported with a backend chosen for loading (see the module docstring)."""
-    if "keras" not in sys.modules and not os.environ.get("KERAS_BACKEND"):
-        for name, module in (("jax", "jax"), ("numpy", "jax"), ("tensorflow", "tensorflow"),
-                             ("torch", "torch")):
-            if importlib.util.find_spec(module) is not None:
-                os.environ["KERAS_BACKEND"] = name
-                break
-    import keras
-
-    return keras
 
 
 def load(source: str, input_shape: tuple[int, ...] | None = None,
@@ -99,8 +86,6 @@ def load(source: str, input_shape: tuple[int, ...] | None = None,
         return Loaded(_load_keras(path), str(path), "keras", built_here=False)
     if suffix in (".h5", ".hdf5"):
         refuse_code(h5_model_config(path), path)
-        from conv_parity.model.migrate import migrate_h5, saved_keras_version
-
         if (saved_keras_version(path) or "").startswith("2."):
             model, migration = migrate_h5(path, say or (lambda _line: None))
             return Loaded(model, str(path), "h5", built_here=False, migration=migration)
@@ -122,7 +107,7 @@ def _application(name: str, input_shape: tuple[int, ...] | None) -> Any:
         model = builder(**kwargs)
     except (ValueError, TypeError) as exc:
         raise UsageError(f"keras.applications.{name} refuses to build with "
-                         f"{kwargs}: {_first_line(exc)}") from None
+                         f"{kwargs}: {first_line(exc)}") from None
     return Loaded(model, f"{APPLICATIONS_PREFIX}{name}", "applications", built_here=True,
                   application={"name": name, "kwargs": kwargs})
 
@@ -143,7 +128,7 @@ def builder_function(spec: str) -> Callable[[], Any]:
         module = importlib.import_module(module_name)
     except Exception as exc:
         raise UsageError(f"--builder {spec}: cannot import {module_name!r}: "
-                         f"{type(exc).__name__}: {_first_line(exc)}") from None
+                         f"{type(exc).__name__}: {first_line(exc)}") from None
     func = getattr(module, func_name, None)
     if not callable(func):
         raise UsageError(f"--builder {spec}: module {module_name!r} has no function "
@@ -160,7 +145,7 @@ def _build_and_load_weights(path: Path, builder: str, input_shape: tuple[int, ..
         model = func()
     except Exception as exc:
         raise UsageError(f"--builder {builder}: the function raised {type(exc).__name__}: "
-                         f"{_first_line(exc)}") from None
+                         f"{first_line(exc)}") from None
     if not isinstance(model, keras.Model):
         raise UsageError(f"--builder {builder}: returned a {type(model).__name__}, not a "
                          f"keras.Model")
@@ -173,7 +158,7 @@ def _build_and_load_weights(path: Path, builder: str, input_shape: tuple[int, ..
         model.load_weights(path)
     except Exception as exc:
         raise UsageError(f"{path}: cannot load these weights into the model --builder "
-                         f"{builder} returns: {type(exc).__name__}: {_first_line(exc)}"
+                         f"{builder} returns: {type(exc).__name__}: {first_line(exc)}"
                          ) from None
     return model
 
@@ -186,16 +171,11 @@ def read_input(path: str) -> np.ndarray:
         raise UsageError(f"--input {path}: no such file (give a .npy file saved with "
                          f"numpy.save)") from None
     except (ValueError, OSError, EOFError) as exc:
-        raise UsageError(f"--input {path}: not a readable .npy array ({_first_line(exc)})"
+        raise UsageError(f"--input {path}: not a readable .npy array ({first_line(exc)})"
                          ) from None
     if not isinstance(x, np.ndarray):
         raise UsageError(f"--input {path}: a .npz archive, not one .npy array")
     return x
-
-
-def _first_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return text[:400] + ("..." if len(text) > 400 else "")
 
 
 def _load_keras(path: Path) -> Any:
@@ -211,27 +191,6 @@ def _load_keras(path: Path) -> Any:
     return _load_refusing_code(path, config, "Keras")
 
 
-def h5_model_config(path: Path) -> dict[str, Any]:
-    """The ``model_config`` JSON of a full-model .h5 (Keras 2 or 3), read without Keras."""
-    import h5py
-
-    try:
-        with h5py.File(path, "r") as fh:
-            raw = fh.attrs.get("model_config")
-    except OSError as exc:
-        raise UsageError(f"{path}: not a readable HDF5 file ({_first_line(exc)}); "
-                         f"truncated or not a model") from None
-    if raw is None:
-        raise UsageError(f"{path}: an HDF5 file without a model config (a weights-only file? "
-                         f"give the full model saved with model.save)")
-    if isinstance(raw, bytes):
-        raw = raw.decode("utf-8")
-    try:
-        return json.loads(raw)
-    except ValueError:
-        raise UsageError(f"{path}: the model config in this .h5 is not valid JSON") from None
-
-
 def _load_h5(path: Path) -> Any:
     return _load_refusing_code(path, h5_model_config(path), "Keras {version}")
 
@@ -245,22 +204,7 @@ def _load_refusing_code(path: Path, config: Any, who: str) -> Any:
         return keras.saving.load_model(path, safe_mode=True, compile=False)
     except Exception as exc:
         raise UsageError(f"{path}: {who.format(version=keras.__version__)} cannot load this "
-                         f"model: {type(exc).__name__}: {_first_line(exc)}") from None
-
-
-def layer_configs(config: Any) -> list[dict[str, Any]]:
-    """Every ``{"class_name": ..., "config": ...}`` record in a model config, nested ones too."""
-    found: list[dict[str, Any]] = []
-    stack = [config]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, dict):
-            if isinstance(node.get("class_name"), str) and isinstance(node.get("config"), dict):
-                found.append(node)
-            stack.extend(node.values())
-        elif isinstance(node, list):
-            stack.extend(node)
-    return found
+                         f"model: {type(exc).__name__}: {first_line(exc)}") from None
 
 
 def refuse_code(config: Any, path: Path | str) -> None:

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from conv_parity.errors import UsageError
-from conv_parity.model.load import h5_model_config, import_keras, layer_configs
+from conv_parity.model.files import h5_model_config, import_keras, layer_configs
 
 _CONTAINERS = frozenset({"Sequential", "Functional", "Model"})
 

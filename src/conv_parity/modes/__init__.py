@@ -14,10 +14,13 @@ A mode has
 * :meth:`Mode.skip_reason`: why a backend cannot run it at all (None when it can);
 * :meth:`Mode.repro_call`: the lines of a repro script that compute ``y`` with plain Keras.
 
-Public API: :data:`MODES`, :func:`get`, :func:`parse`, :class:`Mode`, :class:`Arrays`.
+Public API: :data:`MODES`, :func:`get`, :func:`parse`, :func:`seeded`, :class:`Mode`,
+:class:`Arrays`.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 from conv_parity.errors import UsageError
 from conv_parity.modes._protocol import Arrays, Mode
@@ -25,6 +28,9 @@ from conv_parity.modes.eager import Eager
 from conv_parity.modes.grad import Grad
 from conv_parity.modes.jit import Jit
 from conv_parity.modes.predict import Predict
+
+if TYPE_CHECKING:
+    from conv_parity.case import ConvCase
 
 MODES: dict[str, Mode] = {m.name: m for m in (Eager(), Predict(), Jit(), Grad())}
 
@@ -35,6 +41,12 @@ def get(name: str) -> Mode:
         return MODES[name]
     except KeyError:
         raise UsageError(f"unknown mode {name!r}; choose from {', '.join(MODES)}") from None
+
+
+def seeded(case: ConvCase) -> Arrays:
+    """The seeded arrays of a case, as its mode makes them (a gradient mode adds the
+    cotangent and may need inputs without ties)."""
+    return get(case.mode).seeded(case)
 
 
 def parse(spec: str | None) -> list[str] | None:
@@ -51,4 +63,4 @@ def parse(spec: str | None) -> list[str] | None:
     return names
 
 
-__all__ = ["MODES", "Arrays", "Mode", "get", "parse"]
+__all__ = ["MODES", "Arrays", "Mode", "get", "parse", "seeded"]

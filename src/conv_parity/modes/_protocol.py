@@ -11,7 +11,7 @@ import numpy as np
 if TYPE_CHECKING:
     from conv_parity.backends import BackendSpec
     from conv_parity.case import ConvCase
-    from conv_parity.verdict import Reference
+    from conv_parity.expected import Expected
 
 
 @dataclass
@@ -24,14 +24,6 @@ class Arrays:
     weights: list[np.ndarray]
     extras: Mapping[str, np.ndarray] = field(default_factory=dict)
     source: str = "seed"
-
-    @classmethod
-    def of(cls, case: ConvCase) -> Arrays:
-        """The seeded arrays of a case, as its mode makes them (a gradient mode adds the
-        cotangent and may need inputs without ties)."""
-        from conv_parity import modes
-
-        return modes.get(case.mode).seeded(case)
 
     @property
     def seeded(self) -> bool:
@@ -50,7 +42,7 @@ class Mode(Protocol):
 
     def run(self, keras: Any, case: ConvCase, arrays: Arrays) -> dict[str, np.ndarray]: ...
 
-    def expected(self, case: ConvCase, arrays: Arrays) -> Reference: ...
+    def expected(self, case: ConvCase, arrays: Arrays) -> Expected: ...
 
     def repro_call(self, case: ConvCase) -> str: ...
 

@@ -13,7 +13,7 @@ from conv_parity.modes._protocol import Arrays
 if TYPE_CHECKING:
     from conv_parity.backends import BackendSpec
     from conv_parity.case import ConvCase
-    from conv_parity.verdict import Reference
+    from conv_parity.expected import Expected
 
 
 class Eager:
@@ -81,7 +81,7 @@ class Eager:
         except Exception as exc:
             raise tagged(exc, "call") from None
 
-    def expected(self, case: ConvCase, arrays: Arrays) -> Reference:
+    def expected(self, case: ConvCase, arrays: Arrays) -> Expected:
         """The spec's answer: the output and its magnitude, or the rejection.
 
         The reference gets the full canonical kwargs: for ops, the geometry (kernel_size,
@@ -89,8 +89,8 @@ class Eager:
         """
         from conv_parity import reference
         from conv_parity.errors import InvalidConfig
+        from conv_parity.expected import Expected
         from conv_parity.geometry import reduction_size
-        from conv_parity.verdict import Reference
 
         kwargs = case.kwargs
         try:
@@ -98,8 +98,8 @@ class Eager:
             out = reference.forward(case.layer, arrays.x, arrays.weights, **kwargs)
             mag = reference.magnitude(case.layer, arrays.x, arrays.weights, **kwargs)
         except InvalidConfig as exc:
-            return Reference(invalid=str(exc))
-        return Reference(tuple(shape), {"y": out}, {"y": mag},
+            return Expected(invalid=str(exc))
+        return Expected(tuple(shape), {"y": out}, {"y": mag},
                          reduction_sizes={"y": reduction_size(case)})
 
     def repro_prepare(self, case: ConvCase) -> str:

@@ -32,7 +32,7 @@ from conv_parity.modes.eager import Eager
 if TYPE_CHECKING:
     from conv_parity.backends import BackendSpec
     from conv_parity.case import ConvCase
-    from conv_parity.verdict import Reference
+    from conv_parity.expected import Expected
 
 NO_GRADIENTS = "no gradients on this backend"
 
@@ -101,7 +101,7 @@ class Grad(Eager):
             out.update(zip(names(case.layer, case.kwargs), grads))
         return out
 
-    def expected(self, case: ConvCase, arrays: Arrays) -> Reference:
+    def expected(self, case: ConvCase, arrays: Arrays) -> Expected:
         """The forward's reference plus :func:`conv_parity.reference.vjp` and its magnitudes.
 
         Reduction sizes (the reference's own error bound): an input-gradient element sums at

@@ -188,7 +188,8 @@ def conv_transpose(
                     idx.append(slice(begin, begin + (cnt[ax] - 1) * s + 1, s))
                 idx.append(slice(None))
                 target = buf[tuple(idx)]
-                target += y[(*lead, *j, slice(None))]
+                tap = (*lead, *j, slice(None))
+                target += y[tap]
     sel = (slice(None), *(slice(st, st + o) for st, o in zip(starts, g.out_spatial)), slice(None))
     return buf[sel]
 

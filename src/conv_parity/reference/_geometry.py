@@ -231,7 +231,8 @@ def build(layer: str, canon: Mapping[str, Any], input_shape: Sequence[int]) -> G
                 raise InvalidConfig(
                     f"output size would be {length} on spatial axis {i}: kernel_size={window}, "
                     f"strides={strides}, padding={padding!r}, output_padding={_fmt(ops_)}, "
-                    f"input_shape={input_shape!r}"
+                    f"input_shape={input_shape!r}",
+                    argument="kernel_size", axis=i, size=length,
                 )
             pads_l.append((start, 0))
             out_l.append(length)
@@ -256,7 +257,8 @@ def build(layer: str, canon: Mapping[str, Any], input_shape: Sequence[int]) -> G
                 raise InvalidConfig(
                     f"output size would be {out} on spatial axis {i}: {size_name}={window} is "
                     f"larger than the input (input_shape={input_shape!r}, padding={padding!r}"
-                    f"{extra}, strides={strides})"
+                    f"{extra}, strides={strides})",
+                    argument=size_name, axis=i, size=out,
                 )
             pads_l.append(pad)
             out_l.append(out)

@@ -93,7 +93,8 @@ def _transpose_vjp(
     starts = tuple(p[0] for p in g.pads)
     ext = tuple(max(f, st + o) for f, st, o in zip(full, starts, g.out_spatial))
     dfull = np.zeros((xc.shape[0], *ext, g.c_out), np.float64)
-    dfull[(slice(None), *(slice(st, st + o) for st, o in zip(starts, g.out_spatial)))] = dz
+    inner = (slice(None), *(slice(st, st + o) for st, o in zip(starts, g.out_spatial)))
+    dfull[inner] = dz
     dx = np.zeros(xc.shape, np.float64)
     dw = np.zeros(w.shape, np.float64)
     for t, tap in enumerate(_taps(g)):

@@ -141,7 +141,8 @@ class RowSlabs:
         else:
             buf[:nb, : a - p0] = 0.0
             buf[:nb, b - p0 : p1 - p0] = 0.0
-            dst = buf[(slice(0, nb), slice(a - p0, b - p0), *self.others)]
+            inner = (slice(0, nb), slice(a - p0, b - p0), *self.others)
+            dst = buf[inner]
             src = self.xc[n0:n1, a - lo : b - lo]
             if self.absolute:
                 np.abs(src, out=dst, casting="unsafe")

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from conv_parity.reference import forward
+from conv_parity.reference._api import forward
 
 
 def conv(

@@ -17,7 +17,7 @@ See :mod:`conv_parity.report.schema` for the schema and the NaN/inf encoding.
 
 from __future__ import annotations
 
-from conv_parity.report.errormap import error_map
+from conv_parity.explain.errormap import error_map
 from conv_parity.report.htmlreport import render_html
 from conv_parity.report.markdown import render_markdown
 from conv_parity.report.schema import (

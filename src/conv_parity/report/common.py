@@ -6,10 +6,10 @@ the terminal matrix, pytest's outcomes and report.json's ``summary.by_bucket`` a
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any
 
+from conv_parity import formats
 from conv_parity.summary import bucket
 from conv_parity.vocabulary import VERDICTS, is_failure
 
@@ -85,26 +85,13 @@ def stale_known(doc: Mapping[str, Any], strict: bool | None = None) -> list[dict
 
 
 def fmt_float(x: Any, digits: int = 4) -> str:
-    """A float for people: 4 significant digits, NaN/inf spelled out, None as an em dash."""
-    if x is None:
-        return "—"
-    if isinstance(x, str):
-        return x
-    try:
-        v = float(x)
-    except (TypeError, ValueError):
-        return str(x)
-    if math.isnan(v):
-        return "nan"
-    if math.isinf(v):
-        return "inf" if v > 0 else "-inf"
-    return f"{v:.{digits}g}"
+    """A float for the reports: 4 significant digits, None as an em dash (formats.fmt_float)."""
+    return formats.fmt_float(x, digits, missing="—")
 
 
 def fmt_shape(shape: Any) -> str:
-    if shape is None:
-        return "—"
-    return "(" + ", ".join("None" if d is None else str(d) for d in shape) + ")"
+    """A shape for the reports, None as an em dash (formats.fmt_shape)."""
+    return formats.fmt_shape(shape, missing="—")
 
 
 def run_line(doc: Mapping[str, Any]) -> list[tuple[str, str]]:

@@ -47,7 +47,7 @@ def _now() -> str:
 
 
 def _tool() -> dict[str, str]:
-    from conv_parity import __version__
+    from conv_parity._version import __version__
 
     return {"name": "conv-parity", "version": __version__}
 

@@ -6,9 +6,9 @@ process (``python -m conv_parity.workers.child``) imports this package before it
 
 from __future__ import annotations
 
+from conv_parity.results import BackendInfo, BackendResult
 from conv_parity.workers.pool import WorkerPool, make_items
-from conv_parity.workers.protocol import ChannelClosed, FrameTimeout, ProtocolError
-from conv_parity.workers.results import BackendInfo, BackendResult, WorkItem
+from conv_parity.workers.protocol import ChannelClosed, FrameTimeout, ProtocolError, WorkItem
 
 __all__ = [
     "BackendInfo",

@@ -66,4 +66,4 @@ def hide_modules() -> None:
     """Honour CONV_PARITY_TEST_HIDE_MODULES=a,b: simulates a backend that is not installed."""
     names = {n for n in os.environ.get("CONV_PARITY_TEST_HIDE_MODULES", "").split(",") if n}
     if names:
-        sys.meta_path.insert(0, _Hider(names))  # type: ignore[arg-type]
+        sys.meta_path.insert(0, _Hider(names))

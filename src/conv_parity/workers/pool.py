@@ -34,18 +34,18 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import conv_parity
 from conv_parity import backends as targets
 from conv_parity.errors import HarnessError
+from conv_parity.results import BackendInfo, BackendResult
 from conv_parity.workers.protocol import (
     Channel,
     ChannelClosed,
     FrameTimeout,
     ProtocolError,
+    WorkItem,
     encode_frame,
     frame_from_blobs,
 )
-from conv_parity.workers.results import BackendInfo, BackendResult, WorkItem
 
 PASSTHROUGH_ENV = ("CONV_PARITY_TEST_HOOKS", targets.MUTATION_GATE)
 TAIL_LINES = 30
@@ -236,7 +236,7 @@ def limit_threads_env(env: dict[str, str], threads: int | None) -> None:
 
 
 def _pythonpath_for_child() -> str:
-    pkg_parent = str(Path(conv_parity.__file__).resolve().parent.parent)
+    pkg_parent = str(Path(__file__).resolve().parents[2])  # src/, above conv_parity/
     existing = os.environ.get("PYTHONPATH", "")
     return os.pathsep.join([pkg_parent, *([existing] if existing else [])])
 

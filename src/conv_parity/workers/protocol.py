@@ -24,9 +24,13 @@ import socket
 import struct
 import time
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from conv_parity.case import ConvCase
 
 from conv_parity.errors import HarnessError
 
@@ -262,3 +266,33 @@ class Channel:
             raise ProtocolError(f"frame header is not an object with a 'type': {hbytes[:200]!r}")
         arrays = [decode_array(self._recv_exact(length, deadline)) for length in lens]
         return header, arrays
+
+
+@dataclass
+class WorkItem:
+    """One case to run: the case and the arrays made from its seed in the parent.
+
+    `fault` (test hooks) is honoured by the worker only when CONV_PARITY_TEST_HOOKS=1 is set
+    in its environment. (Injected bugs are targets of their own: conv_parity.backends.mutant.)
+    """
+
+    case: ConvCase
+    x: np.ndarray
+    weights: list[np.ndarray] = field(default_factory=list)
+    fault: str | None = None
+    #: Extra named arrays the mode needs (a cotangent), after the weights on the wire.
+    extras: dict[str, np.ndarray] = field(default_factory=dict)
+    _wire: tuple[dict[str, Any], list[bytes]] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
+
+    def wire(self) -> tuple[dict[str, Any], list[bytes]]:
+        """The case as JSON and the arrays as .npy bytes, made on first use and kept.
+
+        Why kept: the engine sends each item to every backend, and encoding is a large part of
+        the parent's per-case work. So the arrays must not change after a first run.
+        """
+        if self._wire is None:
+            arrays = (self.x, *self.weights, *self.extras.values())
+            self._wire = (self.case.to_json(), [encode_array(a) for a in arrays])
+        return self._wire

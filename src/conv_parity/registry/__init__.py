@@ -11,9 +11,7 @@ run (strict: delete the entry), and an entry that matches no collected case is w
 
 from __future__ import annotations
 
-import argparse
 import functools
-import re
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -35,7 +33,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
-DEFAULT_PATH = Path(__file__).with_name("known_discrepancies.toml")
+DEFAULT_PATH = Path(__file__).resolve().parent.parent / "known_discrepancies.toml"
 
 
 def _same_pads(n: int, k: int, s: int) -> tuple[int, int]:
@@ -70,19 +68,6 @@ def _same_pad_deficit(case: ConvCase) -> int:
     raws = [(-(-n // s) - 1) * s + k - n
             for n, k, s in zip(case.spatial_shape, window, strides) if s > 0]
     return max(0, -min(raws, default=0))
-
-
-def _spec_output(case: ConvCase) -> tuple[tuple[int, ...] | None, int | None]:
-    """(the reference's output shape or None, and when the spec rejects the case because an
-    output axis would have no positions, that axis's size: 0, or negative when the window
-    overshoots the input by more; else None)."""
-    from conv_parity.errors import InvalidConfig
-
-    try:
-        return geometry.of(case).output_shape, None
-    except InvalidConfig as exc:
-        found = re.match(r"output size would be (-?\d+) ", str(exc))
-        return None, int(found.group(1)) if found else None
 
 
 def _same_raw_pads(case: ConvCase) -> list[int] | None:
@@ -204,7 +189,7 @@ def _derived(case: ConvCase) -> dict[str, Any]:
     window, strides = geometry.window(case), geometry.strides(case)
     spatial = case.spatial_shape
     op = kw.get("output_padding")
-    out_shape, empty_size = _spec_output(case)
+    out_shape, empty_size = geometry.spec_output(case)
     out_spatial: tuple[int, ...] = ()
     out_channels = 0
     if out_shape is not None:
@@ -657,29 +642,3 @@ def installed_keras_version() -> str | None:
         except metadata.PackageNotFoundError:
             continue
     return None
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m conv_parity.registry", description=__doc__)
-    parser.add_argument("--write", metavar="PATH", help="write the Markdown table to PATH")
-    parser.add_argument("--check", metavar="PATH", help="exit 1 if PATH is not up to date")
-    args = parser.parse_args(argv)
-    from conv_parity.mixed_dtypes import load_known, markdown
-
-    text = Registry.load().to_markdown() + markdown(load_known())
-    if args.check:
-        current = Path(args.check).read_text() if Path(args.check).exists() else ""
-        if current != text:
-            print(f"{args.check} is stale: run python -m conv_parity.registry --write {args.check}",
-                  file=sys.stderr)
-            return 1
-        return 0
-    if args.write:
-        Path(args.write).write_text(text)
-    else:
-        sys.stdout.write(text)
-    return 0
-
-
-if __name__ == "__main__":  # pragma: no cover
-    raise SystemExit(main())

@@ -1,5 +1,8 @@
 """What a worker reports: per-case :class:`BackendResult` and per-backend :class:`BackendInfo`.
 
+Records at the bottom of the tree (DESIGN.md, "The layered tree"): the verdict and the reports
+read them without importing the workers; :mod:`conv_parity.workers` re-exports them.
+
 Plain dataclasses so the engine, the report and the tests share one vocabulary. Arrays never go
 into ``to_json()``: reports carry shapes and errors, the comparison carries the arrays.
 """
@@ -11,17 +14,13 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from conv_parity.workers.protocol import encode_array
+from conv_parity.vocabulary import PHASES, STATUSES
 
 if TYPE_CHECKING:
-    from conv_parity.case import ConvCase  # for types only: keeps this module light
+    pass  # for types only: keeps this module light
 
-#: "ok": the call returned a tensor; "error": an exception in some phase (captured as data);
-#: "crash": the worker died or broke the protocol; "timeout": it hung and was killed;
-#: "unavailable": the backend could not be imported.
+#: What a worker answered on one case (the meanings: vocabulary.STATUSES).
 Status = Literal["ok", "error", "crash", "timeout", "unavailable"]
-STATUSES: tuple[str, ...] = ("ok", "error", "crash", "timeout", "unavailable")
-PHASES: tuple[str, ...] = ("construct", "build", "symbolic", "call")
 
 
 @dataclass
@@ -130,31 +129,4 @@ class BackendInfo:
         }
 
 
-@dataclass
-class WorkItem:
-    """One case to run: the case and the arrays made from its seed in the parent.
-
-    `fault` (test hooks) is honoured by the worker only when CONV_PARITY_TEST_HOOKS=1 is set
-    in its environment. (Injected bugs are targets of their own: conv_parity.backends.mutant.)
-    """
-
-    case: ConvCase
-    x: np.ndarray
-    weights: list[np.ndarray] = field(default_factory=list)
-    fault: str | None = None
-    #: Extra named arrays the mode needs (a cotangent), after the weights on the wire.
-    extras: dict[str, np.ndarray] = field(default_factory=dict)
-    _wire: tuple[dict[str, Any], list[bytes]] | None = field(
-        default=None, init=False, repr=False, compare=False
-    )
-
-    def wire(self) -> tuple[dict[str, Any], list[bytes]]:
-        """The case as JSON and the arrays as .npy bytes, made on first use and kept.
-
-        Why kept: the engine sends each item to every backend, and encoding is a large part of
-        the parent's per-case work. So the arrays must not change after a first run.
-        """
-        if self._wire is None:
-            arrays = (self.x, *self.weights, *self.extras.values())
-            self._wire = (self.case.to_json(), [encode_array(a) for a in arrays])
-        return self._wire
+__all__ = ["PHASES", "STATUSES", "BackendInfo", "BackendResult", "Status"]

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from conv_parity import backends as targets
-from conv_parity import kinds, modes
+from conv_parity import geometry, kinds, modes
 from conv_parity.case import ConvCase
 from conv_parity.modes import Arrays
 
@@ -75,7 +75,6 @@ def write_repro(case: ConvCase, backend: str, directory: str | Path, *,
 
 def _geometry(case: ConvCase) -> dict[str, Any]:
     """Everything the inline reference needs, as plain numbers for this one case."""
-    from conv_parity.diagnosis import same_pads
 
     kw = case.kwargs
     kind = case.kind
@@ -98,7 +97,7 @@ def _geometry(case: ConvCase) -> dict[str, Any]:
     if kind.family == "conv_transpose":
         pads = [(0, 0)] * rank
     elif pad == "same":
-        pads = same_pads(case)
+        pads = geometry.same_pads(case)
     elif pad == "causal":
         pads = [(k_eff[0] - 1, 0)]
     else:

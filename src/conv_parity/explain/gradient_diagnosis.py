@@ -27,7 +27,7 @@ import numpy as np
 
 from conv_parity import compare, kinds
 from conv_parity.case import ConvCase
-from conv_parity.diagnosis import Diagnosis
+from conv_parity.explain.diagnosis import Diagnosis
 
 #: The words for each gradient name the grad mode returns.
 WHAT = {"dx": "input gradient", "dkernel": "kernel gradient",

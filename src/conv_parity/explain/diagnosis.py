@@ -34,7 +34,7 @@ from conv_parity.errors import ConvParityError
 from conv_parity.reference import _activations
 
 if TYPE_CHECKING:
-    from conv_parity.verdict import Reference
+    from conv_parity.expected import Expected
 
 #: Every code diagnose() can return, with what it means. Codes are stable (reports key on them).
 CODES: dict[str, str] = {
@@ -147,19 +147,6 @@ class _Geom:
         return cls(rank, first, axes, 1 if first else rank + 1, _AXIS_NAMES[rank])
 
 
-def _window(case: ConvCase) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    """(effective window size, strides) per spatial dim, dilation included."""
-    window, strides = geometry.window(case), geometry.strides(case)
-    d = tuple(case.kwargs.get("dilation_rate") or (1,) * len(window))
-    return tuple((k - 1) * di + 1 for k, di in zip(window, d)), strides
-
-
-def same_pads(case: ConvCase) -> list[tuple[int, int]]:
-    """Keras's (TensorFlow's) 'same' split per spatial dim: the odd extra at the end."""
-    k, s = _window(case)
-    return [geometry.same_padding(n, ki, si) for n, ki, si in zip(case.spatial_shape, k, s)]
-
-
 def _pad_input(case: ConvCase, x: np.ndarray, pads: Sequence[tuple[int, int]],
                value: float = 0.0, mode: str = "constant") -> np.ndarray:
     g = _Geom.of(case)
@@ -190,7 +177,7 @@ class _Ctx:
 
     def __init__(self, case: ConvCase, x: np.ndarray, weights: Sequence[np.ndarray],
                  output: np.ndarray, backend: str, tolerance_fn: ToleranceFn | None,
-                 reference: Reference | None = None) -> None:
+                 reference: Expected | None = None) -> None:
         self.case, self.x, self.weights = case, np.asarray(x), [np.asarray(w) for w in weights]
         self.out = np.asarray(output, dtype=np.float64)
         self.backend = backend
@@ -256,7 +243,7 @@ _PARTIAL = frozenset({"shifted-d", "shifted-h", "shifted-w"})
 
 def diagnose(case: ConvCase, x: np.ndarray, weights: Sequence[np.ndarray], output: np.ndarray,
              backend: str, tolerance_fn: ToleranceFn | None = None,
-             reference: Reference | None = None) -> Diagnosis | None:
+             reference: Expected | None = None) -> Diagnosis | None:
     """The first known wrong interpretation `output` matches, or Diagnosis("none", ...).
 
     Returns None when there is nothing to diagnose: the reference rejects the case, or the
@@ -361,7 +348,7 @@ def _rounded(ctx: _Ctx) -> tuple[int, ...]:
     case, g = ctx.case, ctx.geom
     if case.kind.family == "conv_transpose":
         raise ValueError("no rounding in a transposed conv")
-    k, s = _window(case)
+    k, s = geometry.effective_window(case)
     shape = list(ctx.ref.shape)
     pad = case.kwargs.get("padding", "valid")
     for ax, ki, si in zip(g.spatial_axes, k, s):
@@ -516,7 +503,7 @@ def _padding_candidates(ctx: _Ctx) -> Iterator[Candidate]:
     if case.kind.family == "conv_transpose":
         yield from _transpose_crop_candidates(ctx)
         return
-    pads = same_pads(case)
+    pads = geometry.same_pads(case)
     for dims in _flip_sets(pads, g.names):
         flipped = [(b, a) if i in dims else (a, b) for i, (a, b) in enumerate(pads)]
 
@@ -554,7 +541,7 @@ def _transpose_crop_candidates(ctx: _Ctx) -> Iterator[Candidate]:
     if case.kwargs.get("output_padding") is not None:
         return
     full_case = _remake(case, padding="valid")
-    k, s = _window(case)
+    k, s = geometry.effective_window(case)
     state: dict[str, Any] = {}
 
     def offsets() -> tuple[np.ndarray, np.ndarray, list[int], list[int]]:
@@ -654,7 +641,7 @@ def _pool_candidates(ctx: _Ctx) -> Iterator[Candidate]:
     case = ctx.case
     if not case.kind.is_pool or case.kwargs.get("padding") != "same":
         return
-    pads = same_pads(case)
+    pads = geometry.same_pads(case)
     if not any(a or b for a, b in pads):
         return
     if case.kind.family == "average_pool":
@@ -768,4 +755,4 @@ def describe(code: str) -> str:
     return CODES.get(code, code)
 
 
-__all__ = ["CODES", "Diagnosis", "ToleranceFn", "describe", "diagnose", "same_pads"]
+__all__ = ["CODES", "Diagnosis", "ToleranceFn", "describe", "diagnose"]
