@@ -20,7 +20,7 @@ import contextlib
 import functools
 import os
 import platform
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, NamedTuple
 
 Facts = dict[str, Any]
@@ -91,7 +91,7 @@ def _onednn_dtypes(tf: Any) -> list[str]:
     return served
 
 
-def for_dtype(facts: Facts | None, dtype: str) -> Facts | None:
+def for_dtype(facts: Mapping[str, Any] | None, dtype: str) -> Mapping[str, Any] | None:
     """The facts in force for a case computed in ``dtype``: on a oneDNN build,
     ``tensorflow.onednn`` is true only for the dtypes oneDNN serves
     (``tensorflow.onednn_dtypes``), because the others run TF's own kernels, exactly as with
