@@ -125,11 +125,11 @@ class _FakeChannel:
 def test_parent_naps_only_while_the_worker_is_probably_busy(
     monkeypatch, case_seconds, outstanding, result_bytes, has_data, expected
 ):
-    from conv_parity.workers import pool as pool_mod
+    from conv_parity.workers import process
 
     slept: list[float] = []
-    monkeypatch.setattr(pool_mod.time, "sleep", slept.append)
-    worker = pool_mod._Worker("jax", None, _FakeChannel(has_data), Path("log"), 0, 0.0)
+    monkeypatch.setattr(process.time, "sleep", slept.append)
+    worker = process._Worker("jax", None, _FakeChannel(has_data), Path("log"), 0, 0.0)
     worker.observe(case_seconds, result_bytes)
     worker.nap(outstanding)
     assert slept == pytest.approx(expected)
