@@ -16,7 +16,7 @@ import pytest
 from report_samples import make_result, sample_doc, value_failure
 
 from conv_parity.report import build_doc, error_map, render_html, render_markdown, write_all
-from conv_parity.report.htmlreport import png_bytes
+from conv_parity.report.heatmap import png_bytes
 
 # --------------------------------------------------------------------------- markdown
 
