@@ -22,7 +22,7 @@ import sys
 import time
 import zlib
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -327,21 +327,36 @@ def _campaign_strategy(layers: Sequence[str] | None, known: KnownFilter, counter
                      st.sampled_from(list(policies))).map(remade)
 
 
-def run_campaign(
-    backends: Sequence[str] | str | None = None,
-    max_examples: int | None = None,
-    time_budget: float | None = None,
-    seed: int | None = None,
-    report_dir: str | Path | None = None,
-    progress: Callable[[CampaignEvent], None] | None = None,
-    registry: Registry | str | Path | None = None,
-    *,
-    layers: Sequence[str] | None = None,
-    engine: Engine | None = None,
-    modes: Sequence[str] | None = None,
-    policies: Sequence[str] | None = None,
-) -> CampaignResult:
+@dataclass
+class CampaignOptions:
+    """What a campaign searches, for how long, and where it writes (see :func:`run_campaign`).
+
+    ``backends``: target names (None: every installed one); ``max_examples`` / ``time_budget``
+    (seconds) bound the search (neither: :data:`DEFAULT_CAMPAIGN_EXAMPLES`); ``seed`` (None: a
+    random one, recorded in the result); ``report_dir``: reports, repros, worker logs and the
+    example database; ``progress`` receives :class:`CampaignEvent` objects; ``registry``: a
+    loaded one, a TOML path, or None for the shipped one; ``layers``, ``modes``, ``policies``
+    narrow what is drawn; ``engine``: one to reuse (the campaign then does not close it).
+    """
+
+    backends: Sequence[str] | str | None = None
+    max_examples: int | None = None
+    time_budget: float | None = None
+    seed: int | None = None
+    report_dir: str | Path | None = None
+    progress: Callable[[CampaignEvent], None] | None = None
+    registry: Registry | str | Path | None = None
+    layers: Sequence[str] | None = None
+    engine: Engine | None = None
+    modes: Sequence[str] | None = None
+    policies: Sequence[str] | None = None
+
+
+def run_campaign(options: CampaignOptions | None = None, /, **fields: Any) -> CampaignResult:
     """Fuzz every selected backend until ``max_examples`` or ``time_budget`` (seconds) is spent.
+
+    Takes a :class:`CampaignOptions`, or its fields as keywords (``run_campaign(max_examples=5,
+    seed=0)``), or both (the keywords win); an unknown keyword is a TypeError.
 
     How distinct discrepancies are collected: each iteration is one hypothesis run whose probe
     fails only for its *target*, the first root cause not found before; hypothesis shrinks that
@@ -362,172 +377,212 @@ def run_campaign(
     ``report_dir``: report.json/md/html (rewritten on every new discrepancy, so a partial report
     survives an interrupt), repro scripts, worker logs, and ``hypothesis-db``.
     """
-    from conv_parity.errors import HarnessError, UsageError
     from conv_parity.registry import Registry
-    from conv_parity.strategies import FilterCounter, KnownFilter
 
-    if max_examples is not None and max_examples < 1:
-        raise UsageError(f"max_examples must be >= 1, got {max_examples!r}")
-    if time_budget is not None and not time_budget > 0:
-        raise UsageError(f"time_budget must be a positive number of seconds, got {time_budget!r}")
-    if max_examples is None and time_budget is None:
-        max_examples = DEFAULT_CAMPAIGN_EXAMPLES
-    if seed is None:
-        seed = random.SystemRandom().getrandbits(32)
-    report_path = Path(report_dir) if report_dir is not None else None
+    opts = _checked(replace(options or CampaignOptions(), **fields))
+    report_path = Path(opts.report_dir) if opts.report_dir is not None else None
     if report_path is not None:
         report_path.mkdir(parents=True, exist_ok=True)
-    registry = registry if registry is not None else Registry.load()
+    registry = opts.registry if opts.registry is not None else Registry.load()
     if isinstance(registry, (str, Path)):
         registry = Registry.load(registry)
-
-    own_engine = engine is None
-    if own_engine:
+    engine = opts.engine
+    if engine is None:
         from conv_parity.engine import Engine
 
-        engine = Engine(backends, report_dir=report_path, registry=registry)
-    start = time.monotonic()
-    deadline: float | None = None
-    counter = FilterCounter()
-    known = KnownFilter(registry, engine.backends, counter=counter)
-    strategy = _campaign_strategy(layers, known, counter, tuple(modes or ("eager",)),
-                                  tuple(policies or ("float32",)))
+        engine = Engine(opts.backends, report_dir=report_path, registry=registry)
+    try:
+        return _Campaign(opts, engine, registry, report_path).run()
+    finally:
+        if opts.engine is None:
+            engine.close()
 
-    found: dict[tuple, _Found] = {}
-    seen: set[ConvCase] = set()
-    state: dict[str, Any] = {"examples": 0, "shrink": 0, "target": None, "pairs": 0}
-    backend_seconds: dict[str, float] = dict.fromkeys(engine.backends, 0.0)
-    run_info = {"front_door": "fuzz", "backends": list(engine.backends), "seed": seed,
-                "max_examples": max_examples, "time_budget": time_budget,
-                "layers": list(layers) if layers else None, "modes": list(modes or ["eager"]),
-                "policies": list(policies or ["float32"]),
-                "argv": sys.argv}
-    result = CampaignResult([], 0, 0, 0.0, backends=list(engine.backends), run=run_info,
-                            seed=seed)
 
-    def emit(kind: str, case_id: str | None = None, key: tuple | None = None) -> None:
-        if progress is not None:
-            progress(CampaignEvent(kind, state["examples"], time.monotonic() - start,
-                                   len(found), case_id, key))
+def _checked(opts: CampaignOptions) -> CampaignOptions:
+    """The options with the budget checked and the defaults (budget, seed) filled in."""
+    from conv_parity.errors import UsageError
 
-    def snapshot(complete: bool) -> CampaignResult:
-        result.discrepancies = [_result_dict(key, f) for key, f in found.items()]
-        result.examples = state["examples"]
-        result.shrink_examples = state["shrink"]
+    if opts.max_examples is not None and opts.max_examples < 1:
+        raise UsageError(f"max_examples must be >= 1, got {opts.max_examples!r}")
+    if opts.time_budget is not None and not opts.time_budget > 0:
+        raise UsageError("time_budget must be a positive number of seconds, got "
+                         f"{opts.time_budget!r}")
+    if opts.max_examples is None and opts.time_budget is None:
+        opts = replace(opts, max_examples=DEFAULT_CAMPAIGN_EXAMPLES)
+    if opts.seed is None:
+        opts = replace(opts, seed=random.SystemRandom().getrandbits(32))
+    return opts
+
+
+class _Campaign:
+    """One campaign's state: what was drawn and found, the budget, the result it keeps current."""
+
+    def __init__(self, opts: CampaignOptions, engine: Engine, registry: Registry,
+                 report_path: Path | None) -> None:
+        from conv_parity.strategies import FilterCounter, KnownFilter
+
+        self.opts, self.engine, self.report_path = opts, engine, report_path
+        self.seed: int = opts.seed if opts.seed is not None else 0  # set by _checked
+        self.start = time.monotonic()
+        self.deadline: float | None = None
+        self.counter = FilterCounter()
+        self.known = KnownFilter(registry, engine.backends, counter=self.counter)
+        self.strategy = _campaign_strategy(opts.layers, self.known, self.counter,
+                                           tuple(opts.modes or ("eager",)),
+                                           tuple(opts.policies or ("float32",)))
+        self.found: dict[tuple, _Found] = {}
+        self.seen: set[ConvCase] = set()
+        self.examples = self.shrink = self.pairs = 0
+        self.target: tuple | None = None
+        self.backend_seconds: dict[str, float] = dict.fromkeys(engine.backends, 0.0)
+        run_info = {"front_door": "fuzz", "backends": list(engine.backends), "seed": self.seed,
+                    "max_examples": opts.max_examples, "time_budget": opts.time_budget,
+                    "layers": list(opts.layers) if opts.layers else None,
+                    "modes": list(opts.modes or ["eager"]),
+                    "policies": list(opts.policies or ["float32"]),
+                    "argv": sys.argv}
+        self.result = CampaignResult([], 0, 0, 0.0, backends=list(engine.backends),
+                                     run=run_info, seed=self.seed)
+
+    def emit(self, kind: str, case_id: str | None = None, key: tuple | None = None) -> None:
+        if self.opts.progress is not None:
+            self.opts.progress(CampaignEvent(kind, self.examples, time.monotonic() - self.start,
+                                             len(self.found), case_id, key))
+
+    def snapshot(self, complete: bool) -> CampaignResult:
+        result, counter = self.result, self.counter
+        result.discrepancies = [_result_dict(key, f) for key, f in self.found.items()]
+        result.examples = self.examples
+        result.shrink_examples = self.shrink
         result.filtered_known = counter.filtered_known
         result.filtered_pairs = counter.filtered_pairs
-        result.pairs = state["pairs"] + counter.filtered_known * len(engine.backends)
+        result.pairs = self.pairs + counter.filtered_known * len(self.engine.backends)
         result.rejected_invalid = counter.rejected_invalid
-        result.seconds = time.monotonic() - start
-        result.backend_seconds = dict(backend_seconds)
-        result.complete = complete and all(f.minimised for f in found.values())
-        if report_path is not None:
+        result.seconds = time.monotonic() - self.start
+        result.backend_seconds = dict(self.backend_seconds)
+        result.complete = complete and all(f.minimised for f in self.found.values())
+        if self.report_path is not None:
             from conv_parity.report import write_all
 
-            paths = write_all(result.to_json(), report_path)
+            paths = write_all(result.to_json(), self.report_path)
             result.report_paths = {k: str(v) for k, v in paths.items()}
         return result
 
-    def probe(case: ConvCase) -> None:
-        if deadline is not None and time.monotonic() > deadline:
+    def probe(self, case: ConvCase) -> None:
+        """One example: run it, remember what failed, and fail only for the iteration's target."""
+        if self.deadline is not None and time.monotonic() > self.deadline:
             raise _Stop("time_budget")
-        target = state["target"]
-        if target is None and max_examples is not None and state["examples"] >= max_examples:
+        max_examples = self.opts.max_examples
+        if self.target is None and max_examples is not None and self.examples >= max_examples:
             raise _Stop("max_examples")
-        new = case not in seen
+        new = case not in self.seen
         try:
-            outcomes = engine.check([case])
+            outcomes = self.engine.check([case])
         except Exception as exc:  # a harness failure is not a discrepancy to shrink
             raise _Harness(exc) from exc
         if new:
-            seen.add(case)
-            state["shrink" if target is not None else "examples"] += 1
-            state["pairs"] += len(outcomes)
-            for o in outcomes:
-                if o.seconds:
-                    backend_seconds[o.backend] = backend_seconds.get(o.backend, 0.0) + o.seconds
+            self._count(case, outcomes)
         # A pair the registry explains is not judged (xfail where it reproduces); the case's
         # other backends are: a TensorFlow entry must not hide the case from torch.
-        judged = known.unexplained(outcomes, count=new)
+        judged = self.known.unexplained(outcomes, count=new)
         keys = {root_cause(o): o for o in judged if o.failed}
-        for key, o in keys.items():
-            f = found.get(key)
-            if f is None:
-                found[key] = _Found(o, o.case.id)
-                emit("found", o.case.id, key)
-                if report_path is not None:
-                    snapshot(complete=False)
-            elif not f.minimised and key != target and _complexity(o.case) < _complexity(
-                    f.outcome.case):
-                f.outcome = o
-        if new and target is None:
-            emit("example", case.id)
-        if target is None:
-            fresh = [k for k in keys if not found[k].minimised]
-            target = state["target"] = fresh[0] if fresh else None
-        if target in keys:
+        self._remember(keys)
+        if new and self.target is None:
+            self.emit("example", case.id)
+        if self.target is None:
+            fresh = [k for k in keys if not self.found[k].minimised]
+            self.target = fresh[0] if fresh else None
+        if self.target in keys:
             # Hypothesis only tries simpler candidates, so the last failure is the best so far.
             # One raise site: hypothesis tells failures apart by where they are raised.
-            found[target].outcome = keys[target]
-            raise _Discrepancy(target)
+            self.found[self.target].outcome = keys[self.target]
+            raise _Discrepancy(self.target)
 
-    database = None
-    if report_path is not None:
-        database = DirectoryBasedExampleDatabase(str(report_path / "hypothesis-db"))
-    stopped_by = "exhausted"
-    iteration = 0
-    try:
+    def _count(self, case: ConvCase, outcomes: Sequence[Outcome]) -> None:
+        self.seen.add(case)
+        if self.target is not None:
+            self.shrink += 1
+        else:
+            self.examples += 1
+        self.pairs += len(outcomes)
+        for o in outcomes:
+            if o.seconds:
+                self.backend_seconds[o.backend] = (
+                    self.backend_seconds.get(o.backend, 0.0) + o.seconds)
+
+    def _remember(self, keys: dict[tuple, Outcome]) -> None:
+        """Record new root causes; keep a simpler case for one not being shrunk now."""
+        for key, o in keys.items():
+            f = self.found.get(key)
+            if f is None:
+                self.found[key] = _Found(o, o.case.id)
+                self.emit("found", o.case.id, key)
+                if self.report_path is not None:
+                    self.snapshot(complete=False)
+            elif not f.minimised and key != self.target and _complexity(o.case) < _complexity(
+                    f.outcome.case):
+                f.outcome = o
+
+    def search(self) -> str:
+        """Hypothesis runs, one per root cause, until the budget is spent: why it stopped."""
+        from conv_parity.errors import HarnessError
+
+        database = None
+        if self.report_path is not None:
+            database = DirectoryBasedExampleDatabase(str(self.report_path / "hypothesis-db"))
+        max_examples = self.opts.max_examples
+        iteration = 0
+        while True:
+            self.target = None
+            remaining = (max_examples - self.examples) if max_examples else 10**9
+            if remaining <= 0:
+                return "max_examples"
+            db = database if iteration == 0 or database is None else _KeepingDatabase(database)
+
+            def probe(case: ConvCase) -> None:
+                self.probe(case)
+
+            run = settings(
+                max_examples=remaining, deadline=None, database=db, derandomize=False,
+                phases=PHASES, report_multiple_bugs=False, print_blob=False,
+                verbosity=Verbosity.quiet, suppress_health_check=list(HealthCheck),
+            )(given(case=self.strategy)(probe))
+            hypothesis_seed(self.seed + iteration)(run)
+            iteration += 1
+            try:
+                run()
+            except _Discrepancy:
+                assert self.target is not None
+                found = self.found[self.target]
+                found.minimised = True
+                self.emit("minimised", found.outcome.case.id, self.target)
+                if self.report_path is not None:
+                    self.snapshot(complete=False)
+                continue
+            except _Stop as stop:
+                return stop.why
+            except Unsatisfiable:
+                return "unsatisfiable"
+            except _Harness as exc:
+                raise HarnessError(f"the engine failed during the campaign: {exc}") from exc
+            return "max_examples" if max_examples else "exhausted"
+
+    def run(self) -> CampaignResult:
         try:
-            result.environment = engine.environment()  # starts every worker, concurrently
-            start = time.monotonic()  # throughput and budget exclude the workers' start-up
-            deadline = start + time_budget if time_budget is not None else None
+            self.result.environment = self.engine.environment()  # starts every worker
+            self.start = time.monotonic()  # throughput and budget exclude the workers' start-up
+            budget = self.opts.time_budget
+            self.deadline = self.start + budget if budget is not None else None
             with contextlib.redirect_stdout(sys.stderr):  # `fuzz --json` owns stdout
-                while True:
-                    state["target"] = None
-                    remaining = (max_examples - state["examples"]) if max_examples else 10**9
-                    if remaining <= 0:
-                        stopped_by = "max_examples"
-                        break
-                    db = database if iteration == 0 or database is None else (
-                        _KeepingDatabase(database))
-                    run = settings(
-                        max_examples=remaining, deadline=None, database=db, derandomize=False,
-                        phases=PHASES, report_multiple_bugs=False, print_blob=False,
-                        verbosity=Verbosity.quiet, suppress_health_check=list(HealthCheck),
-                    )(given(case=strategy)(probe))
-                    hypothesis_seed(seed + iteration)(run)
-                    iteration += 1
-                    try:
-                        run()
-                    except _Discrepancy:
-                        key = state["target"]
-                        found[key].minimised = True
-                        emit("minimised", found[key].outcome.case.id, key)
-                        if report_path is not None:
-                            snapshot(complete=False)
-                        continue
-                    except _Stop as stop:
-                        stopped_by = stop.why
-                        break
-                    except Unsatisfiable:
-                        stopped_by = "unsatisfiable"
-                        break
-                    except _Harness as exc:
-                        raise HarnessError(
-                            f"the engine failed during the campaign: {exc}") from exc
-                    stopped_by = "max_examples" if max_examples else "exhausted"
-                    break
+                stopped_by = self.search()
         except KeyboardInterrupt:
-            result.stopped_by = "interrupted"
-            snapshot(complete=False)
+            self.result.stopped_by = "interrupted"
+            self.snapshot(complete=False)
             raise
-        result.stopped_by = stopped_by
-        snapshot(complete=True)
-    finally:
-        if own_engine:
-            engine.close()
-    emit("done")
-    return result
+        self.result.stopped_by = stopped_by
+        self.snapshot(complete=True)
+        self.emit("done")
+        return self.result
 
 
 def _result_dict(key: tuple, found: _Found) -> dict[str, Any]:

@@ -11,7 +11,7 @@ import pytest
 from conv_parity import kinds
 from conv_parity.case import ConvCase
 from conv_parity.engine import installed_backends
-from conv_parity.fuzzing import CampaignEvent, root_cause, run_campaign
+from conv_parity.fuzzing import CampaignEvent, CampaignOptions, root_cause, run_campaign
 from conv_parity.registry import Registry, _parse_entry
 from conv_parity.report import validate
 from conv_parity.report.writer import default_environment
@@ -80,6 +80,16 @@ def test_campaign_time_budget_stops(tmp_path: Path) -> None:
     assert result.stopped_by == "time_budget"
     assert result.seconds < 5
     assert result.discrepancies == []
+
+
+def test_campaign_takes_options_and_keywords_override_them() -> None:
+    options = CampaignOptions(max_examples=100, seed=1, registry=Registry([]), layers=["Conv1D"],
+                              engine=_FakeEngine())
+    result = run_campaign(options, max_examples=4)
+    assert result.stopped_by == "max_examples" and result.examples == 4
+    assert result.run["max_examples"] == 4 and result.seed == 1
+    with pytest.raises(TypeError, match="max_exampels"):
+        run_campaign(options, max_exampels=4)
 
 
 def test_root_cause_uses_error_type_without_diagnosis() -> None:
