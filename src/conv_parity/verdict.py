@@ -140,11 +140,13 @@ def classify(case: ConvCase, ref: Expected, result: BackendResult) -> Outcome:
     entry with ``keras_wide = true`` turns it into ``unsupported`` (the engine applies it).
     When the spec rejects a case, a backend that raises agrees with it (``unsupported``); one
     that returns a tensor is a discrepancy (``fail-error-parity``).
+
+    The steps, in order, each deciding or passing on: the worker's status, error parity,
+    shapes (eager, symbolic, dtype, each named output's), then values.
     """
-    b = result.backend
     out = Outcome(
         case=case,
-        backend=b,
+        backend=result.backend,
         verdict="pass",
         message="",
         reference_shape=ref.shape,
@@ -156,92 +158,101 @@ def classify(case: ConvCase, ref: Expected, result: BackendResult) -> Outcome:
         stderr_tail=result.stderr_tail,
         seconds=result.seconds,
     )
+    if not (_worker_status(out, result) or _error_parity(out, ref, result)
+            or _shapes(out, case, ref, result)):
+        _values(out, case, ref, result)
+    return out
+
+
+def _decide(out: Outcome, verdict: str, message: str) -> bool:
+    out.verdict, out.message = verdict, message
+    return True
+
+
+def _worker_status(out: Outcome, result: BackendResult) -> bool:
+    """A backend that is not there, crashed or hung: skip, crash, timeout."""
+    b = result.backend
     if result.status == "unavailable":
-        out.verdict = "skip"
-        out.message = f"{b} is not available here: {_err_text(result.error)}"
-        return out
+        return _decide(out, "skip", f"{b} is not available here: {_err_text(result.error)}")
     if result.status in ("crash", "timeout"):
-        out.verdict = result.status
         what = "crashed" if result.status == "crash" else "did not answer in time and was killed"
-        out.message = f"the {b} worker {what} on this case: {_err_text(result.error)}"
+        message = f"the {b} worker {what} on this case: {_err_text(result.error)}"
         if result.stderr_tail:
             tail = result.stderr_tail.strip().splitlines()[-5:]
-            out.message += "\nlast worker stderr lines:\n  " + "\n  ".join(tail)
-        return out
+            message += "\nlast worker stderr lines:\n  " + "\n  ".join(tail)
+        return _decide(out, result.status, message)
+    return False
+
+
+def _error_parity(out: Outcome, ref: Expected, result: BackendResult) -> bool:
+    """The spec and the backend on whether the case is an error (see :func:`classify`)."""
+    b = result.backend
     if ref.invalid is not None:
         if result.status == "error":
-            out.verdict = "unsupported"
-            out.message = (
+            return _decide(out, "unsupported", (
                 f"the spec rejects this configuration ({ref.invalid}) and {b} rejects it too "
                 f"({_err_text(result.error)})"
-            )
-        else:
-            out.verdict = "fail-error-parity"
-            out.message = (
-                f"the spec rejects this configuration ({ref.invalid}), but {b} returned a "
-                f"tensor of shape {fmt_shape(result.shape, 'None')} instead of raising"
-            )
-        return out
-    if result.status == "error":
-        if _missing_feature(result.error):
-            out.verdict = "skip"
-            out.message = f"this Keras lacks the layer, op or argument: {_err_text(result.error)}"
-        elif (result.error or {}).get("phase") == "construct":
-            out.verdict = "unsupported"
-            out.message = (
-                f"a Keras-wide limitation (Keras's own constructor refuses it on every "
-                f"backend): {_err_text(result.error)}; the spec gives shape {fmt_shape(ref.shape, 'None')}"
-            )
-        else:
-            out.verdict = "fail-error-parity"
-            out.message = (
-                f"the spec accepts this configuration (output shape {fmt_shape(ref.shape, 'None')}), "
-                f"but {b} raised {_err_text(result.error)}"
-            )
-        return out
-    # The backend returned a tensor for a valid case: shape, symbolic shape, dtype, values.
+            ))
+        return _decide(out, "fail-error-parity", (
+            f"the spec rejects this configuration ({ref.invalid}), but {b} returned a "
+            f"tensor of shape {fmt_shape(result.shape, 'None')} instead of raising"
+        ))
+    if result.status != "error":
+        return False
+    if _missing_feature(result.error):
+        return _decide(out, "skip",
+                       f"this Keras lacks the layer, op or argument: {_err_text(result.error)}")
+    if (result.error or {}).get("phase") == "construct":
+        return _decide(out, "unsupported", (
+            f"a Keras-wide limitation (Keras's own constructor refuses it on every "
+            f"backend): {_err_text(result.error)}; the spec gives shape {fmt_shape(ref.shape, 'None')}"
+        ))
+    return _decide(out, "fail-error-parity", (
+        f"the spec accepts this configuration (output shape {fmt_shape(ref.shape, 'None')}), "
+        f"but {b} raised {_err_text(result.error)}"
+    ))
+
+
+def _shapes(out: Outcome, case: ConvCase, ref: Expected, result: BackendResult) -> bool:
+    """A tensor for a valid case: its shape, symbolic shapes, dtype and named outputs."""
+    b = result.backend
     if tuple(result.shape or ()) != tuple(ref.shape or ()):
-        out.verdict = "fail-shape"
-        out.message = (
+        return _decide(out, "fail-shape", (
             f"{b} output shape {fmt_shape(result.shape, 'None')} != reference shape "
             f"{fmt_shape(ref.shape, 'None')}"
-        )
-        return out
+        ))
     if result.symbolic_error:
-        out.verdict = "fail-symbolic-shape"
-        out.message = (
+        return _decide(out, "fail-symbolic-shape", (
             f"the eager call works, but symbolic shape inference raised "
             f"{_err_text(result.symbolic_error)}"
-        )
-        return out
+        ))
     for label, sym in (("compute_output_shape", result.symbolic_shape),
                        ("the functional API", result.functional_shape)):
         if not _shapes_agree(sym, result.shape):
-            out.verdict = "fail-symbolic-shape"
-            out.message = (
+            return _decide(out, "fail-symbolic-shape", (
                 f"{label} says {fmt_shape(sym, 'None')} but the eager output is "
                 f"{fmt_shape(result.shape, 'None')} on {b}"
-            )
-            return out
+            ))
     wrong_dtype = dtype_mismatch(case, result)
     if wrong_dtype:
-        out.verdict = "fail-values"
-        out.message = wrong_dtype
-        return out
+        return _decide(out, "fail-values", wrong_dtype)
     for name, expected in ref.outputs.items():  # every named output is there, shaped right
         got = result.outputs.get(name)
         if got is None:
-            out.verdict = "fail-values"
-            out.message = f"{b} returned no {name!r} (outputs: {', '.join(result.outputs)})"
-            return out
+            return _decide(out, "fail-values",
+                           f"{b} returned no {name!r} (outputs: {', '.join(result.outputs)})")
         if got.shape != expected.shape:
-            out.verdict = "fail-shape"
-            out.message = (f"{b} {name} shape {fmt_shape(got.shape, 'None')} != reference shape "
-                           f"{fmt_shape(expected.shape, 'None')}")
-            return out
+            return _decide(out, "fail-shape", (
+                f"{b} {name} shape {fmt_shape(got.shape, 'None')} != reference shape "
+                f"{fmt_shape(expected.shape, 'None')}"))
+    return False
+
+
+def _values(out: Outcome, case: ConvCase, ref: Expected, result: BackendResult) -> None:
+    """The values of every named output against the tolerance; the worst one is reported."""
     worst = _compare_outputs(ref, result, case.dtype)
     if worst is None:  # nothing to compare (a mode without outputs)
-        return out
+        return
     name, check = worst
     out.max_abs_err = check.max_abs_err
     out.tolerance = check.worst_tolerance if not check.ok else check.max_tolerance
@@ -256,17 +267,15 @@ def classify(case: ConvCase, ref: Expected, result: BackendResult) -> Outcome:
         }
     if check.ok:
         out.message = f"max |err| {check.max_abs_err:.3g} within tolerance"
-        return out
-    out.verdict = "fail-values"
+        return
     size = int(np.prod(ref.outputs[name].shape))
     where = name + "[" + ", ".join(map(str, check.worst_index or ())) + "]"
-    out.message = (
-        f"{check.mismatches} of {size} elements differ; worst at {where}: {b} "
+    _decide(out, "fail-values", (
+        f"{check.mismatches} of {size} elements differ; worst at {where}: {result.backend} "
         f"{check.worst_value:.7g} vs reference {check.worst_reference:.7g} "
         f"(|err| {abs((check.worst_value or 0) - (check.worst_reference or 0)):.3g} > "
         f"tolerance {check.worst_tolerance:.3g}); max |err| {check.max_abs_err:.3g}"
-    )
-    return out
+    ))
 
 
 def expected_dtypes(case: ConvCase, names: list[str] | tuple[str, ...]) -> dict[str, str]:
