@@ -308,13 +308,7 @@ def render(case: ConvCase, backend: str, note: str | None = None,
     ``arrays_file`` beside it when given, else regenerated from the seed). ``focus``: the
     outcome's worst element (``{"output": name, "index": [...]}``), which a mode that checks
     a sample of an output (grad) always includes."""
-    kwargs = case.call_kwargs
-    kw_src = "{\n" + "".join(f"    {k!r}: {v!r},\n" for k, v in kwargs.items()) + "}"
-    note_doc = ("\n" + textwrap.fill(note, 96) + "\n") if note else ""
     spec = targets.get(backend)
-    lib = spec.library
-    env_src = "".join(f"os.environ[{k!r}] = {v!r}  # the {backend} setting\n"
-                      for k, v in spec.environment.items())
     setting_src = textwrap.indent(
         f"# the {backend} setting:\n{spec.after_import_source}\n", "    ") \
         if spec.after_import_source else ""
@@ -328,6 +322,20 @@ def render(case: ConvCase, backend: str, note: str | None = None,
     ref_src = _reference_source(case)
     if repeats < 1:
         raise ValueError(f"repeats must be >= 1, got {repeats!r}")
+    return (_header(case, backend, note, arrays_file, focus_value, repeats)
+            + _ARRAYS_SOURCE + _reference_section(ref_src, slope)
+            + _main_source(setting_src, prepare, call, check) + _REPEATED_SOURCE)
+
+
+def _header(case: ConvCase, backend: str, note: str | None, arrays_file: str | None,
+            focus_value: tuple[str, tuple[int, ...]] | None, repeats: int) -> str:
+    """The script's docstring, imports and constants (the case, its arrays, the focus)."""
+    kw_src = "{\n" + "".join(f"    {k!r}: {v!r},\n" for k, v in case.call_kwargs.items()) + "}"
+    note_doc = ("\n" + textwrap.fill(note, 96) + "\n") if note else ""
+    spec = targets.get(backend)
+    lib = spec.library
+    env_src = "".join(f"os.environ[{k!r}] = {v!r}  # the {backend} setting\n"
+                      for k, v in spec.environment.items())
     return f'''#!/usr/bin/env python3
 """conv-parity repro: {case.id} on the {backend} backend.
 {note_doc}
@@ -363,12 +371,16 @@ FOCUS = {focus_value!r}  # the element conv-parity reported as worst (an output 
 REPEATS = {repeats!r}  # > 1: a nondeterministic failure, checked in that many fresh processes
 
 
-def make_arrays():
+'''
+
+
+#: The script's arrays: regenerated from the seed exactly as conv-parity makes them, or loaded.
+_ARRAYS_SOURCE = '''def make_arrays():
     """Input and weights from the seed: standard normal, weights scaled by 1/sqrt(fan-in);
     or, where conv-parity saved them (real weights), from the .npz beside this script."""
     if ARRAYS_FILE:
         with np.load(os.path.join(os.path.dirname(os.path.abspath(__file__)), ARRAYS_FILE)) as f:
-            return f["x"], [f[f"w{{i}}"] for i in range(len(WEIGHT_SHAPES))]
+            return f["x"], [f[f"w{i}"] for i in range(len(WEIGHT_SHAPES))]
     rng = np.random.default_rng(SEED)
     x = rounded(rng.standard_normal(INPUT_SHAPE))
     weights = []
@@ -393,7 +405,12 @@ def rounded(a):
     return a.astype(exact(DTYPE)).astype(held)
 
 
-{_WINDOW_FN}
+'''
+
+
+def _reference_section(ref_src: str, slope: str) -> str:
+    """The window helper, the case's direct-loop reference and the activation's slope."""
+    return f'''{_WINDOW_FN}
 
 {ref_src}
 
@@ -403,7 +420,12 @@ def slope(mag):
     return {slope}
 
 
-def main():
+'''
+
+
+def _main_source(setting_src: str, prepare: str, call: str, check: str) -> str:
+    """main(): the backend's call, then shape, dtype and values against the reference."""
+    return f'''def main():
     import keras
 
 {setting_src}    x, weights = make_arrays()
@@ -453,7 +475,11 @@ def main():
     return 0
 
 
-def repeated():
+'''
+
+
+#: REPEATS > 1: the check in fresh processes, counted; and the script's entry point.
+_REPEATED_SOURCE = '''def repeated():
     """Run main() REPEATS times in fresh processes and count the calls that disagree."""
     import subprocess
 
@@ -462,8 +488,8 @@ def repeated():
              for _ in range(REPEATS)]
     bad = sum(code != 0 for code in codes)
     crashed = sum(code < 0 for code in codes)
-    print(f"{{bad}} of {{REPEATS}} identical calls disagreed with the reference"
-          f" ({{crashed}} aborted by a signal); exit codes {{codes}}")
+    print(f"{bad} of {REPEATS} identical calls disagreed with the reference"
+          f" ({crashed} aborted by a signal); exit codes {codes}")
     print("DISCREPANCY (nondeterministic)" if bad else "OK on every call")
     return 1 if bad else 0
 
