@@ -6,7 +6,8 @@ imports it. Public API:
 - :func:`check_model` (also ``conv_parity.check_model``): a model object or a SOURCE
   (``.keras``, full-model ``.h5``, ``.weights.h5`` with a builder,
   ``keras.applications.NAME``) -> :class:`ModelResult`,
-  whose ``to_json()`` is the report.json document ``conv-parity model --json`` prints.
+  whose ``to_json()`` is the report.json document ``conv-parity model --json`` prints. Its
+  options are keywords, or one :class:`ModelCheckOptions`.
 - :func:`assert_model_conforms`: the same as one assertion for users' own pytest suites.
 
 Private modules: ``load`` (SOURCE -> model, safely; seeded weights), ``extract`` (layers ->
@@ -15,6 +16,11 @@ cases), ``check`` (the engine round trip and the result).
 
 from __future__ import annotations
 
-from conv_parity.model.check import ModelResult, assert_model_conforms, check_model
+from conv_parity.model.check import (
+    ModelCheckOptions,
+    ModelResult,
+    assert_model_conforms,
+    check_model,
+)
 
-__all__ = ["ModelResult", "assert_model_conforms", "check_model"]
+__all__ = ["ModelCheckOptions", "ModelResult", "assert_model_conforms", "check_model"]

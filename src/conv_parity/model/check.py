@@ -8,8 +8,8 @@ share it; the model section maps every layer back to its case's results.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -199,86 +199,70 @@ def _recheck_stale(engine: Engine, outcomes: list[Outcome]) -> None:
                      f"non-zero weights: it is real here, and these weights are unaffected")
 
 
-def check_model(
-    model_or_path: Any,
-    backends: str | Sequence[str] | None = None,
-    *,
-    input_shape: Sequence[int] | None = None,
-    batch: int = DEFAULT_BATCH,
-    layers: Sequence[str] | None = None,
-    reseed_weights: bool = False,
-    seed: int = 0,
-    timeout: float = 120.0,
-    report_dir: str | Path | None = None,
-    engine: Engine | None = None,
-    progress: Any = None,
-    end_to_end: bool = True,
-    write_repaired: str | Path | None = None,
-    round_trip: bool = True,
-    builder: str | None = None,
-    input_array: np.ndarray | str | Path | None = None,
-) -> ModelResult:
-    """Check every conv-family layer of a model on every selected backend.
+@dataclass
+class ModelCheckOptions:
+    """How :func:`check_model` checks a model (every field is also a keyword of check_model).
 
-    ``model_or_path``: a Keras model object, a ``.keras`` / ``.h5`` path or
-    ``"keras.applications.NAME"``. A model conv-parity builds (keras.applications) gets seeded
-    non-zero weights; a user's model keeps its own unless ``reseed_weights``. ``engine``: reuse
-    a running engine (its backends win); otherwise one is started and closed here.
-    ``progress``: a callable taking one line of text, for long runs. ``end_to_end``: also
-    run the whole model on every backend and compare (:mod:`conv_parity.model.end_to_end`).
+    ``input_shape`` / ``batch``: the shape to run (default: the model's, with ``batch``).
+    ``layers``: only these layer names. ``reseed_weights``: replace a user's weights with seeded
+    ones (a model conv-parity builds, keras.applications, always gets them), from ``seed``.
+    ``timeout``: per case, for an engine started here. ``report_dir``: worker logs and repros.
+    ``engine``: reuse a running engine (its backends win); otherwise one is started and closed
+    here. ``progress``: a callable taking one line of text, for long runs. ``end_to_end``:
+    also run the whole model on every backend and compare (:mod:`conv_parity.model.end_to_end`).
+    ``write_repaired``: save a migrated Keras 2 model as this ``.keras`` path.
+    ``round_trip``: check get_config and .keras save/load (:mod:`conv_parity.model.round_trip`).
     ``builder``: ``module:function`` building the model of a ``.weights.h5`` path.
     ``input_array``: the input to run the whole model on (an array or a ``.npy`` path;
     default: seeded); its shape is the input shape.
+    """
+
+    input_shape: Sequence[int] | None = None
+    batch: int = DEFAULT_BATCH
+    layers: Sequence[str] | None = None
+    reseed_weights: bool = False
+    seed: int = 0
+    timeout: float = 120.0
+    report_dir: str | Path | None = None
+    engine: Engine | None = None
+    progress: Callable[[str], None] | None = None
+    end_to_end: bool = True
+    write_repaired: str | Path | None = None
+    round_trip: bool = True
+    builder: str | None = None
+    input_array: np.ndarray | str | Path | None = None
+
+
+def check_model(model_or_path: Any, backends: str | Sequence[str] | None = None,
+                options: ModelCheckOptions | None = None, **fields: Any) -> ModelResult:
+    """Check every conv-family layer of a model on every selected backend.
+
+    ``model_or_path``: a Keras model object, a ``.keras`` / ``.h5`` path or
+    ``"keras.applications.NAME"``. How: a :class:`ModelCheckOptions`, or its fields as
+    keywords (``check_model(path, "jax", input_shape=(1, 32, 32, 3))``), or both (the keywords
+    win); an unknown keyword is a TypeError.
 
     For a Keras 2 .h5, Keras 2 itself (the ``keras2`` target, where tf_keras is installed)
     joins the end-to-end check with its own worker, running the file as Keras 2 does.
     """
     from conv_parity import backends as targets
     from conv_parity.engine import Engine, parse_backends
-    from conv_parity.model.load import read_input
 
-    say = progress or (lambda _line: None)
-    x_name = "input"
-    if isinstance(input_array, (str, Path)):
-        x_name = f"--input {input_array}"
-        input_array = read_input(str(input_array))
-    if input_array is not None:
-        if input_shape is not None and tuple(input_shape) != input_array.shape:
-            raise UsageError(f"{x_name}: its shape {input_array.shape} != --input-shape "
-                             f"{tuple(input_shape)}; give one of them")
-        input_shape = input_array.shape
-    if isinstance(model_or_path, (str, Path)):
-        loaded = load(str(model_or_path), tuple(input_shape) if input_shape else None, say,
-                      builder=builder)
-    else:
-        loaded = Loaded(model_or_path, getattr(model_or_path, "name", "model"), "object",
-                        built_here=False)
+    opts = replace(options or ModelCheckOptions(), **fields)
+    say = opts.progress or (lambda _line: None)
+    input_array, input_shape, x_name = _given_input(opts)
+    loaded = _load(model_or_path, opts, input_shape, say)
     keras = import_keras()
-    if write_repaired is not None:
-        if loaded.migration is None:
-            raise UsageError("--write-repaired is for a Keras 2 .h5 (it saves the repaired "
-                             "model); this source needs no migration")
-        if not str(write_repaired).endswith(".keras"):
-            raise UsageError(f"--write-repaired {write_repaired}: the path must end in .keras")
-        loaded.model.save(write_repaired)
-        say(f"conv-parity: wrote the repaired model to {write_repaired}")
-    seeded = loaded.built_here or reseed_weights
+    seeded = loaded.built_here or opts.reseed_weights
     if seeded:
-        reseed(loaded.model, seed)
-    from conv_parity.model.end_to_end import input_dtype, model_input
-
-    shape = concrete_input_shape(loaded.model, input_shape, batch,
+        reseed(loaded.model, opts.seed)
+    shape = concrete_input_shape(loaded.model, input_shape, opts.batch,
                                  what=x_name if input_array is not None else "--input-shape")
-    found = extract(loaded.model, shape, loaded.source, only=layers)
-    x = input_array
-    if x is None:
-        x = model_input(shape, input_dtype(loaded.model), seed)
-    elif str(x.dtype) != input_dtype(loaded.model):
-        want = input_dtype(loaded.model)
-        raise UsageError(f"{x_name}: dtype {x.dtype}, but the model takes {want} inputs "
-                         f"(save it with numpy.save(path, x.astype({want!r})))")
+    found = extract(loaded.model, shape, loaded.source, only=opts.layers)
+    x = _model_x(loaded, shape, input_array, x_name, opts.seed)
     # Keras 2 itself joins the end to end of a Keras 2 file; asked for by name, it needs one.
     saved_by = loaded.migration.keras_version if loaded.migration is not None else None
+    engine = opts.engine
     selected = list(engine.backends) if engine is not None else parse_backends(backends)[0]
     whole_only = [b for b in selected if not targets.get(b).cases]
     if whole_only and saved_by is None:
@@ -286,7 +270,7 @@ def check_model(
                          f"{loaded.source} was not")
     also = list(dict.fromkeys([*whole_only, *targets.whole_model_targets(saved_by)]))
     trips = None
-    if round_trip:
+    if opts.round_trip:
         from conv_parity.model import round_trip as round_trip_module
 
         say("conv-parity: round trips (get_config, .keras save/load)...")
@@ -296,22 +280,21 @@ def check_model(
     say(f"conv-parity: {loaded.source}: {len(found.checkable)} conv-family layer uses, "
         f"{len(items)} distinct configs, {sum(len(v) for v in found.not_checked.values())} "
         f"other layers not checked")
-    own = engine is None
     if engine is None:
         selected = [b for b in selected if b not in whole_only]
         say(f"conv-parity: starting {len(selected)} backend workers ({', '.join(selected)})...")
-        engine = Engine(selected, timeout=timeout, report_dir=report_dir)
+        engine = Engine(selected, timeout=opts.timeout, report_dir=opts.report_dir)
     try:
         outcomes = engine.check_prepared(items) if items else []
         _recheck_stale(engine, outcomes)
         e2e = None
-        if end_to_end:
+        if opts.end_to_end:
             from conv_parity.model import end_to_end as e2e_module
 
             say("conv-parity: running the whole model on every backend (end to end"
                 + (f", and {', '.join(also)}" if also else "") + ")...")
             e2e = e2e_module.run(
-                engine, loaded.model, shape, found, outcomes, seed, x=x,
+                engine, loaded.model, shape, found, outcomes, opts.seed, x=x,
                 source_file=loaded.source if saved_by else None, also=also,
                 weights=loaded.model.get_weights() if (seeded and also) else None,
                 application=loaded.application, weights_round_trip=trips is not None,
@@ -321,12 +304,66 @@ def check_model(
         env = engine.environment()
         chosen = list(engine.backends)
     finally:
-        if own:
+        if opts.engine is None:
             engine.close()
     env["image_data_format"] = keras.config.image_data_format()
     return ModelResult(loaded.source, shape, found, outcomes, env, chosen,
                        "seeded" if seeded else "file", keras.config.image_data_format(),
                        end_to_end=e2e, migration=loaded.migration, round_trip=trips)
+
+
+def _given_input(
+    opts: ModelCheckOptions,
+) -> tuple[np.ndarray | None, Sequence[int] | None, str]:
+    """The user's input array (read from its .npy path), the input shape, and how to name
+    the input in messages; an array and a different ``input_shape`` are a UsageError."""
+    from conv_parity.model.load import read_input
+
+    input_array, input_shape, x_name = opts.input_array, opts.input_shape, "input"
+    if isinstance(input_array, (str, Path)):
+        x_name = f"--input {input_array}"
+        input_array = read_input(str(input_array))
+    if input_array is not None:
+        if input_shape is not None and tuple(input_shape) != input_array.shape:
+            raise UsageError(f"{x_name}: its shape {input_array.shape} != --input-shape "
+                             f"{tuple(input_shape)}; give one of them")
+        input_shape = input_array.shape
+    return input_array, input_shape, x_name
+
+
+def _load(model_or_path: Any, opts: ModelCheckOptions, input_shape: Sequence[int] | None,
+          say: Callable[[str], None]) -> Loaded:
+    """The model, loaded from its source (and saved repaired where ``write_repaired`` asks)."""
+    if isinstance(model_or_path, (str, Path)):
+        loaded = load(str(model_or_path), tuple(input_shape) if input_shape else None, say,
+                      builder=opts.builder)
+    else:
+        loaded = Loaded(model_or_path, getattr(model_or_path, "name", "model"), "object",
+                        built_here=False)
+    write_repaired = opts.write_repaired
+    if write_repaired is not None:
+        if loaded.migration is None:
+            raise UsageError("--write-repaired is for a Keras 2 .h5 (it saves the repaired "
+                             "model); this source needs no migration")
+        if not str(write_repaired).endswith(".keras"):
+            raise UsageError(f"--write-repaired {write_repaired}: the path must end in .keras")
+        loaded.model.save(write_repaired)
+        say(f"conv-parity: wrote the repaired model to {write_repaired}")
+    return loaded
+
+
+def _model_x(loaded: Loaded, shape: tuple[int, ...], input_array: np.ndarray | None,
+             x_name: str, seed: int) -> np.ndarray:
+    """The input the whole model runs on: the user's (its dtype checked) or a seeded one."""
+    from conv_parity.model.end_to_end import input_dtype, model_input
+
+    want = input_dtype(loaded.model)
+    if input_array is None:
+        return model_input(shape, want, seed)
+    if str(input_array.dtype) != want:
+        raise UsageError(f"{x_name}: dtype {input_array.dtype}, but the model takes {want} "
+                         f"inputs (save it with numpy.save(path, x.astype({want!r})))")
+    return input_array
 
 
 def assert_model_conforms(model_or_path: Any, backends: str | Sequence[str] | None = None,
