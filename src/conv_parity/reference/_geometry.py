@@ -46,7 +46,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from math import prod
-from typing import Any
+from typing import Any, NamedTuple
 
 from conv_parity import kinds
 from conv_parity.errors import InvalidConfig, UsageError
@@ -133,142 +133,42 @@ def _fmt(value: Any) -> str:
     return repr(tuple(value)) if isinstance(value, (list, tuple)) else repr(value)
 
 
+class _Window(NamedTuple):
+    """The sizing of one configuration: its window, how it moves, what it produces per pixel."""
+
+    window: tuple[int, ...]
+    strides: tuple[int, ...]
+    dilation: tuple[int, ...]
+    groups: int
+    depth_multiplier: int
+    c_out: int
+    use_bias: bool
+    activation: Any
+
+
 def build(layer: str, canon: Mapping[str, Any], input_shape: Sequence[int]) -> Geometry:
     """Validate a canonical configuration and compute its geometry; InvalidConfig if rejected."""
     kind = kinds.get_kind(layer)
     input_shape = tuple(int(v) for v in input_shape)
     rank = kinds.spatial_rank(kind, input_shape)
-    if len(input_shape) != rank + 2:
-        raise UsageError(
-            f"{layer} takes inputs of rank {rank + 2} (batch, {rank} spatial, channels), "
-            f"got input_shape={input_shape!r}"
-        )
-    if any(v < 0 for v in input_shape):
-        raise UsageError(f"input_shape must not have negative sizes, got {input_shape!r}")
     cf = canon["data_format"] == "channels_first"
-    c_in = input_shape[1] if cf else input_shape[-1]
-    in_spatial = input_shape[2:] if cf else input_shape[1:-1]
-    if c_in == 0:
-        raise InvalidConfig(f"input_shape has zero channels: input_shape={input_shape!r}")
-    if 0 in in_spatial:
-        raise InvalidConfig(f"input_shape has a zero spatial size: input_shape={input_shape!r}")
+    c_in, in_spatial = _check_input(layer, kind, input_shape, rank, cf)
     padding = canon.get("padding", "valid")  # global pooling has none: one valid window
     family = kind.family
-    if kind.is_op and family in ("depthwise", "separable") and rank == 3:
-        raise InvalidConfig(
-            f"{layer} supports 1D and 2D inputs only (keras.ops docs), got a 3D input: "
-            f"input_shape={input_shape!r}"
-        )
     if padding == "causal" and layer != "Conv1D":
         raise InvalidConfig(f"padding='causal' is only supported by Conv1D, not by {layer}")
-
-    if kind.is_global:
-        window = strides = tuple(in_spatial)
-        dilation = (1,) * rank
-        groups = depth_multiplier = 1
-        c_out = c_in
-        use_bias, activation = False, None
-    elif kind.is_pool:
-        window = tuple(canon["pool_size"])
-        _positive("pool_size", window)
-        strides = window if canon["strides"] is None else tuple(canon["strides"])
-        _positive("strides", strides)
-        dilation = (1,) * rank
-        groups = depth_multiplier = 1
-        c_out = c_in
-        use_bias, activation = False, None
-    else:
-        window = tuple(canon["kernel_size"])
-        _positive("kernel_size", window)
-        strides = tuple(canon["strides"])
-        _positive("strides", strides)
-        dilation = tuple(canon["dilation_rate"])
-        _positive("dilation_rate", dilation)
-        groups = canon.get("groups", 1)
-        depth_multiplier = canon.get("depth_multiplier", 1)
-        _positive("groups", groups)
-        _positive("depth_multiplier", depth_multiplier)
-        if "filters" in canon and family != "depthwise":
-            _positive("filters", canon["filters"])
-        if layer in _STRIDE_DILATION_EXCLUSIVE and max(strides) > 1 and max(dilation) > 1:
-            raise InvalidConfig(
-                f"{layer} does not support strides > 1 together with dilation_rate > 1 "
-                f"(Keras BaseConv rejects it): strides={strides}, dilation_rate={dilation}"
-            )
-        if c_in % groups:
-            raise InvalidConfig(
-                f"groups={groups} does not divide the {c_in} input channels "
-                f"(input_shape={input_shape!r})"
-            )
-        if family == "conv" and canon["filters"] % groups:
-            raise InvalidConfig(
-                f"groups={groups} does not divide filters={canon['filters']}"
-            )
-        if family == "depthwise":
-            c_out = c_in * depth_multiplier
-        else:
-            c_out = canon["filters"]
-        use_bias = bool(canon.get("use_bias", False))
-        activation = canon.get("activation")
-
+    w = _window(layer, kind, canon, rank, c_in, in_spatial, input_shape)
+    window, strides, dilation = w.window, w.strides, w.dilation
     if family == "conv_transpose":
-        ops_ = canon["output_padding"]
-        if ops_ is not None:
-            for i, (op, s) in enumerate(zip(ops_, strides)):
-                if not 0 <= op < s:
-                    raise InvalidConfig(
-                        f"output_padding must satisfy 0 <= output_padding < strides on every "
-                        f"axis; axis {i}: output_padding={tuple(ops_)}, strides={strides}"
-                    )
-        pads_l: list[tuple[int, int]] = []
-        out_l: list[int] = []
-        for i in range(rank):
-            start, length = conv_transpose_window(
-                in_spatial[i], window[i], strides[i], dilation[i], padding,
-                None if ops_ is None else ops_[i],
-            )
-            if length <= 0:
-                raise InvalidConfig(
-                    f"output size would be {length} on spatial axis {i}: kernel_size={window}, "
-                    f"strides={strides}, padding={padding!r}, output_padding={_fmt(ops_)}, "
-                    f"input_shape={input_shape!r}",
-                    argument="kernel_size", axis=i, size=length,
-                )
-            pads_l.append((start, 0))
-            out_l.append(length)
-        pads, out_spatial = tuple(pads_l), tuple(out_l)
+        pads, out_spatial = _transpose_axes(canon, in_spatial, w, padding, input_shape)
     else:
-        pads_l = []
-        out_l = []
-        size_name = "pool_size" if kind.is_pool else "kernel_size"
-        for i in range(rank):
-            n, s, k_eff = in_spatial[i], strides[i], (window[i] - 1) * dilation[i] + 1
-            if padding == "valid":
-                out = (n - k_eff) // s + 1
-                pad = (0, 0)
-            elif padding == "same":
-                out = -(-n // s)
-                pad = same_padding(n, k_eff, s)
-            else:  # causal
-                out = -(-n // s)
-                pad = (k_eff - 1, 0)
-            if out <= 0:
-                extra = "" if kind.is_pool else f", dilation_rate={dilation}"
-                raise InvalidConfig(
-                    f"output size would be {out} on spatial axis {i}: {size_name}={window} is "
-                    f"larger than the input (input_shape={input_shape!r}, padding={padding!r}"
-                    f"{extra}, strides={strides})",
-                    argument=size_name, axis=i, size=out,
-                )
-            pads_l.append(pad)
-            out_l.append(out)
-        pads, out_spatial = tuple(pads_l), tuple(out_l)
+        pads, out_spatial = _forward_axes(kind, in_spatial, w, padding, input_shape)
 
     batch = input_shape[0]
-    shape = (batch, c_out, *out_spatial) if cf else (batch, *out_spatial, c_out)
+    shape = (batch, w.c_out, *out_spatial) if cf else (batch, *out_spatial, w.c_out)
     kept_shape = shape
     if kind.is_global and not canon["keepdims"]:
-        shape = (batch, c_out)
+        shape = (batch, w.c_out)
     return Geometry(
         layer=layer,
         family=family,
@@ -282,11 +182,11 @@ def build(layer: str, canon: Mapping[str, Any], input_shape: Sequence[int]) -> G
         dilation=dilation,
         pads=pads,
         out_spatial=out_spatial,
-        groups=groups,
-        depth_multiplier=depth_multiplier,
-        c_out=c_out,
-        use_bias=use_bias,
-        activation=activation,
+        groups=w.groups,
+        depth_multiplier=w.depth_multiplier,
+        c_out=w.c_out,
+        use_bias=w.use_bias,
+        activation=w.activation,
         output_shape=shape,
         kept_shape=kept_shape,
         taps=prod(window),
@@ -296,6 +196,142 @@ def build(layer: str, canon: Mapping[str, Any], input_shape: Sequence[int]) -> G
             slice(None), *(slice(b, b + n) for (b, _), n in zip(pads, in_spatial)), slice(None)
         ),
     )
+
+
+def _check_input(layer: str, kind: kinds.Kind, input_shape: tuple[int, ...], rank: int,
+                 cf: bool) -> tuple[int, tuple[int, ...]]:
+    """The input's channels and spatial sizes, checked: UsageError for a malformed shape,
+    InvalidConfig for one the spec rejects (no channels, an empty spatial axis, a 3D input to
+    a depthwise/separable op)."""
+    if len(input_shape) != rank + 2:
+        raise UsageError(
+            f"{layer} takes inputs of rank {rank + 2} (batch, {rank} spatial, channels), "
+            f"got input_shape={input_shape!r}"
+        )
+    if any(v < 0 for v in input_shape):
+        raise UsageError(f"input_shape must not have negative sizes, got {input_shape!r}")
+    c_in = input_shape[1] if cf else input_shape[-1]
+    in_spatial = input_shape[2:] if cf else input_shape[1:-1]
+    if c_in == 0:
+        raise InvalidConfig(f"input_shape has zero channels: input_shape={input_shape!r}")
+    if 0 in in_spatial:
+        raise InvalidConfig(f"input_shape has a zero spatial size: input_shape={input_shape!r}")
+    if kind.is_op and kind.family in ("depthwise", "separable") and rank == 3:
+        raise InvalidConfig(
+            f"{layer} supports 1D and 2D inputs only (keras.ops docs), got a 3D input: "
+            f"input_shape={input_shape!r}"
+        )
+    return c_in, in_spatial
+
+
+def _window(layer: str, kind: kinds.Kind, canon: Mapping[str, Any], rank: int, c_in: int,
+            in_spatial: tuple[int, ...], input_shape: tuple[int, ...]) -> _Window:
+    """The window and channel arithmetic of a global pool, a pool or a conv, validated."""
+    if kind.is_global:
+        return _Window(tuple(in_spatial), tuple(in_spatial), (1,) * rank, 1, 1, c_in,
+                       False, None)
+    if kind.is_pool:
+        window = tuple(canon["pool_size"])
+        _positive("pool_size", window)
+        strides = window if canon["strides"] is None else tuple(canon["strides"])
+        _positive("strides", strides)
+        return _Window(window, strides, (1,) * rank, 1, 1, c_in, False, None)
+    family = kind.family
+    window = tuple(canon["kernel_size"])
+    _positive("kernel_size", window)
+    strides = tuple(canon["strides"])
+    _positive("strides", strides)
+    dilation = tuple(canon["dilation_rate"])
+    _positive("dilation_rate", dilation)
+    groups = canon.get("groups", 1)
+    depth_multiplier = canon.get("depth_multiplier", 1)
+    _positive("groups", groups)
+    _positive("depth_multiplier", depth_multiplier)
+    if "filters" in canon and family != "depthwise":
+        _positive("filters", canon["filters"])
+    if layer in _STRIDE_DILATION_EXCLUSIVE and max(strides) > 1 and max(dilation) > 1:
+        raise InvalidConfig(
+            f"{layer} does not support strides > 1 together with dilation_rate > 1 "
+            f"(Keras BaseConv rejects it): strides={strides}, dilation_rate={dilation}"
+        )
+    if c_in % groups:
+        raise InvalidConfig(
+            f"groups={groups} does not divide the {c_in} input channels "
+            f"(input_shape={input_shape!r})"
+        )
+    if family == "conv" and canon["filters"] % groups:
+        raise InvalidConfig(
+            f"groups={groups} does not divide filters={canon['filters']}"
+        )
+    c_out = c_in * depth_multiplier if family == "depthwise" else canon["filters"]
+    return _Window(window, strides, dilation, groups, depth_multiplier, c_out,
+                   bool(canon.get("use_bias", False)), canon.get("activation"))
+
+
+def _transpose_axes(
+    canon: Mapping[str, Any], in_spatial: tuple[int, ...], w: _Window, padding: str,
+    input_shape: tuple[int, ...],
+) -> tuple[tuple[tuple[int, int], ...], tuple[int, ...]]:
+    """Per axis of a transposed conv: (crop start, 0) and the output length."""
+    window, strides, dilation = w.window, w.strides, w.dilation
+    ops_ = canon["output_padding"]
+    if ops_ is not None:
+        for i, (op, s) in enumerate(zip(ops_, strides)):
+            if not 0 <= op < s:
+                raise InvalidConfig(
+                    f"output_padding must satisfy 0 <= output_padding < strides on every "
+                    f"axis; axis {i}: output_padding={tuple(ops_)}, strides={strides}"
+                )
+    pads_l: list[tuple[int, int]] = []
+    out_l: list[int] = []
+    for i in range(len(in_spatial)):
+        start, length = conv_transpose_window(
+            in_spatial[i], window[i], strides[i], dilation[i], padding,
+            None if ops_ is None else ops_[i],
+        )
+        if length <= 0:
+            raise InvalidConfig(
+                f"output size would be {length} on spatial axis {i}: kernel_size={window}, "
+                f"strides={strides}, padding={padding!r}, output_padding={_fmt(ops_)}, "
+                f"input_shape={input_shape!r}",
+                argument="kernel_size", axis=i, size=length,
+            )
+        pads_l.append((start, 0))
+        out_l.append(length)
+    return tuple(pads_l), tuple(out_l)
+
+
+def _forward_axes(
+    kind: kinds.Kind, in_spatial: tuple[int, ...], w: _Window, padding: str,
+    input_shape: tuple[int, ...],
+) -> tuple[tuple[tuple[int, int], ...], tuple[int, ...]]:
+    """Per axis of a conv or pool: its (before, after) padding and the output length."""
+    window, strides, dilation = w.window, w.strides, w.dilation
+    pads_l: list[tuple[int, int]] = []
+    out_l: list[int] = []
+    size_name = "pool_size" if kind.is_pool else "kernel_size"
+    for i in range(len(in_spatial)):
+        n, s, k_eff = in_spatial[i], strides[i], (window[i] - 1) * dilation[i] + 1
+        if padding == "valid":
+            out = (n - k_eff) // s + 1
+            pad = (0, 0)
+        elif padding == "same":
+            out = -(-n // s)
+            pad = same_padding(n, k_eff, s)
+        else:  # causal
+            out = -(-n // s)
+            pad = (k_eff - 1, 0)
+        if out <= 0:
+            extra = "" if kind.is_pool else f", dilation_rate={dilation}"
+            raise InvalidConfig(
+                f"output size would be {out} on spatial axis {i}: {size_name}={window} is "
+                f"larger than the input (input_shape={input_shape!r}, padding={padding!r}"
+                f"{extra}, strides={strides})",
+                argument=size_name, axis=i, size=out,
+            )
+        pads_l.append(pad)
+        out_l.append(out)
+    return tuple(pads_l), tuple(out_l)
 
 
 def op_geometry_kwargs(
