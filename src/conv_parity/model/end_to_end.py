@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -152,14 +153,9 @@ def input_dtype(model: Any) -> str:
     return dtype if dtype in ("float16", "float32", "float64") else "float32"
 
 
-def run(engine: Engine, model: Any, input_shape: tuple[int, ...], extraction: Extraction,
-        outcomes: list[Outcome], seed: int = 0, *, x: np.ndarray | None = None,
-        source_file: str | None = None, also: Sequence[str] = (),
-        weights: list[np.ndarray] | None = None,
-        application: dict[str, Any] | None = None,
-        weights_round_trip: bool = True, imports: Sequence[str] = ()) -> dict[str, Any]:
-    """The ``end_to_end`` part of the model section: per backend ``backend``, ``verdict``,
-    ``max_abs_err``, ``tolerance``, ``first_divergent_layer`` and that layer's verdict.
+@dataclass
+class WholeModelRun:
+    """How the whole model runs on each worker (:func:`run`'s options).
 
     ``x``: the user's input (default: seeded). ``also``: whole-model-only targets
     (``keras2``), which load ``source_file`` (the user's Keras 2 .h5) instead of the model
@@ -171,33 +167,76 @@ def run(engine: Engine, model: Any, input_shape: tuple[int, ...], extraction: Ex
     a fresh model (``weights_round_trips`` in the result, for the round-trip section).
     ``imports``: the user's own modules (``--builder``'s), imported by every worker first.
     """
+
+    x: np.ndarray | None = None
+    source_file: str | None = None
+    also: Sequence[str] = ()
+    weights: list[np.ndarray] | None = None
+    application: dict[str, Any] | None = None
+    weights_round_trip: bool = True
+    imports: Sequence[str] = ()
+
+
+def run(engine: Engine, model: Any, input_shape: tuple[int, ...], extraction: Extraction,
+        outcomes: list[Outcome], seed: int = 0, how: WholeModelRun | None = None,
+        **fields: Any) -> dict[str, Any]:
+    """The ``end_to_end`` part of the model section: per backend ``backend``, ``verdict``,
+    ``max_abs_err``, ``tolerance``, ``first_divergent_layer`` and that layer's verdict.
+
+    ``how``: a :class:`WholeModelRun`, or its fields as keywords (``x=...``, ``also=...``);
+    the keywords win.
+    """
+    how = replace(how or WholeModelRun(), **fields)
     order = _top_layers(model)
-    if x is None:
-        x = model_input(input_shape, input_dtype(model), seed)
-    arrays = [x, *(weights or [])]
+    x = how.x if how.x is not None else model_input(input_shape, input_dtype(model), seed)
+    replies = _request(engine, model, order, x, how)
     import keras
 
-    from conv_parity.workers.whole_model import RELOADED
+    rows, ran, reloads = _replies(replies, keras.backend.backend())
+    if len(ran) == 1:
+        (only,) = ran
+        rows[only] = {"backend": only, "verdict": "pass", "max_abs_err": None,
+                      "tolerance": None, "first_divergent_layer": None,
+                      "message": "the only backend that ran: nothing to compare with"}
+    elif ran:
+        for backend, c in compare(ran, order).items():
+            rows[backend] = _compared_row(backend, c, extraction, outcomes)
+        _acquit(rows)
+    return {"input_shape": list(input_shape), "rule": "median of backends; tol = 64 eps32 "
+            "x depth x max|median|", "results": [rows[b] for b in replies],
+            **({"weights_round_trips": reloads} if how.weights_round_trip else {})}
 
+
+def _request(engine: Engine, model: Any, order: list[tuple[str, bool]], x: np.ndarray,
+             how: WholeModelRun) -> dict[str, tuple[dict[str, Any], dict[str, np.ndarray]]]:
+    """Save the model (and its weights, for the round trip) and run it on every worker."""
     with tempfile.TemporaryDirectory(prefix="conv-parity-model-") as tmp:
         path = Path(tmp) / "model.keras"
         model.save(path)
         weights_path = Path(tmp) / "model.weights.h5"
-        if weights_round_trip:
+        if how.weights_round_trip:
             model.save_weights(weights_path)  # read by every other backend: a round trip
-        replies = engine.request_all({"type": "model",
-                                      "files": {"keras": str(path), "source": source_file,
-                                                "weights": str(weights_path)
-                                                if weights_round_trip else None},
-                                      "layers": [n for n, _ in order],
-                                      "application": application,
-                                      "imports": list(imports), "cwd": str(Path.cwd())},
-                                     arrays,
-                                     timeout=WHOLE_MODEL_TIMEOUT_FACTOR * engine.pool.timeout,
-                                     also=also if source_file else ())
+        return engine.request_all({"type": "model",
+                                   "files": {"keras": str(path), "source": how.source_file,
+                                             "weights": str(weights_path)
+                                             if how.weights_round_trip else None},
+                                   "layers": [n for n, _ in order],
+                                   "application": how.application,
+                                   "imports": list(how.imports), "cwd": str(Path.cwd())},
+                                  [x, *(how.weights or [])],
+                                  timeout=WHOLE_MODEL_TIMEOUT_FACTOR * engine.pool.timeout,
+                                  also=how.also if how.source_file else ())
+
+
+def _replies(
+    replies: dict[str, tuple[dict[str, Any], dict[str, np.ndarray]]], writer: str,
+) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, np.ndarray]], list[dict[str, Any]]]:
+    """The rows of the backends that did not run the model, the outputs of those that did,
+    and each weights round trip (written on ``writer``, read on the backend)."""
+    from conv_parity.workers.whole_model import RELOADED
+
     rows: dict[str, dict[str, Any]] = {}
     ran: dict[str, dict[str, np.ndarray]] = {}
-    writer = keras.backend.backend()
     reloads: list[dict[str, Any]] = []
     for backend, (reply, arrays) in replies.items():
         status = reply.get("status")
@@ -223,41 +262,37 @@ def run(engine: Engine, model: Any, input_shape: tuple[int, ...], extraction: Ex
         rows[backend] = {"backend": backend, "verdict": verdict, "max_abs_err": None,
                          "tolerance": None, "first_divergent_layer": None,
                          "message": text[:600]}
-    if len(ran) == 1:
-        (only,) = ran
-        rows[only] = {"backend": only, "verdict": "pass", "max_abs_err": None,
-                      "tolerance": None, "first_divergent_layer": None,
-                      "message": "the only backend that ran: nothing to compare with"}
-    elif ran:
-        compared = compare(ran, order)
-        for backend, c in compared.items():
-            row = {"backend": backend, "max_abs_err": c["max_abs_err"],
-                   "tolerance": c["tolerance"], "first_divergent_layer": None,
-                   "verdict": "pass", "message": ""}
-            if c["diverges"]:
-                layer = c["first_divergent_layer"]
-                row["first_divergent_layer"] = layer
-                path, o = _layer_outcome(str(layer), backend, extraction, outcomes)
-                if o is not None and o.verdict == "xfail" and o.known:
-                    row["verdict"] = "xfail"
-                    row["known"] = o.known.get("id")
-                    row["message"] = (f"diverges from layer {layer} on, explained by known "
-                                      f"discrepancy {o.known.get('id')} in {path}")
-                else:
-                    row["verdict"] = "fail-values"
-                    if o is not None and o.verdict != "pass":
-                        row["message"] = (f"diverges from layer {layer} on; {path} fails its "
-                                          f"own check: {o.verdict}: "
-                                          f"{(o.diagnosis or o.message).splitlines()[0]}")
-                    else:
-                        row["message"] = (f"diverges from layer {layer} on, a layer whose "
-                                          f"conv-family parts (if any) pass their own checks")
-                if path and o is not None:
-                    row["layer_verdict"] = o.verdict
-                    row["layer_diagnosis"] = o.diagnosis
-                    row["layer"] = path
-            rows[backend] = row
-        _acquit(rows)
-    return {"input_shape": list(input_shape), "rule": "median of backends; tol = 64 eps32 "
-            "x depth x max|median|", "results": [rows[b] for b in replies],
-            **({"weights_round_trips": reloads} if weights_round_trip else {})}
+    return rows, ran, reloads
+
+
+def _compared_row(backend: str, c: dict[str, Any], extraction: Extraction,
+                  outcomes: list[Outcome]) -> dict[str, Any]:
+    """A backend's row from its comparison with the median; a divergence is blamed on the
+    first divergent layer's own check where it failed (or a known discrepancy explains it)."""
+    row = {"backend": backend, "max_abs_err": c["max_abs_err"],
+           "tolerance": c["tolerance"], "first_divergent_layer": None,
+           "verdict": "pass", "message": ""}
+    if not c["diverges"]:
+        return row
+    layer = c["first_divergent_layer"]
+    row["first_divergent_layer"] = layer
+    path, o = _layer_outcome(str(layer), backend, extraction, outcomes)
+    if o is not None and o.verdict == "xfail" and o.known:
+        row["verdict"] = "xfail"
+        row["known"] = o.known.get("id")
+        row["message"] = (f"diverges from layer {layer} on, explained by known "
+                          f"discrepancy {o.known.get('id')} in {path}")
+    else:
+        row["verdict"] = "fail-values"
+        if o is not None and o.verdict != "pass":
+            row["message"] = (f"diverges from layer {layer} on; {path} fails its "
+                              f"own check: {o.verdict}: "
+                              f"{(o.diagnosis or o.message).splitlines()[0]}")
+        else:
+            row["message"] = (f"diverges from layer {layer} on, a layer whose "
+                              f"conv-family parts (if any) pass their own checks")
+    if path and o is not None:
+        row["layer_verdict"] = o.verdict
+        row["layer_diagnosis"] = o.diagnosis
+        row["layer"] = path
+    return row
