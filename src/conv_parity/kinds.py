@@ -13,7 +13,7 @@ geometry before the op is called, because the op receives the kernel arrays them
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -251,7 +251,20 @@ def get_kind(name: str) -> Kind:
         return KINDS[name]
     except (KeyError, TypeError):
         known = ", ".join(sorted(KINDS))
-        raise UsageError(f"unknown layer or op {name!r}; known: {known}") from None
+        hint = _did_you_mean(str(name), KINDS)
+        raise UsageError(f"unknown layer or op {name!r}{hint}; known: {known}") from None
+
+
+def _did_you_mean(name: str, choices: Iterable[str]) -> str:
+    """`` (did you mean 'Conv2D'?)`` for a near miss (case-insensitive first: 'Conv2d'), or ''."""
+    import difflib
+
+    options = list(choices)
+    folded = {c.lower(): c for c in options}
+    if name.lower() in folded:
+        return f" (did you mean {folded[name.lower()]!r}?)"
+    close = difflib.get_close_matches(name, options, n=1, cutoff=0.75)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def spatial_rank(kind: Kind, input_shape: Sequence[int]) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -87,6 +88,8 @@ def test_weight_shapes_follow_keras_layouts(layer: str, kwargs: dict, shape: tup
     ("layer", "kwargs", "shape", "needle"),
     [
         ("Dense", {}, (1, 2), "unknown layer or op 'Dense'"),
+        ("Conv2d", {}, (1, 2), "unknown layer or op 'Conv2d' (did you mean 'Conv2D'?)"),
+        ("SeperableConv2D", {}, (1, 2), "(did you mean 'SeparableConv2D'?)"),
         ("Conv2D", {"filters": 2}, (1, 5, 5, 1), "needs the argument 'kernel_size'"),
         ("Conv2D", {"filters": 2, "kernel_size": 3, "bogus": 1}, (1, 5, 5, 1), "'bogus'"),
         ("Conv2D", {"filters": 2, "kernel_size": (3, 3, 3)}, (1, 5, 5, 1), "kernel_size"),
@@ -98,7 +101,7 @@ def test_weight_shapes_follow_keras_layouts(layer: str, kwargs: dict, shape: tup
 )
 def test_bad_input_names_the_bad_value(layer: str, kwargs: dict, shape: tuple,
                                        needle: str) -> None:
-    with pytest.raises(UsageError, match=needle.replace("(", r"\(")):
+    with pytest.raises(UsageError, match=re.escape(needle)):
         ConvCase.make(layer, kwargs, shape)
 
 
