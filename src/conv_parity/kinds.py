@@ -251,11 +251,11 @@ def get_kind(name: str) -> Kind:
         return KINDS[name]
     except (KeyError, TypeError):
         known = ", ".join(sorted(KINDS))
-        hint = _did_you_mean(str(name), KINDS)
+        hint = did_you_mean(str(name), KINDS)
         raise UsageError(f"unknown layer or op {name!r}{hint}; known: {known}") from None
 
 
-def _did_you_mean(name: str, choices: Iterable[str]) -> str:
+def did_you_mean(name: str, choices: Iterable[str]) -> str:
     """`` (did you mean 'Conv2D'?)`` for a near miss (case-insensitive first: 'Conv2d'), or ''."""
     import difflib
 

@@ -116,6 +116,10 @@ def test_ignored_keywords_are_never_evaluated() -> None:
         ("Conv2D(", "never closed"),
         ("__import__('os')", "not a convolution or pooling layer"),
         ("Dense(3)", "Dense is not a convolution or pooling layer"),
+        ("Conv2d(2, 3)", "Conv2d is not a convolution or pooling layer conv-parity covers "
+                         "(did you mean 'Conv2D'?)"),
+        ("keras.ops.max_pol(x, 2)", "(did you mean 'max_pool'?)"),
+        ("Dense(3)", "GlobalAveragePooling{1,2,3}D"),
         ("Conv2D(8, 3, foo=1)", "does not take 'foo'"),
         ("Conv2D(8, 3, strides=-1)", "strides must be a positive int"),
         ("Conv2D(8, 3, strides=(2, 0))", "strides must be a positive int"),

@@ -223,10 +223,14 @@ def _resolve_name(dotted: str) -> str:
         return bare
     if f"ops.{bare}" in kinds.KINDS:
         return f"ops.{bare}"
+    layers = [k for k in kinds.KINDS if not k.startswith("ops.")]
+    hint = kinds.did_you_mean(bare, layers + [k[len("ops."):] for k in kinds.KINDS
+                                              if k.startswith("ops.")])
     raise UsageError(with_example(
-        f"{dotted} is not a convolution or pooling layer conv-parity covers (covered: "
+        f"{dotted} is not a convolution or pooling layer conv-parity covers{hint} (covered: "
         f"Conv{{1,2,3}}D, Conv{{1,2,3}}DTranspose, DepthwiseConv{{1,2}}D, SeparableConv{{1,2}}D, "
-        f"MaxPooling{{1,2,3}}D, AveragePooling{{1,2,3}}D and keras.ops conv, conv_transpose, "
+        f"MaxPooling{{1,2,3}}D, AveragePooling{{1,2,3}}D, GlobalMaxPooling{{1,2,3}}D, "
+        f"GlobalAveragePooling{{1,2,3}}D and keras.ops conv, conv_transpose, "
         f"depthwise_conv, separable_conv, max_pool, average_pool)"
     ))
 
