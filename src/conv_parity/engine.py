@@ -234,7 +234,7 @@ class Engine:
         ran = self.pool.run_many({b: items for b, items in again.items() if items})
         for b, results in ran.items():
             for (i, out, first), second in zip(which[b], results):
-                out.repeat = repeat_record(prepared[i][0], refs[i], first, second)
+                out.repeat = repeat_record(prepared[i][0], refs[i], first, out.verdict, second)
                 if out.repeat["differ"]:
                     out.message += ("\ntwo identical calls gave different results: "
                                     + out.repeat["summary"])
@@ -376,15 +376,15 @@ class Engine:
             print("conv-parity: " + "; ".join(notes), file=sys.stderr)
 
 
-def repeat_record(case: ConvCase, ref: Expected, first: BackendResult,
+def repeat_record(case: ConvCase, ref: Expected, first: BackendResult, first_verdict: str,
                   second: BackendResult) -> dict[str, Any]:
-    """How a second identical call compared with the first: ``differ`` when their verdicts
-    differ, or both returned outputs and some output moved by more than the case's tolerance
-    (measured against the first call, with the reference's magnitudes)."""
+    """How a second identical call compared with the first (already judged ``first_verdict``):
+    ``differ`` when their verdicts differ, or both returned outputs and some output moved by
+    more than the case's tolerance (measured against the first call, with the reference's
+    magnitudes)."""
     from conv_parity.compare import compare_values, reference_error_bound
 
     again = classify(case, ref, second)
-    first_verdict = classify(case, ref, first).verdict
     record: dict[str, Any] = {"calls": 2, "verdicts": [first_verdict, again.verdict],
                               "differ": first_verdict != again.verdict, "max_difference": None}
     if first.status == "ok" and second.status == "ok":
