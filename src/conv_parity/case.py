@@ -20,7 +20,7 @@ import numpy as np
 from conv_parity import kinds, policies
 from conv_parity.errors import UsageError
 from conv_parity.formats import freeze
-from conv_parity.vocabulary import MODE_NAMES
+from conv_parity.vocabulary import CALL_FORMS, MODE_NAMES, VALUE_REGIMES
 
 #: The compute dtypes a case runs in (a mixed policy is ``policy`` beside one of them).
 DTYPES = policies.DTYPES
@@ -50,6 +50,10 @@ class ConvCase:
     #: A mixed policy (``mixed_float16`` / ``mixed_bfloat16``) or None for the plain policy
     #: ``dtype``: so a plain case's fields, id and JSON are what they were before policies.
     policy: str | None = None
+    #: The value regime of the input (:data:`conv_parity.vocabulary.VALUE_REGIMES`).
+    values: str = "normal"
+    #: How the layer or op is called (:data:`conv_parity.vocabulary.CALL_FORMS`).
+    call_form: str = "tensor"
 
     @classmethod
     def make(
@@ -61,6 +65,8 @@ class ConvCase:
         seed: int | None = None,
         mode: str = "eager",
         policy: str | None = None,
+        values: str = "normal",
+        call_form: str = "tensor",
     ) -> ConvCase:
         """A case with canonical kwargs; UsageError naming the bad value otherwise.
 
@@ -88,13 +94,19 @@ class ConvCase:
                 f"an input and a kernel of different dtypes")
         if mode not in MODE_NAMES:
             raise UsageError(f"mode must be one of {MODE_NAMES}, got {mode!r}")
+        if values not in VALUE_REGIMES:
+            raise UsageError(f"values must be one of {VALUE_REGIMES}, got {values!r}")
+        if call_form not in CALL_FORMS:
+            raise UsageError(f"call_form must be one of {CALL_FORMS}, got {call_form!r}")
         canon = kinds.canonicalize(layer, kwargs, input_shape)
-        case = cls(layer, tuple(canon.items()), tuple(input_shape), dtype, 0, mode, policy)
+        case = cls(layer, tuple(canon.items()), tuple(input_shape), dtype, 0, mode, policy,
+                   values, call_form)
         if seed is None:
             seed = case.default_seed
         if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
             raise UsageError(f"seed must be an int in [0, 2**32), got {seed!r}")
-        return cls(layer, tuple(canon.items()), tuple(input_shape), dtype, seed, mode, policy)
+        return cls(layer, tuple(canon.items()), tuple(input_shape), dtype, seed, mode, policy,
+                   values, call_form)
 
     @property
     def policy_name(self) -> str:
@@ -204,6 +216,10 @@ class ConvCase:
         parts.append(self.policy_name)
         if self.mode != "eager":
             parts.append(self.mode)
+        if self.values != "normal":
+            parts.append(f"v{self.values}")
+        if self.call_form != "tensor":
+            parts.append(f"c{self.call_form}")
         return "-".join(parts)
 
     def to_json(self) -> dict[str, Any]:
@@ -216,6 +232,8 @@ class ConvCase:
             "seed": self.seed,
             "mode": self.mode,
             "policy": self.policy_name,
+            **({"values": self.values} if self.values != "normal" else {}),
+            **({"call_form": self.call_form} if self.call_form != "tensor" else {}),
         }
 
     @classmethod
@@ -228,7 +246,8 @@ class ConvCase:
             if trusted:
                 dtype, policy = _split_policy(data["dtype"], data.get("policy"))
                 return cls(data["layer"], tuple(kwargs.items()), tuple(data["input_shape"]),
-                           dtype, data["seed"], data["mode"], policy)
+                           dtype, data["seed"], data["mode"], policy,
+                           data.get("values", "normal"), data.get("call_form", "tensor"))
             return cls.make(
                 data["layer"],
                 kwargs,
@@ -237,6 +256,8 @@ class ConvCase:
                 data.get("seed"),
                 data.get("mode", "eager"),
                 data.get("policy"),
+                data.get("values", "normal"),
+                data.get("call_form", "tensor"),
             )
         except (KeyError, TypeError, AttributeError) as exc:
             raise UsageError(f"malformed case JSON ({exc}): {json.dumps(data)[:200]}") from None

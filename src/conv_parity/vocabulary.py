@@ -31,6 +31,17 @@ CONFORMING: frozenset[str] = frozenset({"pass", "unsupported"})
 #: computed; a case checks its mode against these names without importing any mode's code).
 MODE_NAMES: tuple[str, ...] = ("eager", "predict", "jit", "grad")
 
+#: The value regimes a case's input can be drawn from (issue 23). "normal" (seeded N(0, 1)) is
+#: the default and leaves a case's id and JSON as they were; the others add ``-v<regime>``:
+#: "positive" one-signed (post-ReLU), "large" magnitudes near the dtype's range, "nan" and
+#: "inf" at seeded positions (a whole window included), "ties" exact ties, "zeros" all zeros.
+VALUE_REGIMES: tuple[str, ...] = ("normal", "positive", "large", "nan", "inf", "ties", "zeros")
+
+#: How a case calls its layer or op (issue 23): "tensor" (backend tensors, tuple arguments:
+#: the default, id unchanged), "numpy" (NumPy arrays in), "list" (list arguments where the
+#: API takes a tuple), "numpy-list" (both). Others add ``-c<form>`` to the id.
+CALL_FORMS: tuple[str, ...] = ("tensor", "numpy", "list", "numpy-list")
+
 #: A worker's answer on one case: "ok": the call returned a tensor; "error": an exception in
 #: some phase (captured as data); "crash": the worker died or broke the protocol; "timeout": it
 #: hung and was killed; "unavailable": the backend could not be imported.

@@ -109,3 +109,21 @@ def test_every_kind_has_a_family_and_consistent_weights() -> None:
     for kind in kinds.KINDS.values():
         assert kind.family in kinds.FAMILIES
         assert kind.is_pool == (not kind.weight_names)
+
+
+def test_value_regime_and_call_form_are_case_dimensions_with_defaults_that_keep_old_ids() -> None:
+    base = ConvCase.make("Conv2D", {"filters": 2, "kernel_size": 3}, (1, 5, 5, 1))
+    assert "values" not in base.to_json() and "call_form" not in base.to_json()
+    assert base.id.endswith("-float32")
+    other = ConvCase.make("Conv2D", {"filters": 2, "kernel_size": 3}, (1, 5, 5, 1),
+                          values="nan", call_form="numpy-list")
+    assert other.id.endswith("-float32-vnan-cnumpy-list")
+    assert other.seed != base.seed  # another case, other data
+    for trusted in (False, True):
+        assert ConvCase.from_json(other.to_json(), trusted=trusted) == other
+
+
+@pytest.mark.parametrize("field, bad", [("values", "NaN!"), ("call_form", "torch")])
+def test_unknown_value_regime_or_call_form_is_refused_by_name(field: str, bad: str) -> None:
+    with pytest.raises(UsageError, match=repr(bad)):
+        ConvCase.make("Conv2D", {"filters": 2, "kernel_size": 3}, (1, 5, 5, 1), **{field: bad})
