@@ -151,6 +151,15 @@ def render_markdown(
 ) -> str:
     """The Markdown report of a (decoded) report document; fits in `max_chars` characters
     unless the matrix alone is larger."""
+    out = (_header_lines(doc) + _model_lines(doc) + _matrix_section(doc)
+           + _disagreement_lines(doc) + _environment_lines(doc) + _known_lines(doc))
+    for strict in (True, False):  # a merged report can hold both kinds
+        out += _stale_lines(doc, strict)
+    return _with_failures("\n".join(out), common.failures(doc), max_failures, max_chars)
+
+
+def _header_lines(doc: Mapping[str, Any]) -> list[str]:
+    """Title, partial-run warning, run line, platform, environment conflicts, the verdict."""
     out: list[str] = ["# conv-parity conformance report", ""]
     if not doc.get("complete", False):
         out += ["> **⚠ Partial run:** this report was written before the run finished "
@@ -161,8 +170,7 @@ def render_markdown(
     cpu = common.cpu_line(doc)
     if cpu:
         out += [f"**Platform:** {md_text(cpu)}", ""]
-    env = doc.get("environment") or {}
-    conflicts = env.get("conflicts") or {}
+    conflicts = (doc.get("environment") or {}).get("conflicts") or {}
     if conflicts:
         desc = "; ".join(f"{k}: {', '.join(map(str, v))}" for k, v in conflicts.items())
         out += [f"> **⚠ Merged reports disagree on the environment:** {md_text(desc)}", ""]
@@ -177,92 +185,114 @@ def render_markdown(
         verdict_word = "✓ **all conform**"
     out += [f"{verdict_word} — {summary.get('total', len(doc['results']))} results"
             + (f" ({counts})" if counts else ""), ""]
+    return out
 
-    out += _model_lines(doc)
-    out += ["## Conformance matrix", ""]
-    if doc["results"]:
-        out += _matrix_lines(doc)
-        out += ["", "✓ pass · ✗ failure (shape, values, symbolic shape, error parity, crash, "
-                "timeout, or a stale known discrepancy under a strict registry) · xfail known "
-                "discrepancy · not reproduced: a known discrepancy that did not reproduce here "
-                "(conforms) · unsupported: every backend rejects it · skip: backend not "
-                "available", ""]
-    else:
-        out += ["_No results._", ""]
 
+def _matrix_section(doc: Mapping[str, Any]) -> list[str]:
+    out = ["## Conformance matrix", ""]
+    if not doc["results"]:
+        return [*out, "_No results._", ""]
+    return [*out, *_matrix_lines(doc),
+        "", "✓ pass · ✗ failure (shape, values, symbolic shape, error parity, crash, "
+        "timeout, or a stale known discrepancy under a strict registry) · xfail known "
+        "discrepancy · not reproduced: a known discrepancy that did not reproduce here "
+        "(conforms) · unsupported: every backend rejects it · skip: backend not "
+        "available", ""]
+
+
+def _disagreement_lines(doc: Mapping[str, Any]) -> list[str]:
+    """Cases on which the variants of one backend (oneDNN on and off, ...) disagree."""
     disagreeing = disagreements(doc["results"])
-    if disagreeing:
-        out += [f"## Where variants of one backend disagree ({len(disagreeing)})", "",
-                "| case | backend | observed per variant |", "|---|---|---|"]
-        for d in disagreeing[:50]:
-            per = ", ".join(f"{md_text(t)}: {md_text(v)}" for t, v in d.observed)
-            out.append(f"| {md_code(d.case_id)} | {md_text(d.keras_backend)} | {per} |")
-        if len(disagreeing) > 50:
-            out.append(f"| …and {len(disagreeing) - 50} more | | |")
-        out.append("")
+    if not disagreeing:
+        return []
+    out = [f"## Where variants of one backend disagree ({len(disagreeing)})", "",
+           "| case | backend | observed per variant |", "|---|---|---|"]
+    for d in disagreeing[:50]:
+        per = ", ".join(f"{md_text(t)}: {md_text(v)}" for t, v in d.observed)
+        out.append(f"| {md_code(d.case_id)} | {md_text(d.keras_backend)} | {per} |")
+    if len(disagreeing) > 50:
+        out.append(f"| …and {len(disagreeing) - 50} more | | |")
+    out.append("")
+    return out
 
+
+def _environment_lines(doc: Mapping[str, Any]) -> list[str]:
+    env = doc.get("environment") or {}
     backends = env.get("backends") or {}
-    if backends:
-        out += ["<details><summary>Environment</summary>", "",
-                "| backend | available | keras | backend version | device | facts |",
-                "|---|---|---|---|---|---|"]
-        for name, info in backends.items():
-            avail = "yes" if info.get("available") else (
-                "no: " + md_text(_truncate(str(info.get("import_error") or ""), 120)))
-            out.append(f"| {md_text(name)} | {avail} | {md_text(info.get('keras_version') or '—')}"
-                       f" | {md_text(info.get('backend_version') or '—')}"
-                       f" | {md_text(info.get('device') or '—')}"
-                       f" | {md_text(describe(info.get('facts') or {}, HEADLINE) or '—')} |")
-        out += ["", f"python {md_text(env.get('python') or '?')} · numpy "
-                f"{md_text(env.get('numpy') or '?')} · {md_text(env.get('platform') or '?')}",
-                "", "</details>", ""]
+    if not backends:
+        return []
+    out = ["<details><summary>Environment</summary>", "",
+           "| backend | available | keras | backend version | device | facts |",
+           "|---|---|---|---|---|---|"]
+    for name, info in backends.items():
+        avail = "yes" if info.get("available") else (
+            "no: " + md_text(_truncate(str(info.get("import_error") or ""), 120)))
+        out.append(f"| {md_text(name)} | {avail} | {md_text(info.get('keras_version') or '—')}"
+                   f" | {md_text(info.get('backend_version') or '—')}"
+                   f" | {md_text(info.get('device') or '—')}"
+                   f" | {md_text(describe(info.get('facts') or {}, HEADLINE) or '—')} |")
+    out += ["", f"python {md_text(env.get('python') or '?')} · numpy "
+            f"{md_text(env.get('numpy') or '?')} · {md_text(env.get('platform') or '?')}",
+            "", "</details>", ""]
+    return out
 
+
+def _known_lines(doc: Mapping[str, Any]) -> list[str]:
+    """The registry entries the run hit, with their links and the release that fixes them."""
     known: dict[str, dict[str, Any]] = {}
     for r in doc["results"]:
         if r.get("known") and bucket(r) in KNOWN_BUCKETS:
             entry = known.setdefault(r["known"]["id"], {"n": 0, "link": r["known"].get("link"),
                                                          "fixed_in": r["known"].get("fixed_in")})
             entry["n"] += 1
-    if known:
-        out += [f"<details><summary>Known discrepancies hit ({len(known)})</summary>", ""]
-        for kid, entry in sorted(known.items()):
-            link = f" — {md_text(entry['link'])}" if entry["link"] else ""
-            fix = (f" — **fixed in Keras {md_text(entry['fixed_in'])}: upgrade**"
-                   if entry.get("fixed_in") else "")
-            plural = "" if entry["n"] == 1 else "s"
-            out.append(f"- {md_code(kid)}: {entry['n']} result{plural}{link}{fix}")
-        out += ["", "</details>", ""]
+    if not known:
+        return []
+    out = [f"<details><summary>Known discrepancies hit ({len(known)})</summary>", ""]
+    for kid, entry in sorted(known.items()):
+        link = f" — {md_text(entry['link'])}" if entry["link"] else ""
+        fix = (f" — **fixed in Keras {md_text(entry['fixed_in'])}: upgrade**"
+               if entry.get("fixed_in") else "")
+        plural = "" if entry["n"] == 1 else "s"
+        out.append(f"- {md_code(kid)}: {entry['n']} result{plural}{link}{fix}")
+    out += ["", "</details>", ""]
+    return out
 
-    for strict in (True, False):  # a merged report can hold both kinds
-        stale = common.stale_known(doc, strict=strict)
-        if not stale:
-            continue
-        if strict:
-            out += [f"## Stale known discrepancies ({len(stale)})", "",
-                    "These registered discrepancies no longer reproduce: fix their entries.", ""]
-        else:
-            out += [f"## Known discrepancies that did not reproduce here ({len(stale)})", "",
-                    "Fixed in this Keras, or not on this platform: these cases conform.", ""]
-        for r in stale[:50]:
-            out.append(f"- {md_code(r['known']['id'])}: {md_code(r['case_id'])} on "
-                       f"{md_text(r['backend'])} ({md_text(r['verdict'])})")
-        if len(stale) > 50:
-            out.append(f"- …and {len(stale) - 50} more")
-        out.append("")
 
-    fails = common.failures(doc)
-    if fails:
-        out += [f"## Failures ({len(fails)})", ""]
-        text = "\n".join(out)
-        shown = 0
-        for i, r in enumerate(fails, 1):
-            entry = _failure_entry(i, r)
-            if shown >= max_failures or len(text) + len(entry) + 200 > max_chars:
-                break
-            text += "\n" + entry
-            shown += 1
-        if shown < len(fails):
-            text += (f"\n_…and {len(fails) - shown} more failures: see report.html or "
-                     "report.json._\n")
+def _stale_lines(doc: Mapping[str, Any], strict: bool) -> list[str]:
+    """Known discrepancies that did not reproduce: a defect under a strict registry, a
+    conforming case otherwise."""
+    stale = common.stale_known(doc, strict=strict)
+    if not stale:
+        return []
+    if strict:
+        out = [f"## Stale known discrepancies ({len(stale)})", "",
+               "These registered discrepancies no longer reproduce: fix their entries.", ""]
+    else:
+        out = [f"## Known discrepancies that did not reproduce here ({len(stale)})", "",
+               "Fixed in this Keras, or not on this platform: these cases conform.", ""]
+    for r in stale[:50]:
+        out.append(f"- {md_code(r['known']['id'])}: {md_code(r['case_id'])} on "
+                   f"{md_text(r['backend'])} ({md_text(r['verdict'])})")
+    if len(stale) > 50:
+        out.append(f"- …and {len(stale) - 50} more")
+    out.append("")
+    return out
+
+
+def _with_failures(text: str, fails: list[Mapping[str, Any]], max_failures: int,
+                   max_chars: int) -> str:
+    """``text`` and as many failure entries as fit in ``max_chars`` (and ``max_failures``)."""
+    if not fails:
         return text.rstrip() + "\n"
-    return "\n".join(out).rstrip() + "\n"
+    text += f"\n## Failures ({len(fails)})\n"
+    shown = 0
+    for i, r in enumerate(fails, 1):
+        entry = _failure_entry(i, r)
+        if shown >= max_failures or len(text) + len(entry) + 200 > max_chars:
+            break
+        text += "\n" + entry
+        shown += 1
+    if shown < len(fails):
+        text += (f"\n_…and {len(fails) - shown} more failures: see report.html or "
+                 "report.json._\n")
+    return text.rstrip() + "\n"
