@@ -20,9 +20,9 @@ import sys
 import time
 from typing import Any
 
-from conv_parity import grid
 from conv_parity.engine import Engine
 from conv_parity.fuzzing import run_campaign
+from conv_parity.generate import grid
 
 
 def _per_backend(outcomes: list[Any], backends: list[str]) -> dict[str, float]:

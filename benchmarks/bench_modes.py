@@ -14,9 +14,9 @@ from __future__ import annotations
 import argparse
 import random
 
-from conv_parity import grid
 from conv_parity.case import ConvCase
 from conv_parity.engine import Engine
+from conv_parity.generate import grid
 
 
 def _configs(n: int) -> list[ConvCase]:

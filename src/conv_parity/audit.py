@@ -49,8 +49,8 @@ from conv_parity.errors import HarnessError, UsageError
 
 if TYPE_CHECKING:
     from conv_parity.engine import Engine
+    from conv_parity.judge.verdict import Outcome
     from conv_parity.registry import Entry, Registry
-    from conv_parity.verdict import Outcome
 
 #: The entry is audited; the others say why not.
 AUDITED, NOT_HERE, NOT_SELECTED, NO_EXAMPLE = "audited", "not here", "not selected", "no example"

@@ -180,7 +180,8 @@ def tf_depthwise_strided_dilated(case: ConvCase) -> str | None:
         y = np.moveaxis(y, -1, 1)
     if tuple(y.shape) != tuple(ref_shape):
         return "wrong-shape"
-    from conv_parity import compare, reference
+    from conv_parity import reference
+    from conv_parity.judge import compare
 
     want = reference.forward(case.layer, x, weights, **kw)
     mag = reference.magnitude(case.layer, x, weights, **kw)
@@ -249,7 +250,8 @@ def _valid_pool(case: ConvCase, padded: np.ndarray) -> np.ndarray:
 def _exceeds_tolerance(case: ConvCase, x: np.ndarray, buggy: np.ndarray) -> bool:
     """Whether a simulated bug's output, rounded to the compute dtype as the backend hands it
     back, is off the spec's beyond the suite's tolerance for the case's dtype somewhere."""
-    from conv_parity import compare, policies, reference
+    from conv_parity import policies, reference
+    from conv_parity.judge import compare
 
     buggy = policies.round_to(buggy, case.dtype).astype(np.float64)
     right = reference.forward(case.layer, x, [], **case.call_kwargs)

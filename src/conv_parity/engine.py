@@ -3,7 +3,7 @@
 One engine serves both front doors (the pytest plugin and the CLI). For a batch of cases it
 makes the inputs in the parent, computes the reference, sends the whole batch to every backend
 worker at once (one round trip per backend, backends concurrently), then classifies each result
-(:mod:`conv_parity.verdict`), applies the known-discrepancy registry, and for failures adds the
+(:mod:`conv_parity.judge.verdict`), applies the known-discrepancy registry, and for failures adds the
 diagnosis, a heatmap of the error and a standalone repro script.
 """
 
@@ -25,9 +25,11 @@ from conv_parity._version import __version__
 from conv_parity.case import ConvCase
 from conv_parity.errors import UsageError
 from conv_parity.expected import Expected
+from conv_parity.judge.known import apply_entry
+from conv_parity.judge.repeat import note_every_selected_raised, repeat_record
+from conv_parity.judge.verdict import Outcome, classify
 from conv_parity.modes import Arrays
 from conv_parity.registry import Registry, installed_keras_version
-from conv_parity.verdict import Outcome, classify
 from conv_parity.vocabulary import is_failure
 from conv_parity.workers import BackendInfo, BackendResult, WorkerPool, WorkItem
 
@@ -207,7 +209,7 @@ class Engine:
         for _i, out, res in judged:
             if res is not None:
                 self._apply_registry(out)
-        _note_every_selected_raised(judged)
+        note_every_selected_raised(judged)
         for i, out, res in judged:
             if res is not None and (out.failed or out.verdict == "xfail"):
                 self._explain(out, prepared[i][1], refs[i], res.output, res.outputs)
@@ -267,45 +269,13 @@ class Engine:
         return self.pool.info(backend).facts
 
     def _apply_registry(self, out: Outcome) -> None:
-        """Explain a failure by a registered discrepancy (xfail; ``unsupported`` where the entry
-        says the limitation is Keras-wide), or flag an entry that no longer reproduces (a
-        nondeterministic one may simply not have shown on this call). A case this Keras's own
-        constructor refuses (a Keras-wide 'unsupported') shows no backend bug, so no entry
-        applies to it (DESIGN.md, registry)."""
+        """Look up the entry that matches the outcome; :func:`judge.known.apply_entry` rules."""
         if out.verdict == "unsupported" and (out.error or {}).get("phase") == "construct":
-            return
+            return  # this Keras's own constructor refuses it everywhere: no backend bug
         entry = self.registry.match(out.case, out.backend, self.keras_version,
                                     facts=self.facts(out.backend), observed=out.verdict)
-        if entry is None:
-            return
-        out.known = entry.to_json()
-        hint = f"; {entry.upgrade_hint()}" if entry.fixed_in else ""
-        if entry.explains(out.verdict):
-            out.observed_verdict = out.verdict
-            if entry.keras_wide:
-                out.verdict = "unsupported"
-                out.message = (f"a Keras-wide limitation (known discrepancy {entry.id}, "
-                               f"{entry.link}{hint}): {out.message}")
-            else:
-                out.verdict = "xfail"
-                out.message = f"known discrepancy {entry.id} ({entry.link}{hint}): {out.message}"
-        elif out.verdict == "pass" and entry.nondeterministic:
-            out.known["shown"] = False
-            out.message = (f"known nondeterministic discrepancy {entry.id} did not show on this "
-                           f"call ({entry.link}): this call conforms")
-        elif out.verdict == "pass":
-            out.known.update(stale=True, strict=self.strict_registry)
-            if self.strict_registry:
-                out.message = (
-                    f"known discrepancy {entry.id} no longer reproduces on Keras "
-                    f"{self.keras_version}: the entry is stale, narrow or delete it in "
-                    f"known_discrepancies.toml ({entry.link})")
-            else:
-                out.message = (
-                    f"known discrepancy {entry.id} did not reproduce here (Keras "
-                    f"{self.keras_version}): this backend conforms on the case ({entry.link})")
-        else:
-            out.message += f" (known discrepancy {entry.id} expects {entry.verdict} instead)"
+        if entry is not None:
+            apply_entry(out, entry, self.keras_version, strict=self.strict_registry)
 
     def _diagnose_gradient(self, out: Outcome, ref: Expected,
                            outputs: Mapping[str, np.ndarray]) -> None:
@@ -376,63 +346,6 @@ class Engine:
             print("conv-parity: " + "; ".join(notes), file=sys.stderr)
 
 
-def repeat_record(case: ConvCase, ref: Expected, first: BackendResult, first_verdict: str,
-                  second: BackendResult) -> dict[str, Any]:
-    """How a second identical call compared with the first (already judged ``first_verdict``):
-    ``differ`` when their verdicts differ, or both returned outputs and some output moved by
-    more than the case's tolerance (measured against the first call, with the reference's
-    magnitudes)."""
-    from conv_parity.compare import compare_values, reference_error_bound
-
-    again = classify(case, ref, second)
-    record: dict[str, Any] = {"calls": 2, "verdicts": [first_verdict, again.verdict],
-                              "differ": first_verdict != again.verdict, "max_difference": None}
-    if first.status == "ok" and second.status == "ok":
-        worst = 0.0
-        for name, a in first.outputs.items():
-            b = second.outputs.get(name)
-            if b is None or b.shape != a.shape:
-                record["differ"] = True
-                continue
-            if name not in ref.magnitudes or ref.magnitudes[name].shape != a.shape:
-                continue
-            diff = np.abs(a.astype(np.float64) - b.astype(np.float64))
-            both_nan = np.isnan(a.astype(np.float64)) & np.isnan(b.astype(np.float64))
-            diff = np.where(both_nan, 0.0, diff)
-            if diff.size:
-                worst = max(worst, float(np.nan_to_num(diff, nan=np.inf).max()))
-            bound = reference_error_bound(ref.magnitudes[name], ref.reduction_sizes.get(name, 1))
-            if not compare_values(b, a, ref.magnitudes[name], case.dtype, bound).ok:
-                record["differ"] = True
-        record["max_difference"] = worst
-    first_text = first_verdict if first.status == "ok" else f"{first_verdict} ({first.status})"
-    second_text = (again.verdict if second.status == "ok"
-                   else f"{again.verdict} ({second.status})")
-    record["summary"] = f"first call {first_text}, second call {second_text}"
-    if record["max_difference"] is not None and record["differ"]:
-        record["summary"] += f" (outputs differ by up to {record['max_difference']:.3g})"
-    return record
-
-
-def _note_every_selected_raised(judged: list[tuple[int, Outcome, BackendResult | None]]) -> None:
-    """In a run of several Keras backends, a new error-parity failure on a case every one of
-    them raised on says so in its message; the verdict stays what it is alone (only a registry
-    entry with ``keras_wide`` makes such a case ``unsupported``)."""
-    by_case: dict[int, list[tuple[Outcome, BackendResult]]] = {}
-    for i, out, res in judged:
-        if res is not None and res.status != "unavailable":
-            by_case.setdefault(i, []).append((out, res))
-    for rows in by_case.values():
-        keras_backends = {targets.keras_backend(out.backend) for out, _ in rows}
-        if len(keras_backends) < 2 or not all(res.status == "error" for _, res in rows):
-            continue
-        for out, _ in rows:
-            if out.verdict == "fail-error-parity":
-                out.message += (f"\nevery selected backend ({', '.join(sorted(keras_backends))}) "
-                                f"raises on this case: if Keras refuses it everywhere, register "
-                                f"it as a Keras-wide limitation (keras_wide = true)")
-
-
 def _flaky(out: Outcome) -> bool:
     """Two identical calls differed, or the entry that explains it says it is nondeterministic."""
     return bool((out.repeat or {}).get("differ") or (out.known or {}).get("nondeterministic"))
@@ -445,7 +358,7 @@ def _worst_output(out: Outcome) -> str | None:
 
 def _forward_conforms(out: Outcome, ref: Expected, output: np.ndarray) -> bool:
     """Whether the first output (``y``) of a several-output mode matches the reference."""
-    from conv_parity.compare import compare_values, reference_error_bound
+    from conv_parity.judge.compare import compare_values, reference_error_bound
 
     if len(ref.outputs) < 2 or ref.output is None or ref.magnitude is None:
         return False

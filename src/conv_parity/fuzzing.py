@@ -37,9 +37,9 @@ if TYPE_CHECKING:
 
     from conv_parity.case import ConvCase
     from conv_parity.engine import Engine
+    from conv_parity.generate.strategies import FilterCounter, KnownFilter
+    from conv_parity.judge.verdict import Outcome
     from conv_parity.registry import Registry
-    from conv_parity.strategies import FilterCounter, KnownFilter
-    from conv_parity.verdict import Outcome
 
 PROFILES = ("dev", "ci", "nightly")
 _SUPPRESS = [HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large]
@@ -124,7 +124,7 @@ def seed_for_shard(item: pytest.Item, shard: str | None) -> None:
     fn = getattr(item, "obj", None)
     if fn is None or not getattr(fn, "is_hypothesis_test", False):
         return
-    from conv_parity import grid
+    from conv_parity.generate import grid
 
     grid.parse_shard(shard)
     hypothesis_seed(shard_seed(getattr(fn, "__qualname__", repr(fn)), shard))(fn)
@@ -303,7 +303,7 @@ def _campaign_strategy(layers: Sequence[str] | None, known: KnownFilter, counter
     Each drawn case runs in a drawn mode and under a drawn dtype policy (shrinking towards the
     first one listed); an op keeps its plain dtype where a mixed policy is drawn (ops have no
     policy, see :mod:`conv_parity.policies`)."""
-    from conv_parity.strategies import conv_cases, edge_cases, invalid_cases
+    from conv_parity.generate.strategies import conv_cases, edge_cases, invalid_cases
 
     valid = conv_cases(layers, exclude_known=known, counter=counter)
     edge = edge_cases(layers, exclude_known=known, counter=counter)
@@ -419,7 +419,7 @@ class _Campaign:
 
     def __init__(self, opts: CampaignOptions, engine: Engine, registry: Registry,
                  report_path: Path | None) -> None:
-        from conv_parity.strategies import FilterCounter, KnownFilter
+        from conv_parity.generate.strategies import FilterCounter, KnownFilter
 
         self.opts, self.engine, self.report_path = opts, engine, report_path
         self.seed: int = opts.seed if opts.seed is not None else 0  # set by _checked

@@ -24,10 +24,11 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from conv_parity import grid, kinds, modes
+from conv_parity import kinds, modes
 from conv_parity import policies as policy_records
 from conv_parity.case import ConvCase
 from conv_parity.errors import ConvParityError, UsageError
+from conv_parity.generate import grid
 from conv_parity.plugin_report import ENV_KEY, FUZZ_KEY, OUTCOME_KEY, Recorder
 from conv_parity.registry import Registry, installed_keras_version
 from conv_parity.summary import KNOWN_BUCKETS, as_pytest_outcome, bucket, failure_label
@@ -36,9 +37,9 @@ if TYPE_CHECKING:
     from pluggy import Result
 
     from conv_parity.engine import Engine
+    from conv_parity.generate.strategies import FilterCounter
+    from conv_parity.judge.verdict import Outcome
     from conv_parity.report import ReportWriter
-    from conv_parity.strategies import FilterCounter
-    from conv_parity.verdict import Outcome
 
 _OPTIONS: list[tuple[str, str, str | None]] = [
     ("backends", "comma-separated Keras backends (default: every installed one)", None),
@@ -188,9 +189,9 @@ class _State:
 
 
 def load_cases(path: Path) -> list[ConvCase]:
-    """Cases from a case file (conv_parity.case_file): entries that are not valid cases are
+    """Cases from a case file (conv_parity.generate.case_file): entries that are not valid cases are
     warned about by index and reason, and the rest run."""
-    from conv_parity.case_file import read_cases
+    from conv_parity.generate.case_file import read_cases
 
     try:
         found = read_cases(path)
@@ -346,7 +347,7 @@ def filter_counter(config: pytest.Config) -> FilterCounter:
     made on first use so that a run without fuzz tests never imports the strategies)."""
     counter = config.stash.get(_FILTER_COUNTER, None)
     if counter is None:
-        from conv_parity.strategies import FilterCounter
+        from conv_parity.generate.strategies import FilterCounter
 
         counter = config.stash[_FILTER_COUNTER] = FilterCounter()
     return counter

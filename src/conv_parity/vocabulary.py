@@ -1,7 +1,7 @@
 """The vocabulary: every verdict name, in report order, and which ones are failures; the mode
 names; a worker's statuses and the phases of a call.
 
-One home (DESIGN.md "Contracts"): the rules that pick a verdict (:mod:`conv_parity.verdict`),
+One home (DESIGN.md "Contracts"): the rules that pick a verdict (:mod:`conv_parity.judge.verdict`),
 the registry, the report schema, the plugin and the CLI all read these names from here.
 """
 

@@ -12,8 +12,8 @@ import pytest
 
 from conv_parity import cli, engine
 from conv_parity.case import ConvCase
+from conv_parity.judge.verdict import Outcome
 from conv_parity.report import validate
-from conv_parity.verdict import Outcome
 
 EXAMPLE = "Conv2D(8, kernel_size=(4, 4), strides=(2, 2), padding='same', use_bias=False)"
 

@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from conv_parity import grid, kinds, reference
+from conv_parity import kinds, reference
 from conv_parity.case import ConvCase
 from conv_parity.cli import parse as cli_parse
 from conv_parity.errors import InvalidConfig, UsageError
+from conv_parity.generate import grid
 
 
 def _keras_src() -> Path:

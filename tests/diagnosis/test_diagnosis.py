@@ -9,10 +9,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conv_parity import compare, grid, mutants, mutations, reference
+from conv_parity import mutants, mutations, reference
 from conv_parity.case import ConvCase
 from conv_parity.errors import InvalidConfig
 from conv_parity.explain.diagnosis import CODES, Diagnosis, diagnose
+from conv_parity.generate import grid
+from conv_parity.judge import compare
 
 
 def _valid(cases):

@@ -15,8 +15,9 @@ import importlib.util
 
 import pytest
 
-from conv_parity import grid, mutants, mutations
+from conv_parity import mutants, mutations
 from conv_parity.case import ConvCase
+from conv_parity.generate import grid
 
 try:
     from conv_parity.engine import Engine

@@ -17,10 +17,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conv_parity import grid, reference
+from conv_parity import reference
 from conv_parity.case import ConvCase
 from conv_parity.errors import InvalidConfig
 from conv_parity.explain.repro import render, repro_command, write_repro
+from conv_parity.generate import grid
 from conv_parity.registry import Registry, installed_keras_version
 
 

@@ -41,7 +41,7 @@ def test_json_round_trip_and_hashable() -> None:
 
 def test_trusted_json_round_trip_gives_the_same_case_for_every_grid_case() -> None:
     """The worker rebuilds cases without re-validating them: it must get the parent's case."""
-    from conv_parity import grid
+    from conv_parity.generate import grid
 
     for case in grid.cases("full"):
         wire = json.loads(json.dumps(case.to_json()))

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from conv_parity import grid, kinds
+from conv_parity import kinds
 from conv_parity.case import ConvCase
 from conv_parity.errors import UsageError
+from conv_parity.generate import grid
 from conv_parity.reference import output_shape
 
 

@@ -9,9 +9,9 @@ import pytest
 from conv_parity import backends as targets
 from conv_parity import modes, reference
 from conv_parity.case import ConvCase
+from conv_parity.judge.verdict import classify
 from conv_parity.modes.grad import NO_GRADIENTS
 from conv_parity.results import BackendResult
-from conv_parity.verdict import classify
 
 GRAD = modes.get("grad")
 CONV = ConvCase.make("Conv2D", {"filters": 3, "kernel_size": 2, "activation": "tanh"},

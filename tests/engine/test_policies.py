@@ -12,13 +12,13 @@ import pytest
 
 from conv_parity import policies
 from conv_parity.case import ConvCase
-from conv_parity.compare import rtol_for, tolerance
 from conv_parity.engine import compute_reference
 from conv_parity.errors import UsageError
+from conv_parity.judge.compare import rtol_for, tolerance
+from conv_parity.judge.verdict import classify, dtype_mismatch, expected_dtypes
 from conv_parity.mixed_dtypes import KnownDisagreement, Probe, judge, probes
 from conv_parity.registry import Registry, _parse_entry
 from conv_parity.results import BackendResult
-from conv_parity.verdict import classify, dtype_mismatch, expected_dtypes
 
 CONV = ("Conv2D", {"filters": 3, "kernel_size": 3, "padding": "same"}, (2, 5, 6, 4))
 
@@ -187,7 +187,7 @@ def test_strategies_and_the_campaign_draw_policies() -> None:
     from hypothesis import HealthCheck, given, settings
 
     from conv_parity.fuzzing import _campaign_strategy
-    from conv_parity.strategies import FilterCounter, KnownFilter, cases_for
+    from conv_parity.generate.strategies import FilterCounter, KnownFilter, cases_for
 
     seen: set[str] = set()
 
@@ -227,7 +227,7 @@ def test_strategies_and_the_campaign_draw_policies() -> None:
 
 def test_case_files_take_policy_names_and_pasted_dtype_policy_dicts(tmp_path) -> None:
     """Issue 16: bfloat16 and a pasted DTypePolicy dict (mixed too) in --conv-cases files."""
-    from conv_parity.case_file import read_cases
+    from conv_parity.generate.case_file import read_cases
 
     base = {"layer": "Conv1D", "kwargs": {"filters": 2, "kernel_size": 3},
             "input_shape": [1, 7, 2]}

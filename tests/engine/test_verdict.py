@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from conv_parity.case import ConvCase
-from conv_parity.compare import compare_values, tolerance
 from conv_parity.engine import compute_reference
+from conv_parity.judge.compare import compare_values, tolerance
+from conv_parity.judge.verdict import classify
 from conv_parity.results import BackendResult
-from conv_parity.verdict import classify
 
 CASE = ConvCase.make("Conv2D", {"filters": 3, "kernel_size": (3, 2), "strides": 2,
                                 "padding": "same"}, (2, 7, 10, 4))

@@ -12,10 +12,10 @@ from conv_parity import kinds
 from conv_parity.case import ConvCase
 from conv_parity.engine import installed_backends
 from conv_parity.fuzzing import CampaignEvent, CampaignOptions, root_cause, run_campaign
+from conv_parity.judge.verdict import Outcome
 from conv_parity.registry import Registry, _parse_entry
 from conv_parity.report import validate
 from conv_parity.report.writer import default_environment
-from conv_parity.verdict import Outcome
 
 
 class _FakeEngine:

@@ -8,8 +8,7 @@ from hypothesis import HealthCheck, find, given, settings
 from conv_parity import kinds, reference
 from conv_parity.case import ConvCase
 from conv_parity.errors import InvalidConfig
-from conv_parity.registry import Registry, _parse_entry
-from conv_parity.strategies import (
+from conv_parity.generate.strategies import (
     EDGES,
     FilterCounter,
     KnownFilter,
@@ -21,6 +20,7 @@ from conv_parity.strategies import (
     is_valid,
     valid_cases,
 )
+from conv_parity.registry import Registry, _parse_entry
 
 FAST = settings(max_examples=60, deadline=None, database=None,
                 suppress_health_check=list(HealthCheck))
@@ -168,7 +168,7 @@ def test_a_case_known_on_one_backend_runs_on_the_others_and_counts_the_pair() ->
     """The known pair's outcome is dropped whatever its verdict (xfail where the bug
     reproduces, anything else where this machine's facts differ: filtering does not depend on
     the machine); the other backends' outcomes are judged."""
-    from conv_parity.verdict import Outcome
+    from conv_parity.judge.verdict import Outcome
 
     known = KnownFilter(_registry(), ["jax", "torch", "numpy"], counter=FilterCounter())
     first = ConvCase.make("Conv2D", {"filters": 1, "kernel_size": 1,

@@ -4,7 +4,7 @@ Every import counts: at module top, inside a function, under ``if TYPE_CHECKING:
 still ties two modules (DESIGN.md, "The layered tree"), so the graph is the one a reader sees.
 
     graph = import_graph(Path("src/conv_parity"), "conv_parity")
-    graph["conv_parity.verdict"]    # {"conv_parity.compare": [Edge(...), ...], ...}
+    graph["conv_parity.judge.verdict"]    # {"conv_parity.judge.compare": [Edge(...), ...], ...}
 
 Edges go from module to module (a package is its ``__init__``). ``from pkg.mod import name``
 points at ``pkg.mod.name`` when that is a module, else at ``pkg.mod``. Importing a submodule from

@@ -29,10 +29,10 @@ LAYERS: dict[str, tuple[str, ...]] = {
                 "mutants"),
     # Pure rules: no processes, no pytest. What a verdict is, what the registry knows, what each
     # mode computes, what explains a failure.
-    "rules": ("compare", "verdict", "summary", "registry", "bug_models", "modes", "mutations",
+    "rules": ("judge", "summary", "registry", "bug_models", "modes", "mutations",
               "explain", "mixed_dtypes"),
     # Processes: the workers, the engine and what feeds it.
-    "processes": ("workers", "engine", "grid", "strategies", "case_file"),
+    "processes": ("workers", "engine", "generate"),
     # Clients of the engine. `suite` is the pytest suite the plugin ships; `fuzzing` holds the
     # hypothesis profiles and the fuzz campaign, which runs the engine and writes a report.
     "clients": ("model", "report", "plugin", "plugin_report", "cli", "suite", "fuzzing", "audit"),
@@ -42,6 +42,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
 
 #: Imports that the rank rule allows but DESIGN.md forbids: importer -> what it must not import.
 FORBIDDEN: dict[str, tuple[str, ...]] = {
+    "judge": ("workers", "engine", "generate", "model", "cli", "plugin", "report"),
     "workers": ("engine", "model", "registry", "report", "cli", "plugin"),
     "engine": ("model", "cli", "plugin", "plugin_report", "report"),
 }

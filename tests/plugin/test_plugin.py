@@ -266,7 +266,7 @@ FUZZ_DRAWS = '''
 import pytest
 from hypothesis import given, settings, strategies as st
 from conv_parity.registry import Registry, installed_keras_version
-from conv_parity.strategies import KnownFilter, cases_for
+from conv_parity.generate.strategies import KnownFilter, cases_for
 
 REGISTRY = Registry.load(r"{registry}")
 

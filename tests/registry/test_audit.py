@@ -23,8 +23,8 @@ from packaging.specifiers import SpecifierSet
 from conv_parity import audit
 from conv_parity.case import ConvCase
 from conv_parity.errors import HarnessError, UsageError
+from conv_parity.judge.verdict import Outcome
 from conv_parity.registry import Entry, Registry
-from conv_parity.verdict import Outcome
 
 KERAS = "3.15.1"
 TF = ["tensorflow", "tensorflow:onednn-on", "tensorflow:onednn-off"]

@@ -23,6 +23,7 @@ from report_samples import make_result
 
 from conv_parity import plugin
 from conv_parity.case import ConvCase
+from conv_parity.judge.verdict import Outcome
 from conv_parity.plugin_report import matrix_lines, terminal_summary
 from conv_parity.report import (
     ReportWriter,
@@ -43,7 +44,6 @@ from conv_parity.summary import (
     counts_line,
     exit_code,
 )
-from conv_parity.verdict import Outcome
 from conv_parity.vocabulary import FAILURE_VERDICTS
 
 pytest_plugins = ["pytester"]
@@ -330,7 +330,7 @@ _PYTESTER_SUITE = """
 import json, pytest
 from conv_parity import plugin
 from conv_parity.case import ConvCase
-from conv_parity.verdict import Outcome
+from conv_parity.judge.verdict import Outcome
 
 RESULTS = json.load(open({path!r}))
 

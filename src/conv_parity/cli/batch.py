@@ -25,8 +25,8 @@ from conv_parity.cli.common import (
 
 def check_cases(args: argparse.Namespace) -> int:
     """Run a case file; exit 1 on a new discrepancy, else 2 when entries were rejected, else 0."""
-    from conv_parity.case_file import read_cases
     from conv_parity.engine import Engine
+    from conv_parity.generate.case_file import read_cases
     from conv_parity.report import build_doc, dumps, write_all
     from conv_parity.report.writer import default_environment, normalize_result
     from conv_parity.summary import counts_line, exit_code

@@ -34,7 +34,7 @@ from conv_parity.policies import POLICIES
 
 if TYPE_CHECKING:
     from conv_parity.case import ConvCase
-    from conv_parity.verdict import Outcome
+    from conv_parity.judge.verdict import Outcome
 
 EXAMPLES = """\
 examples:

@@ -146,7 +146,8 @@ def pytest_command(args: argparse.Namespace, backends: list[str], report: Path) 
 
 def cmd_run(args: argparse.Namespace) -> int:
     """The conformance suite through pytest; validates everything before starting it."""
-    from conv_parity import grid, kinds
+    from conv_parity import kinds
+    from conv_parity.generate import grid
 
     if args.shard:
         grid.parse_shard(args.shard)

@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from conv_parity import compare, geometry, kinds
+from conv_parity import geometry, kinds
 from conv_parity.case import ConvCase
+from conv_parity.judge import compare
 from conv_parity.reference import _activations
 
 if TYPE_CHECKING:

@@ -104,7 +104,7 @@ def diagnose(case: ConvCase, x: np.ndarray, weights: Sequence[np.ndarray], outpu
 
     Returns None when there is nothing to diagnose: the reference rejects the case, or the
     output actually conforms. `tolerance_fn(candidate_ref, candidate_mag)` may replace the
-    default per-element check (the suite's :func:`conv_parity.compare.tolerance`).
+    default per-element check (the suite's :func:`conv_parity.judge.compare.tolerance`).
     `reference` is the engine's answer for the case, reused instead of recomputed.
     """
     try:

@@ -25,9 +25,10 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 
-from conv_parity import compare, kinds
+from conv_parity import kinds
 from conv_parity.case import ConvCase
 from conv_parity.explain.diagnosis import Diagnosis
+from conv_parity.judge import compare
 
 #: The words for each gradient name the grad mode returns.
 WHAT = {"dx": "input gradient", "dkernel": "kernel gradient",

@@ -23,7 +23,7 @@ from conv_parity.model.load import Loaded, load, reseed
 if TYPE_CHECKING:
     from conv_parity.case import ConvCase
     from conv_parity.engine import Engine
-    from conv_parity.verdict import Outcome
+    from conv_parity.judge.verdict import Outcome
 
 DEFAULT_BATCH = 2
 

@@ -37,8 +37,8 @@ import numpy as np
 
 if TYPE_CHECKING:
     from conv_parity.engine import Engine
+    from conv_parity.judge.verdict import Outcome
     from conv_parity.model.extract import Extraction
-    from conv_parity.verdict import Outcome
 
 RTOL_PER_LAYER = 64 * float(np.finfo(np.float32).eps)
 

@@ -23,12 +23,18 @@ from hypothesis import strategies as st
 
 from conv_parity.case import ConvCase
 from conv_parity.fuzzing import suite_settings
+from conv_parity.generate.strategies import (
+    FilterCounter,
+    KnownFilter,
+    conv_cases,
+    edge_cases,
+    invalid_cases,
+)
 from conv_parity.plugin import ConformanceFailure, describe
-from conv_parity.strategies import FilterCounter, KnownFilter, conv_cases, edge_cases, invalid_cases
 
 if TYPE_CHECKING:
     from conv_parity.engine import Engine
-    from conv_parity.verdict import Outcome
+    from conv_parity.judge.verdict import Outcome
 
 Record = Callable[[Sequence["Outcome"]], None]
 

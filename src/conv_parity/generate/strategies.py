@@ -1,6 +1,6 @@
 """Hypothesis strategies for :class:`~conv_parity.case.ConvCase`, exported for users' own tests.
 
-    from conv_parity.strategies import conv_cases, valid_cases, invalid_cases, edge_cases, cases_for
+    from conv_parity.generate.strategies import conv_cases, valid_cases, invalid_cases, edge_cases, cases_for
 
 Why they are built this way:
 
@@ -42,7 +42,7 @@ from conv_parity.errors import InvalidConfig, UsageError
 from conv_parity.registry import Registry, installed_keras_version
 
 if TYPE_CHECKING:
-    from conv_parity.verdict import Outcome
+    from conv_parity.judge.verdict import Outcome
 
 __all__ = [
     "EDGES",

@@ -12,9 +12,9 @@ from typing import Any
 import numpy as np
 
 from conv_parity.case import ConvCase
-from conv_parity.compare import ValueCheck, compare_values, reference_error_bound
 from conv_parity.expected import Expected
 from conv_parity.formats import fmt_shape
+from conv_parity.judge.compare import ValueCheck, compare_values, reference_error_bound
 from conv_parity.results import BackendResult
 from conv_parity.vocabulary import OK_VERDICTS
 
