@@ -132,20 +132,11 @@ class KnownDisagreement:
 
 def load_known(path: Any = None) -> list[KnownDisagreement]:
     """The ``[[mixed_dtypes]]`` entries of the registry file (default: the shipped one)."""
-    import sys
+    from conv_parity.registry.source import read_table
 
-    if sys.version_info >= (3, 11):
-        import tomllib
-    else:  # pragma: no cover
-        import tomli as tomllib
-    from pathlib import Path
-
-    from conv_parity.registry import DEFAULT_PATH
-
-    source = Path(path) if path is not None else DEFAULT_PATH
-    data = tomllib.loads(source.read_text())
+    table, source = read_table("mixed_dtypes", path)
     known = []
-    for raw in data.get("mixed_dtypes", []):
+    for raw in table:
         try:
             pairs = tuple((str(a), str(b)) for a, b in raw["pairs"])
             entry = KnownDisagreement(raw["id"], tuple(raw["ops"]), pairs,

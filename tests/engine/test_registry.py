@@ -227,3 +227,17 @@ def test_every_entry_has_an_example_it_explains_and_no_other_entry_does() -> Non
                 problems.append(f"{entry.id}: its example {case.id} on {backend}, Keras {keras}, "
                                 f"facts {facts} is explained by {found}")
     assert not problems, "\n".join(problems)
+
+
+def test_one_reader_gives_both_tables_the_same_error_for_a_broken_file(tmp_path) -> None:
+    from conv_parity.mixed_dtypes import load_known
+    from conv_parity.registry import Registry
+
+    bad = tmp_path / "known.toml"
+    bad.write_text("[[discrepancy]\nid = 'x'\n")
+    for load in (Registry.load, load_known):
+        with pytest.raises(UsageError, match=r"cannot read known discrepancies .*known\.toml"):
+            load(bad)
+    bad.write_text("mixed_dtypes = 3\n")
+    with pytest.raises(UsageError, match=r"\[\[mixed_dtypes\]\] must be an array of tables"):
+        load_known(bad)

@@ -15,7 +15,6 @@ Markdown), :mod:`.__main__` (the generated page).
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -29,18 +28,13 @@ from conv_parity.registry.predicates import (
     refused_by_keras,
     where_keys,
 )
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on 3.10 only
-    import tomli as tomllib
+from conv_parity.registry.source import DEFAULT_PATH, read_table
 
 __all__ = [
     "DEFAULT_PATH", "Entry", "Registry", "_derived", "_parse_entry", "installed_keras_version",
     "old_output_padding_api", "refused_by_keras", "where_keys",
 ]
 
-DEFAULT_PATH = Path(__file__).resolve().parent.parent / "known_discrepancies.toml"
 
 
 class Registry:
@@ -56,12 +50,8 @@ class Registry:
 
     @classmethod
     def load(cls, path: Path | str | None = None) -> Registry:
-        path = Path(path) if path is not None else DEFAULT_PATH
-        try:
-            data = tomllib.loads(path.read_text())
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise UsageError(f"cannot read known discrepancies {path}: {exc}") from None
-        return cls(_parse_entry(raw, str(path)) for raw in data.get("discrepancy", []))
+        table, source = read_table("discrepancy", path)
+        return cls(_parse_entry(raw, str(source)) for raw in table)
 
     def match(self, case: ConvCase, backend: str, keras_version: str | None,
               facts: Mapping[str, Any] | None = None,
