@@ -200,3 +200,12 @@ def test_known_filter_survives_a_broken_predicate() -> None:
     case = ConvCase.make("Conv1D", {"filters": 1, "kernel_size": 1}, (1, 2, 1))
     assert known(case)
     assert known.counter.filter_errors == 1 and known.counter.filtered_known == 0
+
+
+def test_the_public_strategies_module_is_the_generate_one() -> None:
+    import conv_parity.generate.strategies as home
+    import conv_parity.strategies as public
+
+    for name in public.__all__:
+        assert getattr(public, name) is getattr(home, name)
+    assert set(public.__all__) == set(home.__all__)

@@ -35,7 +35,8 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "processes": ("workers", "engine", "generate"),
     # Clients of the engine. `suite` is the pytest suite the plugin ships; `fuzzing` holds the
     # hypothesis profiles and the fuzz campaign, which runs the engine and writes a report.
-    "clients": ("model", "report", "plugin", "plugin_report", "cli", "suite", "fuzzing", "audit"),
+    "clients": ("model", "report", "plugin", "plugin_report", "cli", "suite", "fuzzing", "audit",
+                "strategies"),
     # The public facade: conv_parity/__init__.py (its `check_model` is lazy).
     "facade": ("",),
 }
