@@ -1,6 +1,6 @@
 """Prove that a verdict does not depend on which other backends were selected.
 
-    python tests/registry/verdict_independence.py --profile default --out independence/
+    python tools/verdict_independence.py --profile default --out independence/
 
 Runs ``conv-parity run`` on the same profile with each installed backend alone, with
 ``tensorflow,torch`` and with all of them (every mode: eager, predict, jit, grad), then

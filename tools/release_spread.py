@@ -1,6 +1,6 @@
 """Run the default profile over a spread of Keras releases and print the README's table.
 
-    python tests/registry/release_spread.py --releases 3.1.0 3.4.1 3.8.0 --out spread/
+    python tools/release_spread.py --releases 3.1.0 3.4.1 3.8.0 --out spread/
 
 Each release is installed once with ``pip install --no-deps --target DIR keras==X`` (into
 ``--cache``) and put first on ``PYTHONPATH``, so the rest of the environment (tensorflow, torch,

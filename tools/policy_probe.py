@@ -1,7 +1,7 @@
 """Raw verdicts (no registry) of 3D pooling under every dtype policy and mode, for confirming
 and scoping the dtype-policy registry entries. Not a test: it takes minutes.
 
-    PYTHONPATH=src python tests/registry/policy_probe.py [--backends ...] [--layers ...]
+    PYTHONPATH=src python tools/policy_probe.py [--backends ...] [--layers ...]
 
 Prints one line per (layer, policy, mode, backend) with the verdict and the error's first
 line, grouped so a scope can be read off.
