@@ -259,7 +259,7 @@ def _raw_case(draw: Callable[[st.SearchStrategy[Any]], Any], layer: str, dtypes:
         else:
             spatial.append(draw(_ints(1, cap)))
     if edge is not None:
-        _apply_edge(draw, edge, fam, kw, spatial, window, dilation, strides, layer)
+        _apply_edge(draw, edge, _Draft(layer, fam, kw, spatial, window, dilation, strides))
     policy = draw(st.sampled_from(tuple(dtypes)))  # a dtype or any dtype policy
     if kind.is_op:  # ops have no policy: a mixed one's compute dtype for both arrays
         from conv_parity.policies import get
@@ -269,60 +269,84 @@ def _raw_case(draw: Callable[[st.SearchStrategy[Any]], Any], layer: str, dtypes:
     return case
 
 
-def _apply_edge(draw: Callable[[st.SearchStrategy[Any]], Any], edge: str, fam: str,
-                kw: dict[str, Any], spatial: list[int], window: tuple[int, ...],
-                dilation: tuple[int, ...], strides: tuple[int, ...], layer: str) -> None:
+@dataclass
+class _Draft:
+    """A drawn configuration while an edge moves it: the kwargs and spatial sizes are edited in
+    place; the window, dilation and strides are what was drawn."""
+
+    layer: str
+    fam: str
+    kw: dict[str, Any]
+    spatial: list[int]
+    window: tuple[int, ...]
+    dilation: tuple[int, ...]
+    strides: tuple[int, ...]
+
+    @property
+    def valid_conv(self) -> bool:
+        """'valid' padding on a layer whose input must cover the window (not a transpose)."""
+        return self.kw["padding"] == "valid" and self.fam != "conv_transpose"
+
+
+def _apply_edge(draw: Callable[[st.SearchStrategy[Any]], Any], edge: str, d: _Draft) -> None:
     """Move one axis (and for `output_one` every axis) of a draw onto the boundary `edge`."""
-    rank = len(spatial)
-    axis = draw(_ints(0, rank - 1))
-    padding = kw["padding"]
+    axis = draw(_ints(0, len(d.spatial) - 1))  # drawn for every edge: keeps the draws' order
     if edge == "output_one":
-        # Every axis produces exactly one output position.
-        for i in range(rank):
-            k_eff, s = _k_eff(window[i], dilation[i]), strides[i]
-            if padding == "valid":
-                spatial[i] = k_eff + draw(_ints(0, s - 1))  # (n - K) // s == 0
-            else:
-                spatial[i] = draw(_ints(1, s))  # ceil(n / s) == 1
+        _edge_output_one(draw, d)
     elif edge == "kernel_eq_input":
-        spatial[axis] = window[axis]
-        if padding == "valid" and fam != "conv_transpose" and dilation[axis] > 1:
-            dil = list(dilation)
+        d.spatial[axis] = d.window[axis]
+        if d.valid_conv and d.dilation[axis] > 1:
+            dil = list(d.dilation)
             dil[axis] = 1
-            kw["dilation_rate"] = tuple(dil)
+            d.kw["dilation_rate"] = tuple(dil)
     elif edge == "stride_eq_input":
-        s = strides[axis]
-        if s == 1:  # make the stride a real one, within what the layer allows
-            s = draw(_ints(2, MAX_STRIDE + 1))
-            if layer in _EXCLUSIVE:
-                kw["dilation_rate"] = (1,) * rank
-            st_list = list(strides)
-            st_list[axis] = s
-            key = "strides"
-            if "pool_size" in kw and kw["strides"] is None:
-                pool = list(kw["pool_size"])  # strides None means strides = pool_size
-                pool[axis] = s
-                kw["pool_size"] = tuple(pool)
-                key = ""
-            if key:
-                kw[key] = tuple(st_list)
-            if fam == "conv_transpose" and kw.get("output_padding") is not None:
-                ops = list(kw["output_padding"])
-                ops[axis] = min(ops[axis], s - 1)
-                kw["output_padding"] = tuple(ops)
-        spatial[axis] = s
-        window_key = "pool_size" if "pool_size" in kw else "kernel_size"
-        win = list(kw[window_key])
-        dil = kw.get("dilation_rate", (1,) * rank)
-        if padding == "valid" and fam != "conv_transpose" and _k_eff(win[axis], dil[axis]) > s:
-            win[axis] = max(1, min(win[axis], s))
-            d = list(dil)
-            d[axis] = 1
-            kw[window_key] = tuple(win)
-            if "dilation_rate" in kw:
-                kw["dilation_rate"] = tuple(d)
+        _edge_stride_eq_input(draw, d, axis)
     else:
         raise UsageError(f"unknown edge {edge!r}; choose from {EDGES}")
+
+
+def _edge_output_one(draw: Callable[[st.SearchStrategy[Any]], Any], d: _Draft) -> None:
+    """Every axis produces exactly one output position."""
+    for i in range(len(d.spatial)):
+        k_eff, s = _k_eff(d.window[i], d.dilation[i]), d.strides[i]
+        if d.kw["padding"] == "valid":
+            d.spatial[i] = k_eff + draw(_ints(0, s - 1))  # (n - K) // s == 0
+        else:
+            d.spatial[i] = draw(_ints(1, s))  # ceil(n / s) == 1
+
+
+def _edge_stride_eq_input(draw: Callable[[st.SearchStrategy[Any]], Any], d: _Draft,
+                          axis: int) -> None:
+    """The input along ``axis`` is exactly one stride long (a stride of 1 is made a real one)."""
+    kw, rank = d.kw, len(d.spatial)
+    s = d.strides[axis]
+    if s == 1:  # make the stride a real one, within what the layer allows
+        s = draw(_ints(2, MAX_STRIDE + 1))
+        if d.layer in _EXCLUSIVE:
+            kw["dilation_rate"] = (1,) * rank
+        st_list = list(d.strides)
+        st_list[axis] = s
+        if "pool_size" in kw and kw["strides"] is None:
+            pool = list(kw["pool_size"])  # strides None means strides = pool_size
+            pool[axis] = s
+            kw["pool_size"] = tuple(pool)
+        else:
+            kw["strides"] = tuple(st_list)
+        if d.fam == "conv_transpose" and kw.get("output_padding") is not None:
+            ops = list(kw["output_padding"])
+            ops[axis] = min(ops[axis], s - 1)
+            kw["output_padding"] = tuple(ops)
+    d.spatial[axis] = s
+    window_key = "pool_size" if "pool_size" in kw else "kernel_size"
+    win = list(kw[window_key])
+    dil = kw.get("dilation_rate", (1,) * rank)
+    if d.valid_conv and _k_eff(win[axis], dil[axis]) > s:
+        win[axis] = max(1, min(win[axis], s))
+        kw[window_key] = tuple(win)
+        if "dilation_rate" in kw:
+            dl = list(dil)
+            dl[axis] = 1
+            kw["dilation_rate"] = tuple(dl)
 
 
 def boundaries(case: ConvCase) -> list[str]:
