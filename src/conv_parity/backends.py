@@ -53,7 +53,7 @@ def _tf_threads(n: int) -> None:
 def _torch_mkldnn_off() -> None:
     import torch
 
-    torch.backends.mkldnn.enabled = False
+    torch.backends.mkldnn.enabled = False  # type: ignore[assignment]  # torch's stub: ContextProp
 
 
 def _openvino_fetch_many(tensors: Sequence[Any]) -> list[Any]:
@@ -167,7 +167,7 @@ KERAS2 = BackendSpec(
     model_file="source", joins_sources_of="2.")
 
 
-def _variant(base: str, setting: str, summary: str, **changes: object) -> BackendSpec:
+def _variant(base: str, setting: str, summary: str, **changes: Any) -> BackendSpec:
     """``base`` started under one setting: its record with the setting's fields changed."""
     return replace(_BY_NAME[base], name=f"{base}:{setting}", summary=summary, default=False,
                    **changes)

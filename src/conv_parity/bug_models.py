@@ -82,17 +82,18 @@ def tf_onednn_passthrough(case: ConvCase, xla_cf3d: bool = True) -> str | None:
     rank = len(case.input_shape) - 2
     if kind.family == "conv" and (kw.get("groups", 1) > 1 or (xla_cf3d and first and rank == 3)):
         return None
-    shape: list[int] | None = list(case.input_shape)
+    padded = list(case.input_shape)
     if kw.get("padding") == "same" and max(kw.get("dilation_rate") or (1,)) > 1:
         axes = range(2, 2 + rank) if first else range(1, 1 + rank)
         for axis, k, d in zip(axes, kw["kernel_size"], kw["dilation_rate"]):
-            shape[axis] += (k - 1) * d
+            padded[axis] += (k - 1) * d
+    shape: list[int] | None = padded
     if kind.family == "separable" and kw["depth_multiplier"] > 1:
         shape = None  # the pointwise conv's kernel wants C * m input channels
     elif not kind.is_op and kw.get("use_bias"):
         c_in = kinds.channels(kw, case.input_shape)
         n_out = c_in * kw["depth_multiplier"] if kind.family == "depthwise" else kw["filters"]
-        shape = _tf_add_bias(shape, n_out, first)
+        shape = _tf_add_bias(padded, n_out, first)
     if ref is None:  # layers: only where Keras does not refuse them first (3.13)
         return None if shape is None else ("tensor" if kind.is_op else "layer-tensor")
     if shape is None:
@@ -145,9 +146,10 @@ def tf_depthwise_strided_dilated(case: ConvCase) -> str | None:
     if not (max(strides) > 1 and max(dil) > 1):
         return None
     ref_shape, _ = geometry.spec_output(case)
-    axes = [_tf_space_to_batch_axis(n, k, s, d, kw["padding"])
-            for n, k, s, d in zip(case.spatial_shape, kw["kernel_size"], strides, dil)]
-    if any(a is None for a in axes):
+    maybe_axes = [_tf_space_to_batch_axis(n, k, s, d, kw["padding"])
+                  for n, k, s, d in zip(case.spatial_shape, kw["kernel_size"], strides, dil)]
+    axes = [a for a in maybe_axes if a is not None]
+    if len(axes) < len(maybe_axes):
         return None if ref_shape is None else "error"
     if ref_shape is None:
         # An empty phase comes back as a tensor: empty, or with oneDNN the input itself, which a
@@ -165,14 +167,14 @@ def tf_depthwise_strided_dilated(case: ConvCase) -> str | None:
     kernel = np.asarray(weights[0], np.float64)
     y = np.zeros((xl.shape[0], *(a[2] * d for a, d in zip(axes, dil)),
                   kernel.shape[-2] * kernel.shape[-1]))
-    for phase in np.ndindex(*dil):
-        part = xp[(slice(None), *(slice(p, None, d) for p, d in zip(phase, dil)), slice(None))]
-        from conv_parity.reference import ops
+    from conv_parity.reference import ops
 
-        out = ops.depthwise_conv(part, kernel, strides, "valid", "channels_last", 1)
-        index = (slice(None), *(slice(p, None, d) for p, d in zip(phase, dil)), slice(None))
-        y[index] = out
-    y = y[(slice(None), *(slice(0, a[3]) for a in axes), slice(None))]
+    every = slice(None)
+    for phase in np.ndindex(*dil):
+        index = (every, *[slice(p, None, d) for p, d in zip(phase, dil)], every)
+        y[index] = ops.depthwise_conv(xp[index], kernel, strides, "valid", "channels_last", 1)
+    kept = (every, *[slice(0, a[3]) for a in axes], every)
+    y = y[kept]
     if case.layer == "ops.separable_conv":
         pointwise = np.asarray(weights[1], np.float64).reshape(y.shape[-1], -1)
         y = y @ pointwise

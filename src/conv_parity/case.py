@@ -13,7 +13,7 @@ import json
 import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -252,7 +252,8 @@ class ConvCase:
                 data["layer"],
                 kwargs,
                 tuple(data["input_shape"]),
-                policies.name_of(data.get("dtype", "float32")),
+                # make() validates it: a non-string gets its "unknown dtype" error there
+                cast(str, policies.name_of(data.get("dtype", "float32"))),
                 data.get("seed"),
                 data.get("mode", "eager"),
                 data.get("policy"),

@@ -315,7 +315,7 @@ class Engine:
                     out.diagnosis, out.diagnosis_code = found.text, found.code
             except Exception as exc:  # a diagnosis bug must not hide the verdict
                 notes.append(f"diagnosis failed: {type(exc).__name__}: {exc}")
-        if (out.repeat or {}).get("differ") and out.diagnosis_code in (None, "none"):
+        if out.repeat and out.repeat.get("differ") and out.diagnosis_code in (None, "none"):
             out.diagnosis_code = "nondeterministic"
             out.diagnosis = ("two identical calls gave different results "
                              f"({out.repeat['summary']}): the backend's kernel is "

@@ -121,8 +121,9 @@ def jax_facts() -> Facts:
 
     return {
         "jax.platform": jax.devices()[0].platform,
-        "jax.x64": bool(jax.config.jax_enable_x64),
-        "jax.default_matmul_precision": jax.config.jax_default_matmul_precision,
+        "jax.x64": bool(jax.config.jax_enable_x64),  # type: ignore[attr-defined]
+        "jax.default_matmul_precision":
+            jax.config.jax_default_matmul_precision,  # type: ignore[attr-defined]
         "jax.xla_flags": os.environ.get("XLA_FLAGS", ""),
     }
 
@@ -188,8 +189,10 @@ def _jax_versions() -> dict[str, str]:
 def _jax_fp() -> Facts:
     import jax
 
-    return {"jax_default_matmul_precision": jax.config.jax_default_matmul_precision,
-            "jax_enable_x64": bool(jax.config.jax_enable_x64)}
+    # jax's Config declares its flags at run time: the stub knows none of them
+    return {"jax_default_matmul_precision":
+            jax.config.jax_default_matmul_precision,  # type: ignore[attr-defined]
+            "jax_enable_x64": bool(jax.config.jax_enable_x64)}  # type: ignore[attr-defined]
 
 
 def identity_jax() -> Identity:

@@ -97,7 +97,9 @@ def suite_settings(fraction: float = 1.0) -> settings:
     if "dev" not in getattr(settings, "_profiles", {"dev": None}):
         register_hypothesis_profiles()
     name = active_profile()
-    base = settings.get_profile("dev") if name in (None, "default") else settings.default
+    current = settings.default  # the loaded profile (None only before hypothesis loads one)
+    base = (settings.get_profile("dev") if name in (None, "default") or current is None
+            else current)
     n = max(1, round(base.max_examples * fraction))
     suppress = sorted(set(base.suppress_health_check) | set(_SUPPRESS)
                       | {HealthCheck.function_scoped_fixture}, key=lambda h: h.value)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from collections import Counter, defaultdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import pytest
 
@@ -60,7 +60,8 @@ class Recorder:
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         state = self.state
-        for key, value in report.user_properties:
+        for key, raw in report.user_properties:
+            value = cast("dict[str, Any]", raw)  # our keys carry the JSON objects we put there
             if key == ENV_KEY:
                 backends = {**state.environment.get("backends", {}), **value.get("backends", {})}
                 state.environment.update(value)

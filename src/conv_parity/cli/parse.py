@@ -180,8 +180,10 @@ def _literal(node: ast.AST) -> Any:
         return -inner if isinstance(node.op, ast.USub) else inner
     if isinstance(node, (ast.Tuple, ast.List)):
         return tuple(_literal(e) for e in node.elts)
-    if isinstance(node, ast.Dict) and None not in node.keys:  # a pasted get_config() value
-        return {_literal(k): _literal(v) for k, v in zip(node.keys, node.values)}
+    if isinstance(node, ast.Dict):  # a pasted get_config() value (no ``**spread``)
+        keys = [k for k in node.keys if k is not None]
+        if len(keys) == len(node.keys):
+            return {_literal(k): _literal(v) for k, v in zip(keys, node.values)}
     raise _NotLiteral
 
 
@@ -426,10 +428,7 @@ def check_input_shape(parsed: ParsedLayer, shape: Sequence[int]) -> list[str]:
     fmt = parsed.kwargs.get("data_format") or "channels_last"
     if fmt not in kinds.DATA_FORMATS:
         return []  # canonicalize reports the bad spelling
-    if kind.rank is not None:
-        ranks = (kind.rank + 2,)
-    else:
-        ranks = (3, 4, 5)
+    ranks: tuple[int, ...] = (kind.rank + 2,) if kind.rank is not None else (3, 4, 5)
     if len(shape) not in ranks:
         shown = ",".join(map(str, shape))
         if kind.rank is not None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -122,7 +123,10 @@ class _Ctx:
         self.backend = backend
         self.geom = _Geom.of(case)
         self.tolerance_fn = tolerance_fn
-        if reference is not None and reference.output is not None:
+        self.ref: np.ndarray
+        self.mag: np.ndarray
+        if (reference is not None and reference.output is not None
+                and reference.magnitude is not None):
             self.ref, self.mag = reference.output, reference.magnitude  # the engine's, reused
         else:
             self.ref = _forward(case, self.x, self.weights)
@@ -547,4 +551,4 @@ def _shift_candidates(ctx: _Ctx) -> Iterator[Candidate]:
             yield (f"shifted-{name.lower()}",
                    f"{ctx.who()} equals the reference shifted {toward} by one {_UNIT[name]} along "
                    f"{name} ({index}; the vacated edge not compared)",
-                   lambda c=cand, m=mag, d=defined: ctx.matches_partial(c, m, d))
+                   partial(ctx.matches_partial, cand, mag, defined))

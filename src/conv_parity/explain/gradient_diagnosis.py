@@ -22,6 +22,7 @@ swapped"). Equality is the suite's own per-element tolerance (:func:`compare.tol
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from functools import partial
 
 import numpy as np
 
@@ -140,4 +141,4 @@ def _candidates(case: ConvCase, name: str, got: np.ndarray, ref: np.ndarray,
         for step in (1, -1):
             yield ("grad-shifted", f"shifted by one position along {axis_name} "
                    f"({'forward' if step > 0 else 'back'})",
-                   lambda axis=axis, step=step: _shift(ref, axis, step))
+                   partial(_shift, ref, axis, step))

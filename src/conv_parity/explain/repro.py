@@ -60,7 +60,7 @@ def write_repro(case: ConvCase, backend: str, directory: str | Path, *,
         npz = path.with_suffix(".npz")
         named = {"x": arrays.x, **{f"w{i}": w for i, w in enumerate(arrays.weights)}}
         with open(npz.with_name(npz.name + ".tmp"), "wb") as f:
-            np.savez(f, **named)
+            np.savez(f, **named)  # type: ignore[arg-type]  # numpy's stub types **kwds as bool
         npz.with_name(npz.name + ".tmp").replace(npz)
     text = render(case, backend, note=note, arrays_file=npz.name if npz else None, focus=focus,
                   repeats=repeats)

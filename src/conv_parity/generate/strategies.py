@@ -32,6 +32,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from hypothesis import strategies as st
@@ -349,6 +350,10 @@ def _edge_stride_eq_input(draw: Callable[[st.SearchStrategy[Any]], Any], d: _Dra
             kw["dilation_rate"] = tuple(dl)
 
 
+def _valid_on_edge(edge: str, case: ConvCase) -> bool:
+    return is_valid(case) and edge in boundaries(case)
+
+
 def boundaries(case: ConvCase) -> list[str]:
     """Which boundaries of :data:`EDGES` the case sits on (any spatial axis; output_one: all)."""
     spatial = case.spatial_shape
@@ -443,14 +448,14 @@ def edge_cases(layers: Iterable[str] | None = None, *, edges: Sequence[str] = ED
     for e in edges:
         if e not in EDGES:
             raise UsageError(f"unknown edge {e!r}; choose from {EDGES}")
-    options = []
+    options: list[st.SearchStrategy[ConvCase]] = []
     for name in _layers(layers):
         fam = kinds.get_kind(name).family
         for e in edges:
             if e == "output_one" and fam == "conv_transpose":
                 continue
             options.append(_raw_case(name, tuple(dtypes), edge=e).filter(
-                lambda c, e=e: is_valid(c) and e in boundaries(c)))
+                partial(_valid_on_edge, e)))
     if not options:
         raise UsageError(f"no edge can be drawn for layers {layers} and edges {edges}")
     return _with_filters(st.one_of(*options), _counter(counter), exclude_known, backends)

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from conv_parity.registry.entries import Entry
 
 
-def apply_entry(out: Outcome, entry: Entry, keras_version: str, *,
+def apply_entry(out: Outcome, entry: Entry, keras_version: str | None, *,
                 strict: bool) -> None:
     """Mark ``out`` with ``entry`` (the registry's match for it) and set its verdict and message."""
     out.known = entry.to_json()

@@ -20,7 +20,7 @@ class Eager:
     """What a user's first call of a layer (or ``keras.ops`` function) computes."""
 
     name = "eager"
-    outputs = ("y",)
+    outputs: tuple[str, ...] = ("y",)
 
     def __init__(self) -> None:
         # The layer the last run built, reused by the symbolic phase of the same case (building

@@ -19,7 +19,12 @@ import numpy as np
 
 _SELU_ALPHA = 1.6732632423543772
 _SELU_SCALE = 1.0507009873554805
-_erf = np.frompyfunc(math.erf, 1, 1)
+_erf_object = np.frompyfunc(math.erf, 1, 1)
+
+
+def _erf(y: np.ndarray) -> np.ndarray:
+    """math.erf elementwise, in float64 (NumPy has no erf; scipy is not a dependency)."""
+    return np.asarray(_erf_object(y), dtype=np.float64)
 
 
 def _sigmoid(y: np.ndarray) -> np.ndarray:
@@ -51,7 +56,7 @@ FUNCTIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "hard_sigmoid": _hard_sigmoid,
     "hard_silu": lambda y: y * _hard_sigmoid(y),
     "hard_swish": lambda y: y * _hard_sigmoid(y),
-    "gelu": lambda y: 0.5 * y * (1.0 + _erf(y / math.sqrt(2.0)).astype(np.float64)),
+    "gelu": lambda y: 0.5 * y * (1.0 + _erf(y / math.sqrt(2.0))),
     "elu": _elu,
     "celu": _elu,  # alpha=1.0: max(0, y) + min(0, alpha * (exp(y / alpha) - 1))
     "selu": lambda y: _SELU_SCALE * np.where(
@@ -101,7 +106,7 @@ DERIVATIVES: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "hard_sigmoid": lambda y: ((y > -3) & (y < 3)) / 6.0,
     "hard_silu": _hard_silu_d,
     "hard_swish": _hard_silu_d,
-    "gelu": lambda y: 0.5 * (1.0 + _erf(y / math.sqrt(2.0)).astype(np.float64))
+    "gelu": lambda y: 0.5 * (1.0 + _erf(y / math.sqrt(2.0)))
     + y * _gauss(y),
     "elu": lambda y: np.where(y > 0, 1.0, np.exp(np.minimum(y, 0.0))),
     "celu": lambda y: np.where(y > 0, 1.0, np.exp(np.minimum(y, 0.0))),

@@ -62,6 +62,11 @@ class _SerialBlas:
     """
 
     def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        """No block held: a fresh lock (also in a forked child, whose lock may be held by a
+        thread that does not exist there)."""
         self._lock = threading.Lock()
         self._depth = 0
         self._limiter: Any = None
@@ -96,7 +101,7 @@ _SERIAL = _SerialBlas()
 if hasattr(os, "register_at_fork"):
     # A child forked mid-call has only the forking thread, none of our blocks: start afresh
     # (its lock may have been held by a thread that does not exist there).
-    os.register_at_fork(after_in_child=_SERIAL.__init__)
+    os.register_at_fork(after_in_child=_SERIAL.reset)
 
 
 def threads_for(blocks: int) -> int:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from conv_parity.facts import HEADLINE, describe
@@ -279,7 +279,7 @@ def _stale_lines(doc: Mapping[str, Any], strict: bool) -> list[str]:
     return out
 
 
-def _with_failures(text: str, fails: list[Mapping[str, Any]], max_failures: int,
+def _with_failures(text: str, fails: Sequence[Mapping[str, Any]], max_failures: int,
                    max_chars: int) -> str:
     """``text`` and as many failure entries as fit in ``max_chars`` (and ``max_failures``)."""
     if not fails:

@@ -382,10 +382,10 @@ def validate(doc: Any) -> None:
     seen: set[tuple[str, str]] = set()
     for i, r in enumerate(results):
         validate_result(r, f"results[{i}]")
-        key = (r["case_id"], r["backend"])
-        if key in seen:
-            _fail(f"results[{i}]", f"duplicate result for case {key[0]!r} on backend {key[1]!r}")
-        seen.add(key)
+        pair = (str(r["case_id"]), str(r["backend"]))
+        if pair in seen:
+            _fail(f"results[{i}]", f"duplicate result for case {pair[0]!r} on backend {pair[1]!r}")
+        seen.add(pair)
     summary = doc["summary"]
     _check_type("summary", summary, (Mapping,))
     for key in ("total", "by_verdict", "by_backend"):

@@ -203,6 +203,9 @@ class WorkerPool:
         worker.kill()
 
     # ------------------------------------------------------------------ running cases
+    def _run_all(self, backend: str, items: Sequence[WorkItem]) -> list[BackendResult]:
+        return list(self.run(backend, items))
+
     def run(self, backend: str, items: Sequence[WorkItem]) -> Iterator[BackendResult]:
         """Run `items` on `backend`, yielding one BackendResult per item, in order, as they
         arrive. Crashes and hangs cost only the case they happened in."""
@@ -405,8 +408,7 @@ class WorkerPool:
         if len(work) <= 1:
             return {b: list(self.run(b, items)) for b, items in work.items()}
         with cf.ThreadPoolExecutor(max_workers=len(work), thread_name_prefix="conv-parity") as ex:
-            futures = {b: ex.submit(lambda b=b, it=items: list(self.run(b, it)))
-                       for b, items in work.items()}
+            futures = {b: ex.submit(self._run_all, b, items) for b, items in work.items()}
             return {b: f.result() for b, f in futures.items()}
 
     # ------------------------------------------------------------------ shutdown

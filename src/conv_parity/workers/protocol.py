@@ -127,7 +127,8 @@ def decode_array(data: bytes | bytearray | memoryview) -> np.ndarray:
                     f"malformed array payload: {len(data) - offset} data bytes for shape "
                     f"{shape} of {dtype}"
                 )
-            return np.frombuffer(data, dtype, count, offset).reshape(shape, order=order)
+            flat = np.frombuffer(data, dtype, count, offset)
+            return flat.reshape(shape, order="F" if order == "F" else "C")
     try:
         return np.load(io.BytesIO(data), allow_pickle=False)
     except Exception as exc:
