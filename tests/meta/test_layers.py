@@ -35,7 +35,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "processes": ("workers", "engine", "generate"),
     # Clients of the engine. `suite` is the pytest suite the plugin ships; `fuzzing` holds the
     # hypothesis profiles and the fuzz campaign, which runs the engine and writes a report.
-    "clients": ("model", "report", "plugin", "plugin_report", "cli", "suite", "fuzzing", "audit",
+    "clients": ("model", "report", "plugin", "cli", "suite", "fuzzing", "audit",
                 "strategies"),
     # The public facade: conv_parity/__init__.py (its `check_model` is lazy).
     "facade": ("",),
@@ -45,7 +45,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
 FORBIDDEN: dict[str, tuple[str, ...]] = {
     "judge": ("workers", "engine", "generate", "model", "cli", "plugin", "report"),
     "workers": ("engine", "model", "registry", "report", "cli", "plugin"),
-    "engine": ("model", "cli", "plugin", "plugin_report", "report"),
+    "engine": ("model", "cli", "plugin", "report"),
 }
 
 #: Who may import the engine (DESIGN.md: "only cli/, plugin/ and model/ import the engine";

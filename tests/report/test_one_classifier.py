@@ -24,7 +24,7 @@ from report_samples import make_result
 from conv_parity import plugin
 from conv_parity.case import ConvCase
 from conv_parity.judge.verdict import Outcome
-from conv_parity.plugin_report import matrix_lines, terminal_summary
+from conv_parity.plugin.recorder import matrix_lines, terminal_summary
 from conv_parity.report import (
     ReportWriter,
     build_doc,

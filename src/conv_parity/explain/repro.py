@@ -8,7 +8,7 @@ calls the op, computes the answer with a short direct-loop NumPy reference writt
 one configuration, and prints the shapes, the largest error, and DISCREPANCY (exit 1) or OK.
 
 The script keeps its keras part under ``if __name__ == "__main__"`` so the inline reference can be
-imported and checked against conv-parity's own reference (see tests/diagnosis/test_repro.py).
+imported and checked against conv-parity's own reference (see tests/explain/test_repro.py).
 """
 
 from __future__ import annotations

@@ -1,17 +1,17 @@
-"""The pytest plugin (entry point ``conv_parity``; disable with ``-p no:conv_parity``).
+"""The plugin's hooks and fixtures (re-exported by :mod:`conv_parity.plugin`, the entry point).
 
 It parametrizes any test that asks for the ``conv_case`` and ``conv_backend`` fixtures with the
 grid of the selected profile x the selected backends, marks known discrepancies as strict xfails
 in one collection pass, hands the planned cases to one session-wide :class:`Engine` (so they run
 in batches, all backends together) and turns each verdict into a pytest outcome. Every outcome
 is recorded as a user property of its test (so under xdist it travels to the controller), where
-:mod:`conv_parity.plugin_report` collects it into ``report.json`` and the conformance matrix.
+:mod:`conv_parity.plugin.recorder` collects it into ``report.json`` and the conformance matrix.
 
 This module holds what runs in every pytest process: options, per-process state, parametrization,
-fixtures and enforcement. What runs only where the report is written is in ``plugin_report``.
+fixtures and enforcement. What runs only where the report is written is in ``recorder``.
 
 Under pytest-xdist, use ``--dist loadgroup``: cases are grouped in chunks and every chunk runs
-all backends in one process, because error-parity verdicts compare backends with each other.
+all backends in one process (one batch per backend per chunk; each verdict is its own).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from conv_parity import policies as policy_records
 from conv_parity.case import ConvCase
 from conv_parity.errors import ConvParityError, UsageError
 from conv_parity.generate import grid
-from conv_parity.plugin_report import ENV_KEY, FUZZ_KEY, OUTCOME_KEY, Recorder
+from conv_parity.plugin.recorder import ENV_KEY, FUZZ_KEY, OUTCOME_KEY, Recorder
 from conv_parity.registry import Registry, installed_keras_version
 from conv_parity.summary import KNOWN_BUCKETS, as_pytest_outcome, bucket, failure_label
 
