@@ -81,6 +81,16 @@ def lint(session: nox.Session) -> None:
 
 
 @nox.session(python=PYTHONS[-1])
+def slow(session: nox.Session) -> None:
+    """The tests marked ``slow`` (the default ``pytest`` deselects them to stay under 8 minutes
+    on 2 cores): every mutant on the smoke grid, whole-model and end-to-end CLI runs, ..."""
+    session.install("torch==2.13.0")
+    session.install("-e", ".[all,dev]")
+    session.install("--no-deps", "tf-keras==2.21.0")
+    session.run("pytest", "-m", "slow", *session.posargs)
+
+
+@nox.session(python=PYTHONS[-1])
 def fuzz(session: nox.Session) -> None:
     """A long hypothesis campaign over every backend (nightly profile, persisted database)."""
     session.install("torch==2.13.0")

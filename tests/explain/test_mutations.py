@@ -120,6 +120,7 @@ def _assert_all_caught_and_named(table: dict[str, dict]) -> None:
     assert not wrong, f"diagnosis named another bug: {wrong}"
 
 
+@pytest.mark.slow  # 60-120 s on 2 cores: `pytest -m slow`, `nox -s slow` and CI's slow job
 def test_every_mutant_is_caught_and_named_smoke(engine) -> None:
     cases = list(dict.fromkeys([*grid.cases("smoke"), *EXTRA]))
     _assert_all_caught_and_named(_score(engine, cases))
