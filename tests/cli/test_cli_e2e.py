@@ -140,6 +140,7 @@ def test_help_and_version() -> None:
 # ------------------------------------------------------------------------------ backends
 
 
+@pytest.mark.slow  # whole-process CLI / model runs: `pytest -m slow` (CI time, issue 25)
 def test_backends_json_lists_what_is_installed() -> None:
     proc = cli("backends", "--json")
     assert proc.returncode == 0, proc.stderr

@@ -22,6 +22,7 @@ def cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
 GRAD = {"tensorflow", "torch", "jax"}
 
 
+@pytest.mark.slow  # whole-process CLI / model runs: `pytest -m slow` (CI time, issue 25)
 def test_check_mixed_bfloat16_in_every_mode_is_one_table() -> None:
     if not INSTALLED:
         pytest.skip("no Keras backend installed")
@@ -61,6 +62,7 @@ def test_an_op_with_a_mixed_policy_is_a_usage_error() -> None:
     assert "ops have no dtype policy" in proc.stderr and "--mixed-dtypes" in proc.stderr
 
 
+@pytest.mark.slow  # whole-process CLI / model runs: `pytest -m slow` (CI time, issue 25)
 def test_mixed_dtypes_check_agrees_or_is_known_on_every_backend() -> None:
     if not {"jax", "torch"} <= set(INSTALLED):
         pytest.skip("needs jax and torch")

@@ -202,6 +202,7 @@ def engine() -> Any:
         yield eng
 
 
+@pytest.mark.slow  # whole-process CLI / model runs: `pytest -m slow` (CI time, issue 25)
 def test_check_model_checks_each_distinct_case_once(model_file: Path, engine: Any) -> None:
     from conv_parity import check_model
 
@@ -284,6 +285,7 @@ def build_custom():
 """
 
 
+@pytest.mark.slow  # whole-process CLI / model runs: `pytest -m slow` (CI time, issue 25)
 def test_weights_h5_with_a_builder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                    engine: Any) -> None:
     """A .weights.h5 and the user's builder: the weights are the file's (not the builder's
@@ -352,6 +354,7 @@ def test_input_npy_is_validated(model_file: Path, tmp_path: Path) -> None:
                     input_shape=(1, 17, 19, 3))
 
 
+@pytest.mark.slow  # whole-process CLI / model runs: `pytest -m slow` (CI time, issue 25)
 def test_weights_round_trip_across_backends_detects_other_weights(tmp_path: Path) -> None:
     """The worker half of the .weights.h5 round trip, here on this process's backend: a fresh
     model reading the weights written with the model gives the same output; reading another
@@ -386,6 +389,7 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=600, env=env)
 
 
+@pytest.mark.slow  # whole-process CLI / model runs: `pytest -m slow` (CI time, issue 25)
 def test_cli_json_and_report(model_file: Path, tmp_path: Path) -> None:
     """Also: --input runs the whole model on the user's array, and the .weights.h5 written
     here is read on every backend."""
@@ -412,8 +416,10 @@ def test_cli_json_and_report(model_file: Path, tmp_path: Path) -> None:
 @pytest.mark.parametrize(("args", "message"), [
     (["missing.keras"], "missing.keras: no such file"),
     (["{model}", "--input-shape", "2,17,19"], "has rank 3 but the model takes rank 4"),
-    (["{model}", "--input-shape", "2,3,17,19"], "does not accept input shape (2, 3, 17, 19)"),
-    (["{model}", "--input", "{model}.npy"], "dtype float64, but the model takes float32"),
+    pytest.param(["{model}", "--input-shape", "2,3,17,19"],
+                 "does not accept input shape (2, 3, 17, 19)", marks=pytest.mark.slow),
+    pytest.param(["{model}", "--input", "{model}.npy"],
+                 "dtype float64, but the model takes float32", marks=pytest.mark.slow),
 ])
 def test_cli_bad_input_exit_2_one_line(model_file: Path, args: list[str], message: str) -> None:
     np.save(f"{model_file}.npy", np.zeros((2, 17, 19, 3)))  # float64
@@ -424,6 +430,7 @@ def test_cli_bad_input_exit_2_one_line(model_file: Path, args: list[str], messag
     assert "Traceback" not in proc.stderr
 
 
+@pytest.mark.slow  # whole-process CLI / model runs: `pytest -m slow` (CI time, issue 25)
 @pytest.mark.skipif(importlib.util.find_spec("tensorflow") is None, reason="needs tensorflow")
 def test_zero_bias_hides_a_registered_bug_without_a_false_alarm(tmp_path: Path) -> None:
     """The TF channels_first bias-on-the-wrong-axis entry (out channels == last spatial size):
@@ -603,6 +610,7 @@ def test_keras2_h5_unrepairable_blocker_is_a_usage_error(keras2_h5: Path, tmp_pa
         migrate_h5(path, lambda _line: None)
 
 
+@pytest.mark.slow  # whole-process CLI / model runs: `pytest -m slow` (CI time, issue 25)
 def test_cli_keras2_blocked_exit_1_and_write_repaired(keras2_h5: Path, tmp_path: Path) -> None:
     """Blocked as it is (the keys named), repaired, and then the Keras 3 backends agree with
     Keras 2 itself: the keras2 row runs the original file in tf_keras."""
