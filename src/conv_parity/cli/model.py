@@ -141,6 +141,9 @@ def _cell(row: dict) -> str:
 
 def print_model(result: ModelResult, seconds: float) -> None:
     """The per-layer table, the layers not checked, then each discrepancy."""
+    from conv_parity.model.check import conform_word
+    from conv_parity.report.common import coverage_phrase
+
     section = result.section()
     print(f"model: {result.source}")
     print(f"input: {fmt_shape(result.input_shape)} · weights: "
@@ -171,8 +174,8 @@ def print_model(result: ModelResult, seconds: float) -> None:
     for line in table(headers, rows):
         print(line)
     print()
-    print(f"{len(rows)} conv-family layer uses, {section['distinct_cases']} distinct configs "
-          f"checked once each")
+    print(f"{coverage_phrase(section['coverage'])}; {section['distinct_cases']} distinct "
+          f"configs checked once each")
     for layer in skipped:
         print(f"not checked: {layer['name']} ({layer['class']}): {layer['reason']}")
     if section["not_checked"]:
@@ -213,7 +216,7 @@ def print_model(result: ModelResult, seconds: float) -> None:
             print(f"  {c.get('check') or c.get('layer')}: {c['problem']}")
     xfails = [o for o in result.outcomes if o.verdict == "xfail"]
     print()
-    word = "all conform" if not failures else (
+    word = conform_word(section["coverage"]) if not failures else (
         f"{len(failures)} discrepanc" + ("y" if len(failures) == 1 else "ies"))
     if result.migration is not None and result.migration.blocked:
         word += "; the file does not load in Keras 3 without the repairs above"

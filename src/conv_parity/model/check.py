@@ -19,6 +19,7 @@ from conv_parity.errors import UsageError
 from conv_parity.model.extract import Extraction, LayerUse, concrete_input_shape, extract
 from conv_parity.model.files import import_keras
 from conv_parity.model.load import Loaded, load, reseed
+from conv_parity.report.common import coverage_phrase
 
 if TYPE_CHECKING:
     from conv_parity.case import ConvCase
@@ -26,6 +27,14 @@ if TYPE_CHECKING:
     from conv_parity.judge.verdict import Outcome
 
 DEFAULT_BATCH = 2
+
+
+def conform_word(coverage: dict[str, int]) -> str:
+    """"all conform" only when every conv-family layer use was checked."""
+    if coverage["not_checkable"]:
+        return (f"no discrepancy in the {coverage['checked']} checked, but "
+                f"{coverage['not_checkable']} conv-family layer uses were not checked")
+    return "all conform"
 
 
 @dataclass
@@ -99,6 +108,7 @@ class ModelResult:
             "backends": list(self.backends),
             "layers": self.layer_rows(),
             "distinct_cases": len({u.case for u in self.extraction.checkable}),
+            "coverage": self.extraction.coverage(),
             "not_checked": {cls: list(paths)
                             for cls, paths in sorted(self.extraction.not_checked.items())},
             "end_to_end": self.end_to_end,
@@ -125,10 +135,11 @@ class ModelResult:
         """One readable paragraph: what failed where (the pytest helper's message)."""
         checked = self.extraction.checkable
         lines = [f"{self.source} at input {tuple(self.input_shape)}: "
-                 f"{len(checked)} conv-family layer uses, "
+                 f"{coverage_phrase(self.extraction.coverage())}, "
                  f"{len({u.case for u in checked})} distinct configs on "
                  f"{', '.join(self.backends)}: "
-                 + ("all conform" if self.passed else f"{len(self.failures)} discrepancies")]
+                 + (f"{len(self.failures)} discrepancies" if not self.passed
+                    else conform_word(self.extraction.coverage()))]
         if self.migration is not None:
             for b in self.migration.blockers:
                 lines.append(f"  migration blocker: {b.layer} ({b.cls}) {b.key}={b.value!r}"

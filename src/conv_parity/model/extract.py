@@ -36,6 +36,9 @@ NO_EFFECT_KEYS = frozenset({
     "lora_alpha",
 })
 
+#: The reason of a conv-family layer ``--layers`` leaves out.
+NOT_SELECTED = "not selected by --layers"
+
 #: Layer classes that are plumbing, not computation: never listed as "not checked".
 _PLUMBING = frozenset({"InputLayer"})
 
@@ -66,6 +69,18 @@ class Extraction:
     @property
     def checkable(self) -> list[LayerUse]:
         return [u for u in self.uses if u.case is not None]
+
+    @property
+    def unchecked(self) -> list[LayerUse]:
+        """Conv-family uses that could not be checked (``--layers`` leaving one out is a
+        choice, not a gap, and is not counted)."""
+        return [u for u in self.uses if u.case is None and u.reason != NOT_SELECTED]
+
+    def coverage(self) -> dict[str, int]:
+        """How many conv-family layer uses were found, checked, not checkable, not selected."""
+        return {"found": len(self.uses), "checked": len(self.checkable),
+                "not_checkable": len(self.unchecked),
+                "not_selected": sum(u.reason == NOT_SELECTED for u in self.uses)}
 
 
 def model_input_shape(model: Any) -> tuple[int | None, ...]:
@@ -131,15 +146,37 @@ def layout_hint(given: Sequence[int], declared: Sequence[int | None]) -> str:
     return ""
 
 
+def children(layer: Any) -> list[Any]:
+    """The layers ``layer`` holds directly: a functional or sequential model's layers, and the
+    sublayers a subclassed layer or model (or a wrapper such as TimeDistributed) tracks."""
+    flatten = getattr(layer, "_flatten_layers", None)  # Keras 3's tracked sublayers
+    if flatten is not None:
+        try:
+            return list(flatten(include_self=False, recursive=False))
+        except TypeError:  # a Keras whose signature differs: the public list below
+            pass
+    return list(getattr(layer, "layers", None) or [])
+
+
 def leaves(model: Any, prefix: str = "") -> list[tuple[str, Any]]:
-    """(path, layer) for every leaf layer, descending into nested models, in graph order."""
+    """(path, layer) for every leaf layer, however deep: nested functional and sequential
+    models, subclassed layers and models, wrappers; in the order they are tracked (graph order
+    for a functional model). A layer held twice is listed at its first path."""
     out: list[tuple[str, Any]] = []
-    for layer in getattr(model, "layers", []):
-        path = f"{prefix}{layer.name}"
-        if getattr(layer, "layers", None):
-            out += leaves(layer, path + "/")
-        else:
-            out.append((path, layer))
+    seen: set[int] = set()
+
+    def walk(layer: Any, at: str) -> None:
+        for child in children(layer):
+            if id(child) in seen:
+                continue
+            seen.add(id(child))
+            path = f"{at}{child.name}"
+            if children(child):
+                walk(child, path + "/")
+            else:
+                out.append((path, child))
+
+    walk(model, prefix)
     return out
 
 
@@ -149,25 +186,14 @@ def _record_shapes(model: Any, input_shape: tuple[int, ...]) -> dict[int, list[t
 
     seen: dict[int, list[tuple[int, ...]]] = {}
     patched = []
-    spied: set[int] = set()
     for _, layer in leaves(model):
-        if id(layer) in spied:  # one layer shared by two submodels
-            continue
-        spied.add(id(layer))
-        original = layer.compute_output_spec
-
-        def spy(*args: Any, _original: Any = original, _key: int = id(layer),
-                **kwargs: Any) -> Any:
-            first = args[0] if args else next(iter(kwargs.values()), None)
-            shape = getattr(first, "shape", None)
-            if shape is not None:
-                shapes = seen.setdefault(_key, [])
-                if tuple(shape) not in shapes:
-                    shapes.append(tuple(shape))
-            return _original(*args, **kwargs)
-
-        object.__setattr__(layer, "compute_output_spec", spy)  # bypass Keras's tracking
-        patched.append((layer, original))
+        # A layer called on symbolic tensors reaches compute_output_spec; one inside a
+        # subclassed layer is traced with the backend's own placeholders and reaches call.
+        for method in ("compute_output_spec", "call"):
+            original = getattr(layer, method)
+            object.__setattr__(layer, method,  # bypass Keras's attribute tracking
+                               _spy(original, seen.setdefault(id(layer), [])))
+            patched.append((layer, method))
     try:
         model.compute_output_spec(keras.KerasTensor(input_shape))
     except Exception as exc:
@@ -175,9 +201,27 @@ def _record_shapes(model: Any, input_shape: tuple[int, ...]) -> dict[int, list[t
         raise UsageError(f"the model does not accept input shape {_fmt(input_shape)}: {text}"
                          + layout_hint(input_shape, model_input_shape(model))) from None
     finally:
-        for layer, _original in patched:
-            object.__delattr__(layer, "compute_output_spec")
-    return seen
+        for layer, method in patched:
+            object.__delattr__(layer, method)
+    return {key: shapes for key, shapes in seen.items() if shapes}
+
+
+def _spy(original: Any, shapes: list[tuple[int, ...]]) -> Any:
+    """``original`` that first notes the shape of its first argument in ``shapes`` (once)."""
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        first = args[0] if args else next(iter(kwargs.values()), None)
+        shape = getattr(first, "shape", None)
+        if shape is not None:
+            try:
+                concrete = tuple(None if d is None else int(d) for d in shape)
+            except TypeError:  # a dimension the tracer leaves symbolic
+                concrete = None
+            if concrete is not None and None not in concrete and concrete not in shapes:
+                shapes.append(concrete)
+        return original(*args, **kwargs)
+
+    return spy
 
 
 def layer_kwargs(kind: kinds.Kind, config: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
@@ -227,8 +271,11 @@ def extract(model: Any, input_shape: tuple[int, ...], source: str = "model",
                 found.not_checked.setdefault(cls, []).append(path)
             continue
         uses = shapes.get(id(layer), [])
-        if not uses:
-            found.not_checked.setdefault(cls, []).append(f"{path} (never called)")
+        if not uses:  # e.g. inside a wrapper whose symbolic pass never calls it
+            found.uses.append(LayerUse(path, cls, (), {}, str(getattr(layer, "compute_dtype",
+                                                                      "float32")), [],
+                                       reason="never called during the model's forward pass "
+                                              "at this input shape"))
             continue
         selected = not only or any(fnmatchcase(path, p) or fnmatchcase(layer.name, p)
                                    or fnmatchcase(cls, p) for p in only)
@@ -242,7 +289,7 @@ def extract(model: Any, input_shape: tuple[int, ...], source: str = "model",
         if reason is None and dtype not in DTYPES:
             reason = f"compute dtype {dtype} is outside what conv-parity checks ({DTYPES})"
         if reason is None and not selected:
-            reason = "not selected by --layers"
+            reason = NOT_SELECTED
         for shape in uses:
             use = LayerUse(path, cls, tuple(int(d) for d in shape), kwargs or {}, dtype,
                            weights, reason=reason,

@@ -94,6 +94,16 @@ def fmt_shape(shape: Any) -> str:
     return formats.fmt_shape(shape, missing="—")
 
 
+def coverage_phrase(coverage: Mapping[str, int]) -> str:
+    """"12 conv-family layer uses found, 10 checked, 2 not checkable"."""
+    text = f"{coverage['found']} conv-family layer uses found, {coverage['checked']} checked"
+    if coverage["not_checkable"]:
+        text += f", {coverage['not_checkable']} not checkable"
+    if coverage["not_selected"]:
+        text += f", {coverage['not_selected']} not selected"
+    return text
+
+
 def run_line(doc: Mapping[str, Any]) -> list[tuple[str, str]]:
     """(label, value) pairs that describe the run, for both renderers."""
     run = doc.get("run") or {}
@@ -119,8 +129,20 @@ def run_line(doc: Mapping[str, Any]) -> list[tuple[str, str]]:
     return items
 
 
-__all__ = ["VERDICTS", "backend_order", "failing", "failures", "fmt_float",
-           "fmt_shape", "is_failure", "layer_order", "matrix", "run_line", "stale_known"]
+__all__ = [
+    "VERDICTS",
+    "backend_order",
+    "coverage_phrase",
+    "failing",
+    "failures",
+    "fmt_float",
+    "fmt_shape",
+    "is_failure",
+    "layer_order",
+    "matrix",
+    "run_line",
+    "stale_known",
+]
 
 
 def model_table(doc: Mapping[str, Any]) -> tuple[list[str], list[list[str]], list[str]] | None:

@@ -267,7 +267,9 @@ def _model_html(doc: Mapping[str, Any]) -> str:
     out = [f"<h2>Model <code>{esc(section.get('source'))}</code></h2>",
            f'<p class="muted">input ({esc(shape)}) · weights: {esc(section.get("weights"))} · '
            f"image_data_format: {esc(section.get('image_data_format'))} · "
-           f"{esc(section.get('distinct_cases'))} distinct configs</p>",
+           f"{esc(section.get('distinct_cases'))} distinct configs"
+           + (f" · {esc(common.coverage_phrase(section['coverage']))}"
+              if section.get("coverage") else "") + "</p>",
            '<table class="others"><thead><tr>'
            + "".join(f"<th>{esc(h)}</th>" for h in headers) + "</tr></thead><tbody>"]
     for row in rows:

@@ -126,7 +126,9 @@ def _model_lines(doc: Mapping[str, Any]) -> list[str]:
     out = [f"## Model {md_code(section.get('source'))}", "",
            f"input ({md_text(shape)}) · weights: {md_text(section.get('weights'))} · "
            f"image_data_format: {md_text(section.get('image_data_format'))} · "
-           f"{md_text(section.get('distinct_cases'))} distinct configs", "",
+           f"{md_text(section.get('distinct_cases'))} distinct configs"
+           + (f" · {md_text(common.coverage_phrase(section['coverage']))}"
+              if section.get("coverage") else ""), "",
            "| " + " | ".join(md_text(h) for h in headers) + " |",
            "|" + "---|" * len(headers)]
     out += ["| " + " | ".join(md_text(c) for c in row) + " |" for row in rows[:500]]
