@@ -502,6 +502,7 @@ def test_compare_names_the_first_divergent_layer_of_the_odd_backend() -> None:
     assert found["x"]["max_abs_err"] == 0.0
 
 
+@pytest.mark.slow  # 15-70 s on 2 cores: `pytest -m slow` (CI time, issue 25)
 @pytest.mark.skipif(importlib.util.find_spec("tensorflow") is None, reason="needs tensorflow")
 def test_end_to_end_blames_the_registered_layer(tmp_path: Path) -> None:
     """keras#20375's shape of problem: a channels_first model with non-zero biases. TF's
@@ -648,6 +649,7 @@ def keras2_20375_h5(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return _keras2_file(tmp_path_factory, "k20375.h5", _KERAS2_20375)
 
 
+@pytest.mark.slow  # 15-70 s on 2 cores: `pytest -m slow` (CI time, issue 25)
 def test_keras2_h5_checks_against_keras2(keras2_20375_h5: Path, engine: Any) -> None:
     """The keras#20375 layer in a Keras 2 file: loads as it is; jax, numpy and Keras 2 agree
     end to end, with the file's weights and with --reseed (Keras 2 then runs the reseeded

@@ -349,6 +349,7 @@ def _cli(*args: str, timeout: float) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=timeout, env=env, check=False)
 
 
+@pytest.mark.slow  # 15-70 s on 2 cores: `pytest -m slow` (CI time, issue 25)
 @pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="jax not installed")
 def test_audit_one_jax_entry_through_the_cli() -> None:
     """A JAX pooling bug in eager and grad only: both reproduce, predict and jit pass."""

@@ -92,6 +92,7 @@ def test_every_fault_costs_one_case_and_the_next_case_passes(fault_pool):
     assert [p.pid for p in children if p.pid in seen_pids] == [live]
 
 
+@pytest.mark.slow  # 15-70 s on 2 cores: `pytest -m slow` (CI time, issue 25)
 def test_faults_and_mutations_are_ignored_without_the_env(pool):
     """The session pool's workers run without the hook variables: a production run."""
     plain, fault = list(pool.run(BACKEND, [_item(), _item(fault="exit")]))
@@ -124,6 +125,7 @@ def test_mutation_hook(fault_pool):
     assert not (mutated.output == plain.output).all()
 
 
+@pytest.mark.slow  # 15-70 s on 2 cores: `pytest -m slow` (CI time, issue 25)
 def test_recycled_after_max_cases_then_by_rss(fault_pool):
     """Limits apply per batch on a live pool: first by case count, then by RSS."""
     fault_pool.max_cases_per_worker = 2
