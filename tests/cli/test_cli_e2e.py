@@ -19,7 +19,7 @@ import pytest
 from conv_parity import backends as targets
 from conv_parity.engine import installed_backends
 from conv_parity.report import FAILURE_VERDICTS, OK_VERDICTS, build_doc, validate
-from conv_parity.summary import exit_code
+from conv_parity.report.matrix import exit_code
 
 EXAMPLE = "Conv2D(8, kernel_size=(4, 4), strides=(2, 2), padding='same', use_bias=False)"
 INSTALLED = installed_backends()

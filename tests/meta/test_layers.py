@@ -29,7 +29,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
                 "mutants"),
     # Pure rules: no processes, no pytest. What a verdict is, what the registry knows, what each
     # mode computes, what explains a failure.
-    "rules": ("judge", "summary", "registry", "bug_models", "modes", "mutations",
+    "rules": ("judge", "registry", "bug_models", "modes", "mutations",
               "explain", "mixed_dtypes"),
     # Processes: the workers, the engine and what feeds it.
     "processes": ("workers", "engine", "generate"),

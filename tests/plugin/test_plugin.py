@@ -317,7 +317,7 @@ def test_the_plugin_can_be_disabled_in_this_repo() -> None:
 
     root = Path(__file__).resolve().parents[2]
     proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:conv_parity", "-q",
-                           "tests/judge/test_summary.py"], cwd=root, capture_output=True,
+                           "tests/report/test_matrix.py"], cwd=root, capture_output=True,
                           text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert "INTERNALERROR" not in proc.stdout

@@ -33,7 +33,7 @@ from conv_parity.report import (
     summarize,
     validate,
 )
-from conv_parity.summary import (
+from conv_parity.report.matrix import (
     BUCKETS,
     CELL_COLUMNS,
     PYTEST_OUTCOMES,

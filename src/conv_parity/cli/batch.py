@@ -4,7 +4,7 @@ Starting the backends costs seconds, checking a case milliseconds: a batch (the 
 a real model, a rerun of a report) must pay the start once. A batch never aborts: an entry that
 is not a valid case is listed with its index and reason, a configuration the spec rejects runs
 anyway (every backend must reject it too), and the last lines count, per backend, what conforms
-and what does not (conv_parity.summary).
+and what does not (conv_parity.report.matrix).
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ def check_cases(args: argparse.Namespace) -> int:
     from conv_parity.engine import Engine
     from conv_parity.generate.case_file import read_cases
     from conv_parity.report import build_doc, dumps, write_all
+    from conv_parity.report.matrix import counts_line, exit_code
     from conv_parity.report.writer import default_environment, normalize_result
-    from conv_parity.summary import counts_line, exit_code
 
     found = read_cases(args.cases)
     for index, why in found.rejected:

@@ -185,7 +185,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         from conv_parity.report import write_all
 
         written = write_all(doc, args.report)
-    from conv_parity.summary import exit_code
+    from conv_parity.report.matrix import exit_code
 
     failed = exit_code(results, fail_on_known=args.fail_on_known)
     if args.json:
@@ -274,7 +274,7 @@ def _print_check(case: ConvCase, outcomes: list[Outcome], env: dict[str, Any],
         print()
         for line in disagreeing:
             print(line)
-    from conv_parity.summary import final_line
+    from conv_parity.report.matrix import final_line
 
     print()
     print(f"{final_line([o.to_json() for o in outcomes])} ({seconds:.1f} s)")

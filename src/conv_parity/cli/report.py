@@ -43,7 +43,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def cmd_report(args: argparse.Namespace) -> int:
     """Regenerate report.md/html from report.json files (merged when several)."""
     from conv_parity.report import dumps, load_report, merge_reports, write_all
-    from conv_parity.summary import exit_code
+    from conv_parity.report.matrix import exit_code
 
     paths = [Path(p) for p in args.reports]
     docs = []

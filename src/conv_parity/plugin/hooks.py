@@ -31,7 +31,7 @@ from conv_parity.errors import ConvParityError, UsageError
 from conv_parity.generate import grid
 from conv_parity.plugin.recorder import ENV_KEY, FUZZ_KEY, OUTCOME_KEY, Recorder
 from conv_parity.registry import Registry, installed_keras_version
-from conv_parity.summary import KNOWN_BUCKETS, as_pytest_outcome, bucket, failure_label
+from conv_parity.report.matrix import KNOWN_BUCKETS, as_pytest_outcome, bucket, failure_label
 
 if TYPE_CHECKING:
     from pluggy import Result
@@ -285,7 +285,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 def mark_known(item: pytest.Item, outcome: Outcome, fail_on_known: bool = False) -> None:
     """Make the item a strict xfail when its outcome is a reproduced registered discrepancy
-    (:func:`conv_parity.summary.as_pytest_outcome` says ``xfailed``): :func:`enforce` then
+    (:func:`conv_parity.report.matrix.as_pytest_outcome` says ``xfailed``): :func:`enforce` then
     raises KnownDiscrepancy (XFAIL). Nothing else is marked, so no test ends as an
     XPASS(strict) that the matrix and the summary would count differently: a stale entry is a
     FAILED test under a strict registry and a noted pass for a user, and a case an entry
@@ -302,7 +302,7 @@ def mark_known(item: pytest.Item, outcome: Outcome, fail_on_known: bool = False)
 
 
 def _classified(outcome: Outcome) -> dict[str, Any]:
-    """The fields of an outcome that :func:`conv_parity.summary.bucket` reads."""
+    """The fields of an outcome that :func:`conv_parity.report.matrix.bucket` reads."""
     return {"verdict": outcome.verdict, "known": outcome.known,
             "observed_verdict": outcome.observed_verdict, "backend": outcome.backend}
 
@@ -409,7 +409,7 @@ def pytest_runtest_makereport(
 
 def enforce(outcome: Outcome, fail_on_known: bool = False) -> None:
     """Turn an outcome into the pytest outcome its bucket gives
-    (:func:`conv_parity.summary.as_pytest_outcome`): conforms, unsupported and not-reproduced
+    (:func:`conv_parity.report.matrix.as_pytest_outcome`): conforms, unsupported and not-reproduced
     pass, skip skips, a reproduced known discrepancy raises the exception its strict marker
     expects (:func:`mark_known`; with ``fail_on_known`` it fails), and the rest (new
     discrepancies, stale entries under a strict registry) fail with the full description."""

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import pytest
 
-from conv_parity.summary import (
+from conv_parity.report.matrix import (
     KNOWN_BUCKETS,
     bucket,
     cell_counts,
@@ -89,7 +89,7 @@ class Recorder:
 
 def matrix_lines(outcomes: list[dict[str, Any]]) -> list[str]:
     """The conformance matrix as text: one row per layer/op, one column per backend; a cell
-    counts the columns of :data:`conv_parity.summary.CELL_COLUMNS` (as report.md and
+    counts the columns of :data:`conv_parity.report.matrix.CELL_COLUMNS` (as report.md and
     report.html do): ``3 ok 1 FAIL 2 xfail 1 not-reproduced 1 unsupported 4 skip``, where a
     stale entry under a strict registry is a FAIL (it fails the run) and one that did not
     reproduce for a user is its own mark."""

@@ -1,7 +1,7 @@
 """What the Markdown and HTML renderers share: ordering, the matrix, number formatting.
 
 The matrix cells and the failure list are counted by the one classifier,
-:func:`conv_parity.summary.bucket` (folded into :data:`conv_parity.summary.CELL_COLUMNS`), as
+:func:`conv_parity.report.matrix.bucket` (folded into :data:`conv_parity.report.matrix.CELL_COLUMNS`), as
 the terminal matrix, pytest's outcomes and report.json's ``summary.by_bucket`` are."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from conv_parity import formats
-from conv_parity.summary import bucket
+from conv_parity.report.matrix import bucket
 from conv_parity.vocabulary import VERDICTS, is_failure
 
 
@@ -48,7 +48,7 @@ def layer_order(doc: Mapping[str, Any]) -> list[str]:
 
 
 def matrix(doc: Mapping[str, Any]) -> dict[str, dict[str, dict[str, int]]]:
-    """layer -> backend -> bucket -> count (:func:`conv_parity.summary.bucket`), recomputed
+    """layer -> backend -> bucket -> count (:func:`conv_parity.report.matrix.bucket`), recomputed
     from the results."""
     out: dict[str, dict[str, dict[str, int]]] = {}
     for r in doc["results"]:

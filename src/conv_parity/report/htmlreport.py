@@ -16,8 +16,8 @@ from typing import Any
 from conv_parity.report import common
 from conv_parity.report.heatmap import heatmap_html
 from conv_parity.report.htmlstyle import CSS, JS, esc
+from conv_parity.report.matrix import cell_counts, failure_label
 from conv_parity.report.schema import VERDICTS
-from conv_parity.summary import cell_counts, failure_label
 
 MAX_CARDS = 1000  # failures shown in full (with heatmaps); the rest are counted
 MAX_ROWS = 5000  # other results in the compact table
@@ -40,7 +40,7 @@ def _result_badge(r: Mapping[str, Any]) -> str:
     return _badge(r["verdict"])
 
 
-#: How report.html labels each matrix column (:data:`conv_parity.summary.CELL_COLUMNS`), and
+#: How report.html labels each matrix column (:data:`conv_parity.report.matrix.CELL_COLUMNS`), and
 #: the CSS class of its count.
 CELL_LABELS = {"ok": ("✓", "pass"), "fail": ("✗", "fail"), "xfail": ("xfail", "xfail"),
                "not-reproduced": ("not reproduced", "pass"),
@@ -48,7 +48,7 @@ CELL_LABELS = {"ok": ("✓", "pass"), "fail": ("✗", "fail"), "xfail": ("xfail"
 
 
 def _cell_html(cell: Mapping[str, int]) -> str:
-    """A matrix cell from its bucket counts (:func:`conv_parity.summary.bucket`)."""
+    """A matrix cell from its bucket counts (:func:`conv_parity.report.matrix.bucket`)."""
     parts = [f'<span class="n {CELL_LABELS[col][1]}">{n} {CELL_LABELS[col][0]}</span>'
              for col, n in cell_counts(cell).items() if n]
     return "".join(parts) if parts else "—"

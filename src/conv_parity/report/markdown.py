@@ -14,7 +14,13 @@ from typing import Any
 
 from conv_parity.facts import HEADLINE, describe
 from conv_parity.report import common
-from conv_parity.summary import KNOWN_BUCKETS, bucket, cell_counts, counts_phrase, failure_label
+from conv_parity.report.matrix import (
+    KNOWN_BUCKETS,
+    bucket,
+    cell_counts,
+    counts_phrase,
+    failure_label,
+)
 from conv_parity.variants import disagreements
 
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]|#~])")
@@ -50,14 +56,14 @@ def _truncate(text: str, limit: int) -> str:
     return text[:limit] + f"\n… ({len(text) - limit} more characters in report.json)"
 
 
-#: How report.md spells each matrix column (:data:`conv_parity.summary.CELL_COLUMNS`).
+#: How report.md spells each matrix column (:data:`conv_parity.report.matrix.CELL_COLUMNS`).
 CELL_WORDS = {"ok": "✓", "fail": "✗", "xfail": "xfail", "not-reproduced": "not reproduced",
               "unsupported": "unsupported", "skip": "skip"}
 
 
 def format_cell(cell: Mapping[str, int]) -> str:
     """``12 ✓ · 1 ✗ · 2 xfail · 1 not reproduced · 1 unsupported · 3 skip`` from a cell's
-    bucket counts (:func:`conv_parity.summary.bucket`); zero counts left out."""
+    bucket counts (:func:`conv_parity.report.matrix.bucket`); zero counts left out."""
     parts = [f"**{n} {CELL_WORDS[col]}**" if col == "fail" else f"{n} {CELL_WORDS[col]}"
              for col, n in cell_counts(cell).items() if n]
     return " · ".join(parts) if parts else "—"

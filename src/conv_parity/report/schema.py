@@ -26,13 +26,13 @@ report.json puts one result per line.
 Classes. ``by_verdict``, ``by_backend`` and ``matrix`` count the ``verdict`` field as written:
 a stale registry entry has verdict ``pass`` there even where it fails the run. What a result
 *is* (whether it fails the run, is a known discrepancy, ...) is its bucket, given by the one
-classifier :func:`conv_parity.summary.bucket` (``conforms``, ``known-wrong``,
+classifier :func:`conv_parity.report.matrix.bucket` (``conforms``, ``known-wrong``,
 ``known-cannot-run``, ``unsupported``, ``new``, ``not-reproduced``, ``skip``), and every
 rendering (pytest's outcome, the terminal matrix, report.md, report.html, exit codes) counts
 those. The summary holds them too (added after conv-parity 0.1.0, schema version still 1, so a
 consumer must accept their absence in older reports): ``summary.by_bucket`` (bucket -> count,
 every bucket, zeros included), ``summary.by_backend_bucket`` (backend -> bucket -> count, every
-bucket) and ``summary.bucket_matrix`` (layer -> backend -> bucket -> count, non-zero only).
+bucket) and ``report.matrix.bucket_matrix`` (layer -> backend -> bucket -> count, non-zero only).
 ``summary.by_bucket.new`` is the number of results that fail the run (a failure verdict, or a
 stale entry under a strict registry); the failure verdicts' sum in ``by_verdict`` leaves the
 stale entries out.
@@ -49,7 +49,7 @@ from typing import Any
 import numpy as np
 
 # The vocabulary lives in conv_parity.vocabulary; re-exported here for the report API.
-from conv_parity.summary import BUCKETS, bucket
+from conv_parity.report.matrix import BUCKETS, bucket
 from conv_parity.vocabulary import FAILURE_VERDICTS as FAILURE_VERDICTS
 from conv_parity.vocabulary import OK_VERDICTS as OK_VERDICTS
 from conv_parity.vocabulary import VERDICTS as VERDICTS
@@ -171,7 +171,7 @@ def decode(doc: dict[str, Any]) -> dict[str, Any]:
 
 def summarize(results: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     """Counts by verdict, by backend and by layer x backend, and the same by bucket (the one
-    classifier, :func:`conv_parity.summary.bucket`): always recomputed, never merged."""
+    classifier, :func:`conv_parity.report.matrix.bucket`): always recomputed, never merged."""
     by_verdict = dict.fromkeys(VERDICTS, 0)
     by_backend: dict[str, dict[str, int]] = {}
     matrix: dict[str, dict[str, dict[str, int]]] = {}

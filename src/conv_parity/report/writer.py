@@ -338,7 +338,7 @@ class ReportWriter:
         schema.validate_result(plain)
         line = result_line(plain)
         key = (plain["case_id"], plain["backend"])
-        # what summarize and the one classifier (summary.bucket) read
+        # what summarize and the one classifier (report.matrix.bucket) read
         slim = {"layer": plain["layer"], "case_id": key[0], "backend": key[1],
                 "verdict": plain["verdict"], "known": plain.get("known"),
                 "observed_verdict": plain.get("observed_verdict")}

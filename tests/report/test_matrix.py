@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conv_parity.summary import bucket, counts_line, exit_code, final_line
+from conv_parity.report.matrix import bucket, counts_line, exit_code, final_line
 
 KNOWN = {"id": "tf-bias", "link": "unreported", "fixed_in": None}
 
