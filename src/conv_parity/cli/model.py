@@ -76,7 +76,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                             "shape with batch --batch)")
     model.add_argument("--batch", type=positive_int, default=2, metavar="N",
                        help="batch size when --input-shape is not given (default 2)")
-    add_backends_option(model)
+    add_backends_option(model, whole_models=True)
     model.add_argument("--layers", metavar="PATTERNS", default=None,
                        help="comma-separated fnmatch patterns on layer path, name or class "
                             "(e.g. 'block_1/*,Conv2DTranspose'); the others are listed as "
@@ -106,7 +106,7 @@ def cmd_model(args: argparse.Namespace) -> int:
 
     shape = parse.parse_input_shape(args.input_shape) if args.input_shape else None
     layers = [p.strip() for p in args.layers.split(",") if p.strip()] if args.layers else None
-    backends = selected_backends(args.backends)
+    backends = selected_backends(args.backends, whole_models=True)
     started = time.monotonic()
     with stdout_to_stderr(args.json):
         result = check_model(args.source, backends, input_shape=shape, batch=args.batch,

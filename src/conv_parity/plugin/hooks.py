@@ -62,6 +62,8 @@ _OPTIONS: list[tuple[str, str, str | None]] = [
      "false"),
     ("fail-on-known", "true: known discrepancies fail too (migration gates); default false: "
                       "they are xfail", "false"),
+    ("repro", "which results get a standalone repro script in the report folder: failures "
+              "(one per failing case x backend) or all (known discrepancies too)", "failures"),
 ]
 _FILTERED_BEFORE = pytest.StashKey[tuple[int, int]]()
 _STATE = pytest.StashKey["_State"]()
@@ -145,6 +147,12 @@ class _State:
         self.report_dir = Path(report) if report else None
         self.strict = _flag(config, "strict-registry")
         self.fail_on_known = _flag(config, "fail-on-known")
+        from conv_parity.engine import REPRO_CHOICES
+
+        self.repro = (_option(config, "repro") or "failures").strip()
+        if self.repro not in REPRO_CHOICES:
+            raise pytest.UsageError(f"--conv-repro takes {' or '.join(REPRO_CHOICES)}, "
+                                    f"got {self.repro!r}")
         self.registry = Registry.load(_option(config, "registry"))
         self.keras_version = installed_keras_version()
         self._cases: list[ConvCase] | None = None
@@ -179,7 +187,7 @@ class _State:
 
             self._engine = Engine(self.backends, timeout=self.timeout, report_dir=self.report_dir,
                                   strict_registry=self.strict,
-                                  registry=self.registry)
+                                  registry=self.registry, repro=self.repro)
         return self._engine
 
     def run_info(self) -> dict[str, Any]:

@@ -1,0 +1,113 @@
+"""What a new user meets first (issue 27): help that offers only what works, refusals before any
+worker starts, a sensible pytest header, one repro script per failure, progress on stderr."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conv_parity import backends as targets
+from conv_parity.cli.main import build_parser, main
+from conv_parity.errors import UsageError
+
+
+def _help(command: str) -> str:
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return " ".join(sub.choices[command].format_help().split())
+
+
+@pytest.mark.parametrize("command", ["check", "run", "fuzz"])
+def test_keras2_is_offered_only_where_it_works(command: str) -> None:
+    text = _help(command)
+    assert "tensorflow:onednn-on" in text
+    assert "keras2" not in text
+
+
+def test_model_help_offers_keras2_and_says_how_it_joins() -> None:
+    assert "torch:mkldnn-off, keras2;" in _help("model")
+    assert "keras2 joins a Keras 2 .h5's end to end by itself" in _help("model")
+
+
+def test_keras2_is_refused_before_any_worker_starts(monkeypatch: pytest.MonkeyPatch,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(targets.BackendSpec, "installed", lambda self: True)
+    rc = main(["check", "Conv2D(2, 3)", "--input-shape", "1,5,5,1", "--backends", "keras2"])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert "starting" not in err
+    assert "keras2 runs whole models only" in err and "choose from tensorflow, torch" in err
+
+
+def test_unknown_backend_gets_a_suggestion() -> None:
+    with pytest.raises(UsageError, match=r"unknown backend 'tensorflw'; did you mean "
+                                         r"'tensorflow'\?"):
+        targets.get("tensorflw")
+
+
+def test_run_names_its_own_config_file_not_dev_null(tmp_path: Path) -> None:
+    """`conv-parity run` isolates the suite from the user's pytest settings with the suite's
+    own empty ini file; pytest's header names it instead of a path climbing to /dev/null."""
+    from conv_parity.cli import run
+
+    args = build_parser().parse_args(["run", "--profile", "smoke"])
+    cmd = run.pytest_command(args, ["numpy"], tmp_path)
+    ini = Path(cmd[cmd.index("-c") + 1])
+    assert ini.name == run.RUN_INI and ini.is_file()
+    assr = subprocess.run([*cmd, "--collect-only", "-p", "no:randomly"], capture_output=True,
+                          text=True, timeout=120, check=False)
+    # pytest 9 prints "configfile:" on its own line, earlier releases after "rootdir: ...,"
+    header = [line for line in assr.stdout.splitlines() if "configfile:" in line]
+    assert header, assr.stdout[-2000:] + assr.stderr[-2000:]
+    assert header[0].endswith("configfile: conv-parity-run.ini")
+    assert "dev/null" not in assr.stdout
+
+
+@pytest.mark.skipif(importlib.util.find_spec("tensorflow") is None, reason="needs tensorflow")
+def test_one_repro_script_per_failure_not_per_known_discrepancy(tmp_path: Path) -> None:
+    """A reproduced known discrepancy (xfail) gets no script unless asked (``repro="all"``):
+    a report folder holds one script per failing (case, backend), as the README says."""
+    from conv_parity.case import ConvCase
+    from conv_parity.engine import Engine
+
+    case = ConvCase.make("DepthwiseConv1D", {"kernel_size": 1, "depth_multiplier": 2,
+                                             "data_format": "channels_first"}, (1, 2, 4))
+    with Engine("tensorflow", report_dir=tmp_path / "failures") as engine:
+        (out,) = engine.check([case])
+    assert out.verdict == "xfail", out.message
+    assert out.repro is None
+    assert not list((tmp_path / "failures").glob("repro/*.py"))
+    with Engine("tensorflow", report_dir=tmp_path / "all", repro="all") as engine:
+        (out,) = engine.check([case])
+    assert out.verdict == "xfail" and out.repro and Path(out.repro).is_file()
+
+
+def test_repro_choice_is_checked() -> None:
+    from conv_parity.engine import Engine
+
+    with pytest.raises(UsageError, match=r"repro must be one of failures, all, got 'some'"):
+        Engine("numpy", repro="some")
+
+
+def test_run_passes_repro_to_pytest(tmp_path: Path) -> None:
+    from conv_parity.cli import run
+
+    args = build_parser().parse_args(["run", "--repro", "all"])
+    cmd = run.pytest_command(args, ["numpy"], tmp_path)
+    assert cmd[cmd.index("--conv-repro") + 1] == "all"
+    args = build_parser().parse_args(["run"])
+    cmd = run.pytest_command(args, ["numpy"], tmp_path)
+    assert cmd[cmd.index("--conv-repro") + 1] == "failures"
+
+
+def test_main_module_runs(tmp_path: Path) -> None:
+    """`python -m conv_parity --version` works as well as the console script."""
+    proc = subprocess.run([sys.executable, "-m", "conv_parity", "--version"],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("conv-parity ")
