@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import io
 import subprocess
 import sys
 from pathlib import Path
@@ -111,3 +112,55 @@ def test_main_module_runs(tmp_path: Path) -> None:
                           capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("conv-parity ")
+
+
+# --------------------------------------------------------------------------- progress
+
+
+class _Tty(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_is_shown_on_a_terminal_only_and_never_under_json() -> None:
+    from conv_parity.cli.progress import wanted
+
+    ns = argparse.Namespace
+    assert wanted(ns(progress=None, json=False), _Tty())
+    assert not wanted(ns(progress=None, json=False), io.StringIO())  # a pipe, a CI log
+    assert not wanted(ns(progress=None, json=True), _Tty())
+    assert wanted(ns(progress=True, json=True), io.StringIO())
+    assert not wanted(ns(progress=False, json=False), _Tty())
+
+
+def test_progress_line_keeps_phase_lines_and_counts(capsys: pytest.CaptureFixture[str]) -> None:
+    from conv_parity.cli.progress import Progress
+
+    stream = _Tty()
+    with Progress(True, stream) as progress:
+        progress("conv-parity: starting 3 backend workers (tensorflow, jax, torch)...")
+        progress.count(1, 3)
+    text = stream.getvalue()
+    assert "conv-parity: starting 3 backend workers (tensorflow, jax, torch)..." in text
+    assert capsys.readouterr().out == ""
+    with Progress(False) as quiet:  # off: the phase line is logged as before, nothing else
+        quiet("conv-parity: round trips...")
+        quiet.count(1, 2)
+    assert capsys.readouterr() == ("", "conv-parity: round trips...\n")
+
+
+@pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="needs the numpy backend")
+def test_backends_progress_goes_to_stderr_and_json_stays_clean() -> None:
+    """--progress forced with --json: stdout is still exactly one JSON document; without a
+    terminal and without --progress, stderr carries no cursor codes."""
+    import json
+
+    cmd = [sys.executable, "-m", "conv_parity", "backends", "--backends", "numpy"]
+    forced = subprocess.run([*cmd, "--json", "--progress"], capture_output=True, text=True,
+                            timeout=300, check=False)
+    assert forced.returncode == 0, forced.stderr[-2000:]
+    assert json.loads(forced.stdout)["backends"][0]["backend"] == "numpy"
+    assert "importing numpy" in forced.stderr
+    plain = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
+    assert plain.returncode == 0, plain.stderr[-2000:]
+    assert "\x1b[" not in plain.stderr and "importing numpy" in plain.stderr

@@ -19,13 +19,13 @@ from conv_parity.cli.common import (
     EXIT_OK,
     add_backends_option,
     emit_json,
-    log,
     positive_float,
     positive_int,
     seed,
     selected_backends,
     stdout_to_stderr,
 )
+from conv_parity.cli.progress import Progress, add_progress_option, wanted
 from conv_parity.cli.text import failure_lines, one_line, table
 from conv_parity.formats import fmt_float, fmt_shape
 
@@ -96,6 +96,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        help="per-backend timeout in seconds (default 120)")
     model.add_argument("--report", metavar="DIR", default=None,
                        help="also write report.json/md/html, logs and repro scripts here")
+    add_progress_option(model)
     model.set_defaults(func=cmd_model)
 
 
@@ -108,10 +109,10 @@ def cmd_model(args: argparse.Namespace) -> int:
     layers = [p.strip() for p in args.layers.split(",") if p.strip()] if args.layers else None
     backends = selected_backends(args.backends, whole_models=True)
     started = time.monotonic()
-    with stdout_to_stderr(args.json):
+    with stdout_to_stderr(args.json), Progress(wanted(args)) as progress:
         result = check_model(args.source, backends, input_shape=shape, batch=args.batch,
                              layers=layers, reseed_weights=args.reseed, seed=args.seed,
-                             timeout=args.timeout, report_dir=args.report, progress=log,
+                             timeout=args.timeout, report_dir=args.report, progress=progress,
                              end_to_end=args.end_to_end, write_repaired=args.write_repaired,
                              builder=args.builder, input_array=args.input)
     doc = result.to_json()
