@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from conv_parity import backends as targets
+from conv_parity._version import __version__
 from conv_parity.cli.main import build_parser, main
 from conv_parity.errors import UsageError
 
@@ -67,6 +68,9 @@ def test_run_names_its_own_config_file_not_dev_null(tmp_path: Path) -> None:
     assert header, assr.stdout[-2000:] + assr.stderr[-2000:]
     assert header[0].endswith("configfile: conv-parity-run.ini")
     assert "dev/null" not in assr.stdout
+    # and the plugin's own header line says what it will run
+    assert (f"conv-parity {__version__}: profile smoke; backends numpy; registry not strict; "
+            f"report {tmp_path}") in assr.stdout
 
 
 @pytest.mark.skipif(importlib.util.find_spec("tensorflow") is None, reason="needs tensorflow")
@@ -164,3 +168,15 @@ def test_backends_progress_goes_to_stderr_and_json_stays_clean() -> None:
     plain = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
     assert plain.returncode == 0, plain.stderr[-2000:]
     assert "\x1b[" not in plain.stderr and "importing numpy" in plain.stderr
+
+
+def test_a_misspelt_keyword_gets_a_suggestion(capsys: pytest.CaptureFixture[str]) -> None:
+    rc = main(["check", "Conv2D(2, 3, stride=2)", "--input-shape", "1,5,5,1"])
+    assert rc == 2
+    assert "Conv2D does not take 'stride' (did you mean 'strides'?)" in capsys.readouterr().err
+    from conv_parity import kinds
+
+    with pytest.raises(UsageError, match=r"does not take 'dilation' \(did you mean "
+                                         r"'dilation_rate'\?\)"):
+        kinds.canonicalize("Conv2D", {"filters": 2, "kernel_size": 3, "dilation": 2},
+                           (1, 5, 5, 1))

@@ -237,6 +237,21 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(Recorder(state), "conv_parity_recorder")
 
 
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    """One header line saying what the plugin will do: grid, backends, registry, report."""
+    state = config.stash.get(_STATE, None)
+    if state is None:
+        return []
+    from conv_parity._version import __version__
+
+    cases = _option(config, "cases")
+    grid_text = f"cases from {cases}" if cases else f"profile {state.profile}"
+    return [f"conv-parity {__version__}: {grid_text}; backends "
+            f"{', '.join(state.backends) or 'none installed'}; registry "
+            f"{'strict' if state.strict else 'not strict'}; report "
+            f"{state.report_dir if state.report_dir is not None else 'not written'}"]
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     names = metafunc.fixturenames
     if "conv_case" not in names or "conv_backend" not in names:
