@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The Action's install step: CPU wheels only, and only the backends asked for.
 # Inputs (environment, as action.yml sets them): CONV_PARITY_SOURCE (this repository's checkout),
-# INPUT_BACKENDS, INPUT_KERAS2, INPUT_TORCH_INDEX_URL.
+# INPUT_BACKENDS, INPUT_KERAS2, INPUT_TORCH_INDEX_URL, INPUT_PIP_ARGS (split on spaces).
 set -euo pipefail
 
 source_dir="${CONV_PARITY_SOURCE:?CONV_PARITY_SOURCE is not set}"
@@ -37,6 +37,7 @@ if [ "$keras2" = true ]; then
 fi
 joined=$(IFS=','; echo "${extras[*]}")
 
+read -r -a pip_args <<< "${INPUT_PIP_ARGS:-}"
 run() { echo "+ $*"; "$@"; }
 
 case ",$joined," in
@@ -44,13 +45,13 @@ case ",$joined," in
     # torch first, the CPU build: PyPI's Linux torch is a CUDA build (2.7 GiB with its nvidia
     # wheels); the torch extra admits nothing newer than 2.13.0, so the next step keeps this one.
     if [ -n "${INPUT_TORCH_INDEX_URL:-}" ]; then
-      run python -m pip install torch==2.13.0 --index-url "$INPUT_TORCH_INDEX_URL"
+      run python -m pip install ${pip_args[@]+"${pip_args[@]}"} torch==2.13.0 --index-url "$INPUT_TORCH_INDEX_URL"
     else
-      run python -m pip install torch==2.13.0
+      run python -m pip install ${pip_args[@]+"${pip_args[@]}"} torch==2.13.0
     fi ;;
 esac
-run python -m pip install "${source_dir}[${joined}]"
+run python -m pip install ${pip_args[@]+"${pip_args[@]}"} "${source_dir}[${joined}]"
 if [ "$keras2" = true ]; then
   # without --no-deps, tf-keras would pull a second TensorFlow beside tensorflow-cpu
-  run python -m pip install --no-deps tf-keras==2.21.0
+  run python -m pip install ${pip_args[@]+"${pip_args[@]}"} --no-deps tf-keras==2.21.0
 fi

@@ -98,19 +98,19 @@ def test_install_refuses_an_unknown_backend_before_pip(action: dict[str, Any],
 
 @pytest.mark.slow
 def test_install_dry_run_takes_only_cpu_wheels(action: dict[str, Any], tmp_path: Path) -> None:
-    """pip's own --dry-run (PIP_DRY_RUN=1): torch 2.13.0 first, then the project with the
+    """pip's own --dry-run (the pip-args input): torch 2.13.0 first, then the project with the
     extras of the backends asked for, tf-keras without its dependencies; nothing from nvidia
     or triton. (``torch-index-url`` empty: this test's machine cannot reach PyPI or PyTorch's
     index and serves the CPU wheel locally; the Action's default is the CPU index.)"""
     proc, _, _ = run_step(action, "install conv-parity (CPU wheels)",
-                          {"backends": "torch,numpy", "keras2": "true", "torch-index-url": ""},
-                          tmp_path, extra_env={"PIP_DRY_RUN": "1"}, timeout=600)
+                          {"backends": "torch,numpy", "keras2": "true", "torch-index-url": "",
+                           "pip-args": "--dry-run"}, tmp_path, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     commands = [line for line in proc.stdout.splitlines() if line.startswith("+ ")]
     assert commands == [
-        "+ python -m pip install torch==2.13.0",
-        f"+ python -m pip install {ROOT}[torch,jax,tensorflow]",
-        "+ python -m pip install --no-deps tf-keras==2.21.0",
+        "+ python -m pip install --dry-run torch==2.13.0",
+        f"+ python -m pip install --dry-run {ROOT}[torch,jax,tensorflow]",
+        "+ python -m pip install --dry-run --no-deps tf-keras==2.21.0",
     ]
     assert not re.search(r"nvidia|triton", proc.stdout, re.IGNORECASE), proc.stdout
 

@@ -160,3 +160,26 @@ def _without_redirects(words: list[str]) -> list[str]:
             continue
         out.append(w)
     return out
+
+
+@pytest.mark.slow  # pip resolves against its indexes: 20-60 s
+def test_readme_dry_run_after_step_1_fetches_no_cuda_wheel() -> None:
+    """The README's check, run: with torch 2.13.0 installed (step 1), pip's dry run of step 2
+    would install nothing from nvidia or triton."""
+    import subprocess
+    import sys
+    from importlib import metadata
+
+    try:
+        torch_version = metadata.version("torch")
+    except metadata.PackageNotFoundError:
+        pytest.skip("torch is not installed here (README step 1)")
+    assert torch_version.startswith("2.13.0")
+    proc = subprocess.run([sys.executable, "-m", "pip", "install", "--dry-run", "-e",
+                           f"{ROOT}[all,dev]"], capture_output=True, text=True, timeout=600,
+                          check=False)
+    if proc.returncode != 0 and "No matching distribution" in proc.stderr:
+        pytest.skip("pip cannot reach an index with the dependencies here")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    would = [line for line in proc.stdout.splitlines() if line.startswith("Would install")]
+    assert not re.search(r"nvidia|triton|torch-", " ".join(would), re.IGNORECASE), would
