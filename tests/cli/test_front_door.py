@@ -180,3 +180,22 @@ def test_a_misspelt_keyword_gets_a_suggestion(capsys: pytest.CaptureFixture[str]
                                          r"'dilation_rate'\?\)"):
         kinds.canonicalize("Conv2D", {"filters": 2, "kernel_size": 3, "dilation": 2},
                            (1, 5, 5, 1))
+
+
+def test_fuzz_progress_counts_examples_with_an_eta(capsys: pytest.CaptureFixture[str]) -> None:
+    from conv_parity.cli.fuzz import _CampaignProgress
+    from conv_parity.cli.progress import Progress
+    from conv_parity.fuzzing import CampaignEvent
+
+    by_count = _CampaignProgress(max_examples=100)
+    assert by_count.eta(CampaignEvent("example", 25, 10.0, 0)) == pytest.approx(30.0)
+    by_time = _CampaignProgress(time_budget=60)
+    assert by_time.eta(CampaignEvent("example", 3, 45.0, 0)) == pytest.approx(15.0)
+    stream = _Tty()
+    with Progress(True, stream) as live:
+        sink = _CampaignProgress(live, max_examples=100)
+        sink(CampaignEvent("example", 25, 10.0, 1))
+        assert live._text == "25 examples, 1 distinct discrepancies, ETA 30 s"
+        sink(CampaignEvent("found", 26, 11.0, 2, "Conv2D-x", ("Conv2D", "jax", "fail-values")))
+    assert "new discrepancy Conv2D/jax/fail-values on Conv2D-x" in stream.getvalue()
+    assert capsys.readouterr().out == ""

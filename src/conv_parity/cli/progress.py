@@ -67,7 +67,7 @@ class Progress:
     def __call__(self, line: str) -> None:
         """A phase line: printed (above the live line when it is shown), then shown live."""
         if self._progress is not None:
-            self._progress.console.print(line, markup=False)
+            self._progress.console.print(line, markup=False, highlight=False, soft_wrap=True)
         else:
             log(line)
         self.phase(line.removeprefix("conv-parity: ").rstrip("."))
