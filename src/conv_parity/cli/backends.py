@@ -65,7 +65,7 @@ def cmd_backends(args: argparse.Namespace) -> int:
                      f"concurrently)...")
             progress.phase("workers ready")
         pool.start(names)
-        infos = {}
+        infos: dict[str, Any] = {}
         for b in names:
             progress.count(len(infos), len(names))
             infos[b] = pool.info(b)
