@@ -165,3 +165,11 @@ def test_example_workflow_uses_only_declared_inputs(action: dict[str, Any]) -> N
         for key, value in step["with"].items():
             assert key in action["inputs"], key
             assert isinstance(value, str), (key, value)
+
+
+@pytest.mark.parametrize("script", ["action/install.sh", "action/check.sh", "action/summary.sh",
+                                    ".ci/run"])
+def test_shell_scripts_parse(script: str) -> None:
+    proc = subprocess.run(["bash", "-n", str(ROOT / script)], capture_output=True, text=True,
+                          timeout=30, check=False)
+    assert proc.returncode == 0, proc.stderr
