@@ -1,4 +1,5 @@
-"""nox sessions: per-backend tests, lint, fuzz, nightly Keras, oldest Keras, registry docs.
+"""nox sessions: per-backend tests, lint, fuzz, nightly Keras, oldest Keras, registry docs, the
+docs site.
 
 `nox -l` lists them. Each backend session installs only that backend's extra and selects only
 that backend, so a CI job proves the suite runs where only one backend is installed.
@@ -14,7 +15,7 @@ nox.options.sessions = ["lint", "tests"]
 PYTHONS = ["3.10", "3.11", "3.12"]
 BACKENDS = ["tensorflow", "torch", "jax", "numpy", "openvino"]
 #: The oldest Keras 3 release of each backend's `oldest` session, with what it needs to import,
-#: and backend releases of its time (README, "Known discrepancies"). OpenVINO became a Keras
+#: and backend releases of its time (docs/registry.md). OpenVINO became a Keras
 #: backend in 3.8.0 (whose backend imports ``openvino.runtime.opset14``, gone from OpenVINO
 #: 2026). torch: this project installs only torch 2.13.0 (the CPU build); Keras 3.1.0 with it is
 #: green once the release triage's entries are in (torch "same" padding before 3.9 and 3.5,
@@ -32,7 +33,7 @@ EXTRA = {"tensorflow": "tensorflow", "torch": "torch", "jax": "jax", "numpy": "j
 
 def _install(session: nox.Session, backend: str, *keras: str) -> None:
     if backend == "torch":
-        # Pinned first: an unpinned torch pulls a multi-GB CUDA build (see README).
+        # Pinned first: an unpinned torch pulls a multi-GB CUDA build (docs/install.md).
         session.install("torch==2.13.0")
     session.install("-e", f".[{EXTRA[backend]},dev]")
     if keras:
@@ -104,3 +105,10 @@ def fuzz(session: nox.Session) -> None:
 def registry(session: nox.Session) -> None:
     """Regenerate docs/known-discrepancies.md from the registry."""
     session.run("python", "-m", "conv_parity.registry", "--write", "docs/known-discrepancies.md")
+
+
+@nox.session(python=PYTHONS[-1])
+def docs(session: nox.Session) -> None:
+    """The documentation site: mkdocs build --strict (not part of CI's required jobs)."""
+    session.install("-e", ".[docs]")
+    session.run("mkdocs", "build", "--strict", *session.posargs)

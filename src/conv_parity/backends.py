@@ -188,6 +188,8 @@ _VARIANTS = (
 SPECS: dict[str, BackendSpec] = {s.name: s for s in (*_BASE, *_VARIANTS, KERAS2)}
 #: The Keras backends, named as Keras names them.
 KERAS_BACKENDS: tuple[str, ...] = tuple(s.name for s in _BASE)
+#: The targets that run layer cases (check, run, fuzz): every named one but ``keras2``.
+CASE_TARGETS: tuple[str, ...] = tuple(n for n, s in SPECS.items() if s.cases)
 
 
 def mutant(base: str, mutation: str) -> BackendSpec:
@@ -210,7 +212,11 @@ def get(name: str) -> BackendSpec:
         if mutation in MUTATIONS:
             return mutant(base, mutation)
         raise UsageError(f"unknown mutant {name!r}; mutations: {', '.join(MUTATIONS)}")
-    raise UsageError(f"unknown backend {name!r}; choose from {', '.join(SPECS)} "
+    import difflib
+
+    close = difflib.get_close_matches(name, list(SPECS), n=1)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    raise UsageError(f"unknown backend {name!r}; {hint}choose from {', '.join(SPECS)} "
                      "(or 'all', or 'BACKEND:*' for every variant of one)")
 
 

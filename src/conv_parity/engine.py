@@ -35,6 +35,9 @@ from conv_parity.workers import BackendInfo, BackendResult, WorkerPool, WorkItem
 
 DEFAULT_TIMEOUT = 120.0
 DEFAULT_CHUNK = 16
+#: Which results get a standalone repro script (``Engine(repro=...)``, ``--repro``): one per
+#: failing (case, backend) by default; ``all`` adds one per reproduced known discrepancy.
+REPRO_CHOICES = ("failures", "all")
 #: How many fresh processes the repro script of a nondeterministic failure checks the case in.
 REPRO_REPEATS = 5
 
@@ -72,8 +75,14 @@ class Engine:
         registry: Registry | None = None,
         diagnose: bool = True,
         strict_registry: bool = False,
+        repro: str = "failures",
     ) -> None:
         self.backends, self.explicit = parse_backends(backends)
+        if repro not in REPRO_CHOICES:
+            raise UsageError(f"repro must be one of {', '.join(REPRO_CHOICES)}, got {repro!r}")
+        #: Which results get a repro script: ``failures`` (new discrepancies, stale entries
+        #: under a strict registry) or ``all`` (known discrepancies too).
+        self.repro = repro
         for name in self.backends:
             spec = targets.get(name)
             if not spec.cases:
@@ -327,7 +336,9 @@ class Engine:
                 out.error_map = error_map(output, ref.output, out.case.kwargs["data_format"])
             except Exception as exc:
                 notes.append(f"error map failed: {type(exc).__name__}: {exc}")
-        if ref.invalid is not None:  # the spec rejects the case: no reference to script
+        if ref.invalid is not None or (self.repro != "all" and not out.failed):
+            # the spec rejects the case (no reference to script), or a known discrepancy
+            # whose script was not asked for (``repro="all"``): one script per failure
             if notes:
                 print("conv-parity: " + "; ".join(notes), file=sys.stderr)
             return

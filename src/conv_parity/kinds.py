@@ -309,8 +309,9 @@ def canonicalize(name: str, kwargs: Mapping[str, Any], input_shape: Sequence[int
         accepted[g] = _GEOMETRY_DEFAULTS[g]
     unknown = sorted(set(kwargs) - set(accepted))
     if unknown:
+        hint = did_you_mean(unknown[0], accepted) if len(unknown) == 1 else ""
         raise UsageError(
-            f"{name} does not take {', '.join(map(repr, unknown))}; "
+            f"{name} does not take {', '.join(map(repr, unknown))}{hint}; "
             f"it takes: {', '.join(accepted)}"
         )
     out: dict[str, Any] = {}

@@ -14,7 +14,8 @@ import json
 from typing import Any
 
 from conv_parity import backends as targets
-from conv_parity.cli.common import EXIT_OK, emit_json, log, positive_float, stdout_to_stderr
+from conv_parity.cli.common import EXIT_OK, emit_json, positive_float, stdout_to_stderr
+from conv_parity.cli.progress import Progress, add_progress_option, wanted
 from conv_parity.cli.text import one_line, table
 
 EXAMPLES = """\
@@ -43,6 +44,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     back.add_argument("--json", action="store_true", help="one JSON document on stdout")
     back.add_argument("--timeout", type=positive_float, default=120.0, metavar="S",
                       help=argparse.SUPPRESS)
+    add_progress_option(back)
     back.set_defaults(func=cmd_backends)
 
 
@@ -56,11 +58,17 @@ def cmd_backends(args: argparse.Namespace) -> int:
     else:
         names = [n for n, s in targets.SPECS.items() if s.installed()]
     rows: list[dict[str, Any]] = []
-    if names:
-        log(f"conv-parity: importing {', '.join(names)} (one worker each, concurrently)...")
-    with stdout_to_stderr(args.json), WorkerPool(timeout=args.timeout) as pool:
+    with stdout_to_stderr(args.json), Progress(wanted(args)) as progress, \
+            WorkerPool(timeout=args.timeout) as pool:
+        if names:
+            progress(f"conv-parity: importing {', '.join(names)} (one worker each, "
+                     f"concurrently)...")
+            progress.phase("workers ready")
         pool.start(names)
-        infos = {b: pool.info(b) for b in names}
+        infos: dict[str, Any] = {}
+        for b in names:
+            progress.count(len(infos), len(names))
+            infos[b] = pool.info(b)
     shown = names if args.backends else list(targets.SPECS)
     for backend in shown:
         spec = targets.get(backend)

@@ -43,7 +43,7 @@ def check_cases(args: argparse.Namespace) -> int:
     if found.cases:
         with stdout_to_stderr(args.json), Engine(
             backends, timeout=args.timeout, report_dir=args.report,
-            strict_registry=args.strict_registry,
+            strict_registry=args.strict_registry, repro=args.repro,
         ) as engine:
             engine.plan(found.cases)
             results = [o.to_json() for o in engine.check(found.cases)]

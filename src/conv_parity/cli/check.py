@@ -108,6 +108,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     check.add_argument("--strict-registry", action="store_true",
                        help="exit 1 when a registered discrepancy does not reproduce (for the "
                             "registry's maintainers; default: a pass with a note)")
+    check.add_argument("--repro", choices=("failures", "all"), default="failures",
+                       help="repro scripts: one per failing backend (default), or all: known "
+                            "discrepancies too")
     check.add_argument("--report", metavar="DIR", default=None,
                        help="also write report.json/md/html, logs and repro scripts here")
     check.set_defaults(func=cmd_check)
@@ -173,7 +176,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         f"(starting {len(backends)} backend worker{'s' if len(backends) > 1 else ''}...)")
     with stdout_to_stderr(args.json), Engine(
         backends, timeout=args.timeout, report_dir=args.report,
-        strict_registry=args.strict_registry,
+        strict_registry=args.strict_registry, repro=args.repro,
     ) as engine:
         outcomes = engine.check(cases)
         env = engine.environment()

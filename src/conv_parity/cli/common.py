@@ -98,12 +98,16 @@ def seed(text: str) -> int:
     return value
 
 
-def add_backends_option(parser: argparse.ArgumentParser) -> None:
-    """``--backends LIST``, the same for every subcommand that runs cases."""
+def add_backends_option(parser: argparse.ArgumentParser, whole_models: bool = False) -> None:
+    """``--backends LIST``, the same for every subcommand that runs cases. Only the targets the
+    subcommand accepts are offered: ``keras2`` only where whole models run (`model`)."""
+    names = targets.SPECS if whole_models else targets.CASE_TARGETS
+    extra = ("; keras2 joins a Keras 2 .h5's end to end by itself where tf_keras is installed"
+             if whole_models else "")
     parser.add_argument("--backends", metavar="LIST",
-                        help=f"comma-separated, from {', '.join(targets.SPECS)}; 'all' is "
+                        help=f"comma-separated, from {', '.join(names)}; 'all' is "
                              "every installed backend, 'BACKEND:*' its variants "
-                             "(default: every installed backend)")
+                             f"(default: every installed backend{extra})")
 
 
 def add_modes_option(parser: argparse.ArgumentParser, default: str) -> None:
@@ -123,11 +127,19 @@ def selected_modes(spec: str | None) -> list[str] | None:
     return modes.parse(spec)
 
 
-def selected_backends(spec: str | None) -> list[str]:
-    """The targets a --backends value selects; none installed is a usage error."""
+def selected_backends(spec: str | None, whole_models: bool = False) -> list[str]:
+    """The targets a --backends value selects; none installed is a usage error, and so is a
+    whole-model-only target (keras2) outside `model`: refused here, before any worker starts."""
     from conv_parity.engine import parse_backends
 
     backends, _ = parse_backends(spec)
+    if not whole_models:
+        for name in backends:
+            if not targets.get(name).cases:
+                raise UsageError(
+                    f"{name} runs whole models only ({targets.get(name).summary}); "
+                    f"`conv-parity model` on a Keras 2 .h5 adds its row by itself; "
+                    f"choose from {', '.join(targets.CASE_TARGETS)}")
     if not backends:
         raise UsageError(
             "no Keras backend is installed here; install one of "

@@ -27,6 +27,7 @@ from conv_parity.cli.common import (
     selected_modes,
     stdout_to_stderr,
 )
+from conv_parity.cli.progress import Progress, add_progress_option, wanted
 from conv_parity.cli.text import one_line
 from conv_parity.errors import HarnessError
 
@@ -55,6 +56,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     budget.add_argument("--max-examples", type=positive_int, default=None, metavar="N")
     budget.add_argument("--time-budget", type=positive_float, default=None, metavar="SECONDS")
     add_backends_option(fuzz)
+    add_progress_option(fuzz)
     add_modes_option(fuzz, "eager; with several, each example draws one")
     fuzz.add_argument("--policies", metavar="LIST", default=None,
                       help="comma-separated dtype policies each example draws one of (float16, "
@@ -82,20 +84,43 @@ def _load_campaign() -> Callable[..., CampaignResult]:
 
 
 class _CampaignProgress:
-    """Campaign events as stderr lines: every find, and routine example counts at most every
-    few seconds (a fast campaign runs hundreds of examples a minute)."""
+    """Campaign events on stderr: every find as a line; routine example counts at most every
+    few seconds as a line, or, with the live line (a terminal, or --progress), on it with an
+    ETA from the budget (time left, or the examples left at the rate so far)."""
 
-    def __init__(self, every: float = 5.0) -> None:
+    def __init__(self, live: Progress | None = None, every: float = 5.0,
+                 time_budget: float | None = None, max_examples: int | None = None) -> None:
+        self.live = live if live is not None and live.enabled else None
         self.every = every
+        self.time_budget = time_budget
+        self.max_examples = max_examples
         self._last = 0.0
+
+    def eta(self, event: CampaignEvent) -> float | None:
+        """Seconds left by the budget, or None when there is no estimate yet."""
+        seconds, examples = float(event.seconds), int(event.examples)
+        if self.max_examples is not None and examples > 0:
+            return max(0.0, seconds / examples * (self.max_examples - examples))
+        if self.time_budget is not None:
+            return max(0.0, self.time_budget - seconds)
+        return None
 
     def __call__(self, event: CampaignEvent) -> None:
         kind = getattr(event, "kind", None)
+        if self.live is not None and kind == "example":
+            eta = self.eta(event)
+            self.live.phase(f"{event.examples} examples, {event.discrepancies} distinct "
+                            f"discrepancies" + (f", ETA {eta:.0f} s" if eta is not None else ""))
+            return
         now = time.monotonic()
         if kind == "example" and now - self._last < self.every:
             return
         self._last = now
-        log(f"conv-parity fuzz: {event}")
+        line = f"conv-parity fuzz: {event}"
+        if self.live is not None:
+            self.live(line)
+        else:
+            log(line)
 
 
 def cmd_fuzz(args: argparse.Namespace) -> int:
@@ -124,10 +149,12 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
     chosen = policies.parse(args.policies)
     if chosen:
         kwargs["policies"] = chosen
-    with stdout_to_stderr(args.json):
+    with stdout_to_stderr(args.json), Progress(wanted(args)) as live:
         result = run_campaign(
             backends=backends, max_examples=args.max_examples, time_budget=args.time_budget,
-            seed=args.seed, report_dir=args.report, progress=_CampaignProgress(), **kwargs,
+            seed=args.seed, report_dir=args.report, **kwargs,
+            progress=_CampaignProgress(live, time_budget=args.time_budget,
+                                       max_examples=args.max_examples),
         )
     discrepancies = list(result.discrepancies or [])
     if args.json:

@@ -19,13 +19,13 @@ from conv_parity.cli.common import (
     EXIT_OK,
     add_backends_option,
     emit_json,
-    log,
     positive_float,
     positive_int,
     seed,
     selected_backends,
     stdout_to_stderr,
 )
+from conv_parity.cli.progress import Progress, add_progress_option, wanted
 from conv_parity.cli.text import failure_lines, one_line, table
 from conv_parity.formats import fmt_float, fmt_shape
 
@@ -76,7 +76,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                             "shape with batch --batch)")
     model.add_argument("--batch", type=positive_int, default=2, metavar="N",
                        help="batch size when --input-shape is not given (default 2)")
-    add_backends_option(model)
+    add_backends_option(model, whole_models=True)
     model.add_argument("--layers", metavar="PATTERNS", default=None,
                        help="comma-separated fnmatch patterns on layer path, name or class "
                             "(e.g. 'block_1/*,Conv2DTranspose'); the others are listed as "
@@ -96,6 +96,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        help="per-backend timeout in seconds (default 120)")
     model.add_argument("--report", metavar="DIR", default=None,
                        help="also write report.json/md/html, logs and repro scripts here")
+    add_progress_option(model)
     model.set_defaults(func=cmd_model)
 
 
@@ -106,12 +107,12 @@ def cmd_model(args: argparse.Namespace) -> int:
 
     shape = parse.parse_input_shape(args.input_shape) if args.input_shape else None
     layers = [p.strip() for p in args.layers.split(",") if p.strip()] if args.layers else None
-    backends = selected_backends(args.backends)
+    backends = selected_backends(args.backends, whole_models=True)
     started = time.monotonic()
-    with stdout_to_stderr(args.json):
+    with stdout_to_stderr(args.json), Progress(wanted(args)) as progress:
         result = check_model(args.source, backends, input_shape=shape, batch=args.batch,
                              layers=layers, reseed_weights=args.reseed, seed=args.seed,
-                             timeout=args.timeout, report_dir=args.report, progress=log,
+                             timeout=args.timeout, report_dir=args.report, progress=progress,
                              end_to_end=args.end_to_end, write_repaired=args.write_repaired,
                              builder=args.builder, input_array=args.input)
     doc = result.to_json()

@@ -373,8 +373,9 @@ def parse_layer(expr: str) -> ParsedLayer:
             continue
         if key not in accepted:
             takes = ", ".join([*order, *(g for g in kind.geometry if g not in order)])
+            hint = kinds.did_you_mean(key, [*accepted, "dtype"])
             raise UsageError(with_example(
-                f"{name} does not take {key!r}; it takes {takes}", name))
+                f"{name} does not take {key!r}{hint}; it takes {takes}", name))
         kwargs[key] = _check_value(name, key, value, rank)
     if kind.is_op:
         missing = [g for g in kind.geometry

@@ -35,6 +35,8 @@ from conv_parity.cli.common import (
 from conv_parity.errors import HarnessError, UsageError
 
 DEFAULT_REPORT = "conv-parity-report"
+#: The empty pytest configuration file shipped beside the suite (see pytest_command).
+RUN_INI = "conv-parity-run.ini"
 
 EXAMPLES = """\
 examples:
@@ -97,6 +99,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                      help="pytest output to stderr, report.json's content on stdout")
     run.add_argument("--fail-on-known", action="store_true",
                      help="known discrepancies fail too (a migration gate)")
+    run.add_argument("--repro", choices=("failures", "all"), default="failures",
+                     help="repro scripts in the report folder: one per failing case x backend "
+                          "(default), or all: known discrepancies too")
     run.add_argument("--strict-registry", action="store_true",
                      help="a registered discrepancy that does not reproduce fails (for the "
                           "registry's maintainers; default: a pass with a note)")
@@ -112,12 +117,17 @@ def _suite_dir() -> Path:
 
 def pytest_command(args: argparse.Namespace, backends: list[str], report: Path) -> list[str]:
     """The pytest command line for `run`, isolated from the user's own pytest configuration:
-    no ini file (``-c /dev/null``), no addopts, no conftest.py, no cache directory."""
+    the suite's own empty ini file (``-c conv-parity-run.ini``: pytest's header names it, where
+    ``-c /dev/null`` printed a path climbing to /dev/null), no addopts, no conftest.py, no cache
+    directory."""
     suite = _suite_dir()
+    ini = suite / RUN_INI
+    if not ini.is_file():
+        raise HarnessError(f"{ini} is missing (broken install?)")
     cmd = [
         sys.executable, "-m", "pytest", "--pyargs", "conv_parity.suite",
         "-p", "conv_parity",
-        "-c", os.devnull, "--rootdir", str(suite), "--noconftest",
+        "-c", str(ini), "--rootdir", str(suite), "--noconftest",
         "-o", "addopts=", "-p", "no:cacheprovider",
         "--conv-profile", args.profile,
         "--conv-backends", ",".join(backends),
@@ -125,6 +135,7 @@ def pytest_command(args: argparse.Namespace, backends: list[str], report: Path) 
         "--conv-timeout", f"{args.timeout:g}",
         "--conv-strict-registry", "true" if args.strict_registry else "false",
         "--conv-fail-on-known", "true" if args.fail_on_known else "false",
+        "--conv-repro", getattr(args, "repro", "failures"),
         # The matrix and the summary describe each discrepancy once (verdict, message,
         # diagnosis, repro): tracebacks of the harness would only repeat it.
         "--tb=no",

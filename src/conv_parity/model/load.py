@@ -214,7 +214,11 @@ def refuse_code(config: Any, path: Path | str) -> None:
             name = record["config"].get("name", "?")
             raise UsageError(f"{path}: layer {name!r} is a {record['class_name']} (Python code "
                              f"inside the model file); conv-parity never runs code from a "
-                             f"model file, so this model cannot be checked")
+                             f"model file, so it cannot load this one. The way through: your "
+                             f"own code builds the model; save its weights "
+                             f"(model.save_weights('model.weights.h5')) and run conv-parity "
+                             f"model model.weights.h5 --builder my_module:build_model (a "
+                             f"function of yours, no arguments, returning the model)")
 
 
 # --------------------------------------------------------------------------- seeded weights

@@ -21,6 +21,7 @@ from conv_parity.plugin.hooks import (
     pytest_collection_modifyitems,
     pytest_configure,
     pytest_generate_tests,
+    pytest_report_header,
     pytest_runtest_call,
     pytest_runtest_makereport,
     pytest_sessionfinish,
@@ -30,6 +31,6 @@ __all__ = [
     "ConformanceFailure", "KnownDiscrepancy", "conv_assert", "conv_engine",
     "conv_filter_counter", "conv_record_failures", "describe", "enforce", "load_cases",
     "mark_known", "pytest_addoption", "pytest_collection_finish", "pytest_collection_modifyitems",
-    "pytest_configure", "pytest_generate_tests", "pytest_runtest_call",
+    "pytest_configure", "pytest_generate_tests", "pytest_report_header", "pytest_runtest_call",
     "pytest_runtest_makereport", "pytest_sessionfinish",
 ]

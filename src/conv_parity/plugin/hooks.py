@@ -62,6 +62,8 @@ _OPTIONS: list[tuple[str, str, str | None]] = [
      "false"),
     ("fail-on-known", "true: known discrepancies fail too (migration gates); default false: "
                       "they are xfail", "false"),
+    ("repro", "which results get a standalone repro script in the report folder: failures "
+              "(one per failing case x backend) or all (known discrepancies too)", "failures"),
 ]
 _FILTERED_BEFORE = pytest.StashKey[tuple[int, int]]()
 _STATE = pytest.StashKey["_State"]()
@@ -145,6 +147,12 @@ class _State:
         self.report_dir = Path(report) if report else None
         self.strict = _flag(config, "strict-registry")
         self.fail_on_known = _flag(config, "fail-on-known")
+        from conv_parity.engine import REPRO_CHOICES
+
+        self.repro = (_option(config, "repro") or "failures").strip()
+        if self.repro not in REPRO_CHOICES:
+            raise pytest.UsageError(f"--conv-repro takes {' or '.join(REPRO_CHOICES)}, "
+                                    f"got {self.repro!r}")
         self.registry = Registry.load(_option(config, "registry"))
         self.keras_version = installed_keras_version()
         self._cases: list[ConvCase] | None = None
@@ -179,7 +187,7 @@ class _State:
 
             self._engine = Engine(self.backends, timeout=self.timeout, report_dir=self.report_dir,
                                   strict_registry=self.strict,
-                                  registry=self.registry)
+                                  registry=self.registry, repro=self.repro)
         return self._engine
 
     def run_info(self) -> dict[str, Any]:
@@ -227,6 +235,21 @@ def pytest_configure(config: pytest.Config) -> None:
         state.report_dir.mkdir(parents=True, exist_ok=True)
         state.writer = ReportWriter(state.report_dir, state.run_info())
     config.pluginmanager.register(Recorder(state), "conv_parity_recorder")
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    """One header line saying what the plugin will do: grid, backends, registry, report."""
+    state = config.stash.get(_STATE, None)
+    if state is None:
+        return []
+    from conv_parity._version import __version__
+
+    cases = _option(config, "cases")
+    grid_text = f"cases from {cases}" if cases else f"profile {state.profile}"
+    return [f"conv-parity {__version__}: {grid_text}; backends "
+            f"{', '.join(state.backends) or 'none installed'}; registry "
+            f"{'strict' if state.strict else 'not strict'}; report "
+            f"{state.report_dir if state.report_dir is not None else 'not written'}"]
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
