@@ -110,6 +110,14 @@ def test_proposal_keeps_an_equivalent_specifier_and_adds_fixed_in():
         "keras": "<3.15.1", "fixed_in": "3.15.1"}
 
 
+def test_proposal_respects_a_recorded_fix_between_the_releases_tried():
+    entry = _entry("torch-avgpool-same-zero-padded-before-3.5")  # "<3.5", fixed_in 3.5.0
+    known = [Version(v) for v in ("3.4.1", "3.10.0", "3.14.0")]
+    found = Bisection([], Tried(Version("3.4.1"), "torch=fail-values", {"torch": "fail-values"}),
+                      Tried(Version("3.10.0"), "torch=pass", {"torch": "pass"}))
+    assert registry_edit.proposed_fields(entry, found, known) == {}
+
+
 def test_edit_applies_atomically_and_refuses_a_bad_registry(tmp_path: Path):
     path = tmp_path / "known.toml"
     old = DEFAULT_PATH.read_text()

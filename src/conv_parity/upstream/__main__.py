@@ -43,29 +43,61 @@ def main(argv: list[str] | None = None) -> int:
     cache = releases.cache_dir(args.cache)
     from conv_parity.cli.target import entry_backends
 
-    for e in entries:
-        path = directory / f"{e.id}.md"
-        if only and e.id not in only:
-            continue
-        if args.missing and catalog.draft_fingerprint(path) == draft.fingerprint(e.id):
-            continue
+    todo = [e for e in entries if (not only or e.id in only) and not (
+        args.missing and catalog.draft_fingerprint(directory / f"{e.id}.md")
+        == draft.fingerprint(e.id))]
+    pending = catalog.not_drafted(directory)
+    for e in todo:  # an interrupted run leaves every entry drafted or saying why not
+        if not (directory / f"{e.id}.md").is_file():
+            pending.setdefault(e.id, "not generated yet: python -m conv_parity.upstream "
+                                     f"--write {args.write} --missing")
+    _save(directory, pending, entries)
+    by_release: dict[str | None, list] = {}
+    for e in todo:  # one set of workers per Keras release, every case of it in one batch
+        by_release.setdefault(draft.keras_for(e), []).append(e)
+    # the installed release first: most entries are about it
+    for release, group in sorted(by_release.items(), key=lambda kv: kv[0] is not None):
         started = time.monotonic()
         skipped = catalog.not_drafted(directory)
+        cases = [e.example_case() for e in group]
         try:
-            ev = draft.gather(e.example_case(), entry_backends(e), e, cache)
-            catalog.write_atomically(path, draft.markdown(ev, draft.fingerprint(e.id)))
-            skipped.pop(e.id, None)
-            said = f"drafted on {ev.backend}, Keras {ev.keras}"
+            runs = draft.run_cases(cases, sorted({b for e in group for b in entry_backends(e)}),
+                                   release, cache)
         except (HarnessError, releases.ReleaseUnavailable) as exc:
-            path.unlink(missing_ok=True)
-            skipped[e.id] = " ".join(str(exc).split())[:300]
-            said = f"not drafted: {skipped[e.id]}"
-        catalog.write_atomically(directory / catalog.NOT_DRAFTED,
-                                 json.dumps(dict(sorted(skipped.items())), indent=1) + "\n")
-        print(f"{e.id}: {said} ({time.monotonic() - started:.0f} s)", file=sys.stderr,
-              flush=True)
+            for e in group:
+                skipped[e.id] = f"Keras {release} did not run here: " + " ".join(str(exc).split())[:200]
+            _save(directory, skipped, entries)
+            print(f"Keras {release or 'installed'}: {exc}", file=sys.stderr, flush=True)
+            continue
+        print(f"Keras {release or 'installed'}: {len(group)} cases run "
+              f"({time.monotonic() - started:.0f} s)", file=sys.stderr, flush=True)
+        for e, case in zip(group, cases):
+            started = time.monotonic()
+            path = directory / f"{e.id}.md"
+            try:
+                ev = draft.evidence(case, entry_backends(e), e, runs, release, cache)
+                catalog.write_atomically(path, draft.markdown(ev, draft.fingerprint(e.id)))
+                skipped.pop(e.id, None)
+                said = f"drafted on {ev.backend}, Keras {ev.keras}"
+            except Exception as exc:  # one entry's failure is its reason, not the run's
+                path.unlink(missing_ok=True)
+                kind = "" if isinstance(exc, (HarnessError, releases.ReleaseUnavailable)) \
+                    else f"draft failed: {type(exc).__name__}: "
+                skipped[e.id] = kind + " ".join(str(exc).split())[:300]
+                said = f"not drafted: {skipped[e.id]}"
+            _save(directory, skipped, entries)
+            print(f"{e.id}: {said} ({time.monotonic() - started:.0f} s)", file=sys.stderr,
+                  flush=True)
     catalog.write_atomically(directory / catalog.INDEX, catalog.index_markdown(entries, directory))
     return 0
+
+
+def _save(directory: Path, skipped: dict[str, str], entries: list) -> None:
+    """The reasons and the index, after every entry (an interrupted run stays consistent)."""
+    ids = {e.id for e in entries}
+    kept = {k: v for k, v in sorted(skipped.items()) if k in ids}
+    catalog.write_atomically(directory / catalog.NOT_DRAFTED, json.dumps(kept, indent=1) + "\n")
+    catalog.write_atomically(directory / catalog.INDEX, catalog.index_markdown(entries, directory))
 
 
 if __name__ == "__main__":  # pragma: no cover

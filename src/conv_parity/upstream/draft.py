@@ -35,6 +35,8 @@ if TYPE_CHECKING:
 
 #: The seconds a repro script may take (its first keras import included).
 REPRO_TIMEOUT = 300.0
+#: Fresh processes a nondeterministic entry's script checks the case in.
+REPRO_REPEATS = 5
 _KERAS_SOURCE = "https://github.com/keras-team/keras/blob/v{version}/{path}"
 
 
@@ -71,30 +73,69 @@ def gather(case: ConvCase, backends: Sequence[str], entry: Entry | None, cache: 
            timeout: float = 120.0) -> Evidence:
     """Run the case on ``backends`` and every installed backend, then run the repro script of
     the first failing one of ``backends``; NotReproduced when either shows no discrepancy."""
+    release = keras_for(entry)
+    runs = run_cases([case], backends, release, cache, timeout)
+    return evidence(case, backends, entry, runs, release, cache)
+
+
+@dataclass
+class Runs:
+    """Outcomes of cases on one Keras release, with that run's environment and facts."""
+
+    outcomes: dict[ConvCase, list[Outcome]]
+    environment: dict[str, Any]
+    facts: dict[str, dict[str, Any]]
+
+
+def run_cases(cases: Sequence[ConvCase], backends: Sequence[str], release: str | None,
+              cache: Path, timeout: float = 120.0) -> Runs:
+    """Every case on ``backends`` and every installed backend, in one set of workers running
+    ``release`` (None: the installed Keras); raw verdicts, the registry not applied."""
     from conv_parity.engine import Engine
-    from conv_parity.explain import repro
     from conv_parity.registry import Registry
 
-    release = keras_for(entry)
     folder = ensure(release, cache) if release else None
     wanted = list(dict.fromkeys([*backends, *targets.installed()]))
-    with first_on_path(folder):
-        with Engine(wanted, timeout=timeout, registry=Registry([])) as engine:
-            outcomes = engine.check([case])
-            env = engine.environment()
-            facts = {b: engine.facts(b) for b in wanted}
-        failing = [o for o in outcomes if o.backend in backends and _failed(o)]
-        if not failing:
-            seen = ", ".join(f"{o.backend}={o.verdict}" for o in outcomes if o.backend in backends)
-            raise NotReproduced(f"{case.id} conforms here on {seen} (Keras "
-                                f"{release or installed_keras_version()}): nothing to report")
-        first = failing[0]
-        note = first.diagnosis or first.message
-        script = repro.render(case, first.backend, note=_one_line(note))
+    with first_on_path(folder), Engine(wanted, timeout=timeout,
+                                       registry=Registry([])) as engine:
+        outcomes = engine.check(list(dict.fromkeys(cases)))
+        env = engine.environment()
+        facts = {b: engine.facts(b) for b in wanted}
+    by_case: dict[ConvCase, list[Outcome]] = {c: [] for c in cases}
+    for o in outcomes:
+        by_case[o.case].append(o)
+    return Runs(by_case, env, facts)
+
+
+def evidence(case: ConvCase, backends: Sequence[str], entry: Entry | None, runs: Runs,
+             release: str | None, cache: Path) -> Evidence:
+    """The draft's evidence from a run: the first failing one of ``backends``, and its repro
+    script run in a fresh interpreter on the same release."""
+    from conv_parity.explain import repro
+
+    unavailable = [o for o in runs.outcomes[case]
+                   if (o.error or {}).get("type") == "BackendUnavailable"]
+    outcomes = [o for o in runs.outcomes[case] if o not in unavailable]
+    missing = [o for o in unavailable if o.backend in backends]
+    if missing:
+        raise NotReproduced(f"Keras {release or installed_keras_version()} does not run here on "
+                            + "; ".join(f"{o.backend}: {_one_line((o.error or {}).get('message'))}"
+                                        for o in missing)[:300])
+    failing = [o for o in outcomes if o.backend in backends and _failed(o)]
+    if not failing:
+        seen = ", ".join(f"{o.backend}={o.verdict}" for o in outcomes if o.backend in backends)
+        raise NotReproduced(f"{case.id} conforms here on {seen} (Keras "
+                            f"{release or installed_keras_version()}): nothing to report")
+    first = failing[0]
+    note = first.diagnosis or first.message
+    repeats = REPRO_REPEATS if entry is not None and entry.nondeterministic else 1
+    script = repro.render(case, first.backend, note=_one_line(note), repeats=repeats)
+    with first_on_path(ensure(release, cache) if release else None):
         output = run_script(script)
+    env = runs.environment
     keras = _worker_keras(env, first.backend) or release or installed_keras_version() or "?"
     return Evidence(case, entry, keras, outcomes, env, first.backend, script, output,
-                    facts.get(first.backend, {}))
+                    runs.facts.get(first.backend, {}))
 
 
 def _failed(o: Outcome) -> bool:
@@ -215,7 +256,8 @@ def _environment(ev: Evidence, spec: targets.BackendSpec) -> list[str]:
     if spec.environment:
         out.append("- Environment: " + ", ".join(f"`{k}={v}`" for k, v in
                                                  spec.environment.items()))
-    relevant = {k: v for k, v in ev.facts.items() if not k.startswith("cpu.")}
+    relevant = {k: v for k, v in ev.facts.items()
+                if not k.startswith("cpu.") and "threads" not in k and v not in (None, [], "")}
     if relevant:
         out.append("- Backend settings in force: " + ", ".join(
             f"{k}={v}" for k, v in sorted(relevant.items())))
@@ -271,8 +313,9 @@ def _sources(ev: Evidence) -> list[str]:
     paths = sorted(set(re.findall(r"\b((?:keras/src/)?(?:backend|layers|ops)/[\w/]+\.py)"
                                   r"(?::(\d+))?", ev.entry.note)))
     out = []
-    for path, line in paths:
-        full = path if path.startswith("keras/") else f"keras/src/{path}"
+    for path, line in sorted({(p if p.startswith("keras/") else f"keras/src/{p}", ln)
+                              for p, ln in paths}):
+        full = path
         url = _KERAS_SOURCE.format(version=ev.keras, path=full) + (f"#L{line}" if line else "")
         out.append(f"- [`{full}{':' + line if line else ''}`]({url})")
     return out
@@ -282,5 +325,16 @@ def _shape(shape: Sequence[int] | None) -> str:
     return "unknown" if shape is None else str(tuple(shape))
 
 
-__all__ = ["Evidence", "NotReproduced", "fingerprint", "gather", "keras_for", "markdown",
-           "run_script", "title"]
+__all__ = [
+    "Evidence",
+    "NotReproduced",
+    "Runs",
+    "evidence",
+    "fingerprint",
+    "gather",
+    "keras_for",
+    "markdown",
+    "run_cases",
+    "run_script",
+    "title",
+]

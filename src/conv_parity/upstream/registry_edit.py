@@ -38,7 +38,12 @@ def proposed_fields(entry: Entry, found: Bisection,
     changes: dict[str, str] = {}
     if [v for v in known if v in entry.keras] != [v for v in known if v in new]:
         changes["keras"] = str(new)
-    if found.direction == "fixed" and entry.fixed_in != first:
+    assert found.before is not None
+    recorded = Version(entry.fixed_in) if entry.fixed_in else None
+    # A recorded fix between the two releases tried agrees with them (3.5.0 between 3.4.1 and
+    # 3.10.0 when 3.5-3.9 were not tried): the coarser bisect does not overrule it.
+    if found.direction == "fixed" and not (
+            recorded is not None and found.before.version < recorded <= found.after.version):
         changes["fixed_in"] = first
     return changes
 
