@@ -95,12 +95,14 @@ def search(releases: Sequence[Version], probe: Probe,
     if hi < 0:
         return finish()
     lo = 0
-    if not state(lo).ran:  # find the oldest importable release (too-old ones are below it)
+    if not state(lo).ran:  # look for the oldest importable release (too-old ones are below it)
         bad_lo, good_hi = 0, hi
         while good_hi - bad_lo > 1:
             mid = (bad_lo + good_hi) // 2
             if state(mid).ran:
                 good_hi = mid
+                if state(mid).state != state(hi).state:
+                    break  # already on the other side of the change: enough to bisect from
             else:
                 bad_lo = mid
         lo = good_hi
