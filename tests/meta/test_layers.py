@@ -35,7 +35,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "processes": ("workers", "engine", "generate"),
     # Clients of the engine. `suite` is the pytest suite the plugin ships; `fuzzing` holds the
     # hypothesis profiles and the fuzz campaign, which runs the engine and writes a report.
-    "clients": ("model", "report", "plugin", "cli", "suite", "fuzzing", "audit",
+    "clients": ("model", "report", "plugin", "cli", "suite", "fuzzing", "audit", "upstream",
                 "strategies"),
     # The public facade: conv_parity/__init__.py (its `check_model` is lazy).
     "facade": ("",),
@@ -50,7 +50,7 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
 
 #: Who may import the engine (DESIGN.md: "only cli/, plugin/ and model/ import the engine";
 #: the plugin's shipped suite and the fuzz campaign are front doors of the same kind).
-ENGINE_CLIENTS = ("cli", "plugin", "model", "suite", "fuzzing", "audit")
+ENGINE_CLIENTS = ("cli", "plugin", "model", "suite", "fuzzing", "audit", "upstream")
 
 #: Third-party modules that the records and the pure rules never import.
 NOT_BELOW_PROCESSES = ("pytest", "_pytest")

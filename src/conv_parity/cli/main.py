@@ -11,7 +11,7 @@ import traceback
 from collections.abc import Sequence
 
 from conv_parity._version import __version__
-from conv_parity.cli import backends, check, fuzz, model, registry, report, run
+from conv_parity.cli import backends, bisect, check, fuzz, model, registry, report, run, upstream
 from conv_parity.cli.common import (
     DEBUG_ENV,
     EXIT_HARNESS,
@@ -32,6 +32,8 @@ subcommands:
   backends  which Keras backends are installed and importable here
   report    regenerate or merge report.json into report.md / report.html
   registry  audit: prove every known-discrepancy entry's scope by running it
+  bisect    the Keras release where a case's verdict changes (installs releases side by side)
+  upstream  a ready-to-file upstream issue (Markdown) with a checked standalone reproduction
 
 example:
   conv-parity check "Conv2D(8, kernel_size=(4, 4), strides=(2, 2), padding='same', use_bias=False)" \\
@@ -52,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=_version_text())
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
-    for command in (check, model, run, fuzz, backends, report, registry):  # the order of --help
+    for command in (check, model, run, fuzz, backends, report, registry, bisect, upstream):  # the order of --help
         command.add_parser(sub)
     return parser
 

@@ -1,0 +1,104 @@
+"""``python -m conv_parity.upstream``: write (or check) docs/upstream/, a checked draft issue per
+unreported registry entry (see :mod:`conv_parity.upstream.catalog`)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from conv_parity.errors import HarnessError
+from conv_parity.registry import Registry
+from conv_parity.upstream import catalog, draft, releases
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m conv_parity.upstream",
+                                     description=catalog.__doc__)
+    parser.add_argument("--write", metavar="DIR", help="draft every unreported entry into DIR")
+    parser.add_argument("--check", metavar="DIR", help="exit 1 if DIR is not up to date")
+    parser.add_argument("--only", metavar="IDS", default=None,
+                        help="comma-separated entry ids to (re)draft; the index is rewritten")
+    parser.add_argument("--missing", action="store_true",
+                        help="draft only entries without an up-to-date draft")
+    parser.add_argument("--cache", metavar="DIR", default=None, help="the Keras release cache")
+    args = parser.parse_args(argv)
+    registry = Registry.load()
+    if args.check:
+        found = catalog.problems(Path(args.check), registry, draft.fingerprint)
+        for line in found:
+            print(line, file=sys.stderr)
+        if found:
+            print(f"regenerate: python -m conv_parity.upstream --write {args.check} --missing",
+                  file=sys.stderr)
+        return 1 if found else 0
+    if not args.write:
+        parser.error("give --write DIR or --check DIR")
+    directory = Path(args.write)
+    directory.mkdir(parents=True, exist_ok=True)
+    entries = catalog.unreported(registry)
+    only = set(filter(None, (args.only or "").split(",")))
+    cache = releases.cache_dir(args.cache)
+    from conv_parity.cli.target import entry_backends
+
+    todo = [e for e in entries if (not only or e.id in only) and not (
+        args.missing and catalog.draft_fingerprint(directory / f"{e.id}.md")
+        == draft.fingerprint(e.id))]
+    pending = catalog.not_drafted(directory)
+    for e in todo:  # an interrupted run leaves every entry drafted or saying why not
+        if not (directory / f"{e.id}.md").is_file():
+            pending.setdefault(e.id, "not generated yet: python -m conv_parity.upstream "
+                                     f"--write {args.write} --missing")
+    _save(directory, pending, entries)
+    by_release: dict[str | None, list] = {}
+    for e in todo:  # one set of workers per Keras release, every case of it in one batch
+        by_release.setdefault(draft.keras_for(e), []).append(e)
+    # the installed release first: most entries are about it
+    for release, group in sorted(by_release.items(), key=lambda kv: kv[0] is not None):
+        started = time.monotonic()
+        skipped = catalog.not_drafted(directory)
+        cases = [e.example_case() for e in group]
+        try:
+            runs = draft.run_cases(cases, sorted({b for e in group for b in entry_backends(e)}),
+                                   release, cache)
+        except (HarnessError, releases.ReleaseUnavailable) as exc:
+            for e in group:
+                skipped[e.id] = f"Keras {release} did not run here: " + " ".join(str(exc).split())[:200]
+            _save(directory, skipped, entries)
+            print(f"Keras {release or 'installed'}: {exc}", file=sys.stderr, flush=True)
+            continue
+        print(f"Keras {release or 'installed'}: {len(group)} cases run "
+              f"({time.monotonic() - started:.0f} s)", file=sys.stderr, flush=True)
+        for e, case in zip(group, cases):
+            started = time.monotonic()
+            path = directory / f"{e.id}.md"
+            try:
+                ev = draft.evidence(case, entry_backends(e), e, runs, release, cache)
+                catalog.write_atomically(path, draft.markdown(ev, draft.fingerprint(e.id)))
+                skipped.pop(e.id, None)
+                said = f"drafted on {ev.backend}, Keras {ev.keras}"
+            except Exception as exc:  # one entry's failure is its reason, not the run's
+                path.unlink(missing_ok=True)
+                kind = "" if isinstance(exc, (HarnessError, releases.ReleaseUnavailable)) \
+                    else f"draft failed: {type(exc).__name__}: "
+                skipped[e.id] = kind + " ".join(str(exc).split())[:300]
+                said = f"not drafted: {skipped[e.id]}"
+            _save(directory, skipped, entries)
+            print(f"{e.id}: {said} ({time.monotonic() - started:.0f} s)", file=sys.stderr,
+                  flush=True)
+    catalog.write_atomically(directory / catalog.INDEX, catalog.index_markdown(entries, directory))
+    return 0
+
+
+def _save(directory: Path, skipped: dict[str, str], entries: list) -> None:
+    """The reasons and the index, after every entry (an interrupted run stays consistent)."""
+    ids = {e.id for e in entries}
+    kept = {k: v for k, v in sorted(skipped.items()) if k in ids}
+    catalog.write_atomically(directory / catalog.NOT_DRAFTED, json.dumps(kept, indent=1) + "\n")
+    catalog.write_atomically(directory / catalog.INDEX, catalog.index_markdown(entries, directory))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())
