@@ -11,8 +11,9 @@ import traceback
 from collections.abc import Sequence
 
 from conv_parity._version import __version__
-from conv_parity.cli import backends, check, fuzz, model, registry, report, run
+from conv_parity.cli import backends, check, daemon, fuzz, model, registry, report, run
 from conv_parity.cli.common import (
+    DAEMON_ENV,
     DEBUG_ENV,
     EXIT_HARNESS,
     EXIT_INTERRUPTED,
@@ -32,6 +33,7 @@ subcommands:
   backends  which Keras backends are installed and importable here
   report    regenerate or merge report.json into report.md / report.html
   registry  audit: prove every known-discrepancy entry's scope by running it
+  daemon    status / stop of the service that keeps backend workers warm
 
 example:
   conv-parity check "Conv2D(8, kernel_size=(4, 4), strides=(2, 2), padding='same', use_bias=False)" \\
@@ -52,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=_version_text())
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
-    for command in (check, model, run, fuzz, backends, report, registry):  # the order of --help
+    for command in (check, model, run, fuzz, backends, report, registry, daemon):  # the order of --help
         command.add_parser(sub)
     return parser
 
@@ -93,6 +95,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     if extra:
         args.pytest_args = extra
+    if getattr(args, "no_daemon", False):  # also reaches `run`'s pytest and its engine
+        os.environ[DAEMON_ENV] = "0"
     debug = bool(os.environ.get(DEBUG_ENV))
     try:
         return int(args.func(args))

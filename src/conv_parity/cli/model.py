@@ -18,6 +18,7 @@ from conv_parity.cli.common import (
     EXIT_DISCREPANCY,
     EXIT_OK,
     add_backends_option,
+    add_daemon_option,
     emit_json,
     log,
     positive_float,
@@ -77,6 +78,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     model.add_argument("--batch", type=positive_int, default=2, metavar="N",
                        help="batch size when --input-shape is not given (default 2)")
     add_backends_option(model)
+    add_daemon_option(model)
     model.add_argument("--layers", metavar="PATTERNS", default=None,
                        help="comma-separated fnmatch patterns on layer path, name or class "
                             "(e.g. 'block_1/*,Conv2DTranspose'); the others are listed as "

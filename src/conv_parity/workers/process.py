@@ -105,6 +105,9 @@ class _Worker:
         self.info: BackendInfo | None = None
         self.case_seconds = 0.0  # running average of the compute time of its cases
         self.result_bytes = 0  # size of the last result's output
+        #: Its ready frame, once read (a worker lent warm by the daemon brings it along).
+        self.ready: dict[str, Any] | None = None
+        self.lease: Any = None  # a :class:`.lease.Lease` when the daemon owns the process
 
     def observe(self, seconds: float, output_bytes: int) -> None:
         """Feed the running estimates :meth:`nap` works from."""
