@@ -197,12 +197,13 @@ def ensure_running(daemon_key: str | None = None) -> Path:
             path.unlink()
         log_path = path.with_suffix(".log")
         with open(log_path, "ab") as log:
-            subprocess.Popen(
+            starter = subprocess.Popen(
                 [sys.executable, "-m", "conv_parity.workers.service", str(path),
                  f"{idle_timeout():g}", daemon_key],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True, close_fds=True, cwd=str(path.parent),
                 env={**os.environ, "PYTHONPATH": _pythonpath()})
+        starter.wait(timeout=_START_TIMEOUT)  # it forks the daemon and exits (no zombie)
         deadline = time.monotonic() + _START_TIMEOUT
         while time.monotonic() < deadline:
             if _alive(path):

@@ -72,8 +72,9 @@ class Service:
                 chunks.append(data)
             request = json.loads(b"".join(chunks))
             op = request.get("op")
-            with self.lock:
-                self.last_used = time.monotonic()
+            if op not in ("status", "ping"):  # looking at it is not using it
+                with self.lock:
+                    self.last_used = time.monotonic()
             if op == "lend":
                 reply, send = self.lend(str(request["backend"]), request.get("threads"))
                 try:
@@ -243,6 +244,8 @@ def serve(path: Path, idle: float, key: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     path, idle, key = Path(args[0]), float(args[1]), args[2]
+    if os.fork() > 0:  # detach: the starter reaps this parent now, init the daemon later
+        os._exit(0)
     serve(path, idle, key)
     return 0
 
