@@ -29,6 +29,7 @@ from conv_parity.cli.common import (
 )
 from conv_parity.cli.text import failure_lines, one_line, table
 from conv_parity.formats import fmt_float, fmt_shape
+from conv_parity.phases import Phases
 
 if TYPE_CHECKING:
     from conv_parity.model import ModelResult
@@ -96,6 +97,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        help="one JSON document on stdout (report.json, with a model section)")
     model.add_argument("--timeout", type=positive_float, default=120.0, metavar="S",
                        help="per-backend timeout in seconds (default 120)")
+    model.add_argument("--verbose", "-v", action="store_true",
+                       help="also print where the time went, phase by phase (report.json "
+                            "always has it, as phases)")
     model.add_argument("--report", metavar="DIR", default=None,
                        help="also write report.json/md/html, logs and repro scripts here")
     model.set_defaults(func=cmd_model)
@@ -110,13 +114,19 @@ def cmd_model(args: argparse.Namespace) -> int:
     layers = [p.strip() for p in args.layers.split(",") if p.strip()] if args.layers else None
     backends = selected_backends(args.backends)
     started = time.monotonic()
+    timeline = Phases()
+    timeline.mark("load, build, extract")
     with stdout_to_stderr(args.json):
         result = check_model(args.source, backends, input_shape=shape, batch=args.batch,
                              layers=layers, reseed_weights=args.reseed, seed=args.seed,
-                             timeout=args.timeout, report_dir=args.report, progress=log,
+                             timeout=args.timeout, report_dir=args.report,
+                             progress=timeline.progress(log, model_phase),
                              end_to_end=args.end_to_end, write_repaired=args.write_repaired,
                              builder=args.builder, input_array=args.input)
+    timeline.mark("report document")
     doc = result.to_json()
+    timeline.stop()
+    doc["phases"] = timeline.to_json()  # writing the files below is not in it
     written = None
     if args.report:
         from conv_parity.report import write_all
@@ -130,7 +140,29 @@ def cmd_model(args: argparse.Namespace) -> int:
         print_model(result, time.monotonic() - started)
         if written:
             print(f"report: {written['json']} (and report.md, report.html)")
+    if args.verbose:
+        log(f"phases ({timeline.total():.1f} s; peak: this process's, workers not counted):")
+        for line in timeline.lines():
+            log(line)
     return EXIT_DISCREPANCY if not result.passed else EXIT_OK
+
+
+#: The progress messages of :func:`conv_parity.model.check_model` that start a phase.
+_PHASE_OF = (
+    ("conv-parity: round trips", "round trips (get_config, .keras save/load)"),
+    ("conv-parity: starting", "workers start + per-layer checks"),
+    ("conv-parity: running the whole model", "end to end on every backend"),
+)
+
+
+def model_phase(message: str) -> str | None:
+    """The phase a progress message of ``model`` starts (None: it starts none)."""
+    for prefix, name in _PHASE_OF:
+        if message.startswith(prefix):
+            return name
+    if "conv-family layer uses" in message:
+        return "prepare per-layer cases"
+    return None
 
 
 def _cell(row: dict) -> str:

@@ -32,6 +32,7 @@ from typing import Any, Protocol
 
 from conv_parity import backends as targets
 from conv_parity.results import BackendInfo
+from conv_parity.workers import compile_cache
 from conv_parity.workers.protocol import Channel
 
 PASSTHROUGH_ENV = ("CONV_PARITY_TEST_HOOKS", targets.MUTATION_GATE)
@@ -259,6 +260,7 @@ def worker_env(backend: str, channel_fd: int, extra_env: Mapping[str, str],
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     env.setdefault("PYTHONUNBUFFERED", "1")
     limit_threads_env(env, threads)
+    compile_cache.apply(env)
     env["CONV_PARITY_CHANNEL_FD"] = str(channel_fd)
     env["CONV_PARITY_PARENT_PID"] = str(os.getpid())
     return env
