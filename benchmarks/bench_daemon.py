@@ -67,8 +67,8 @@ def main() -> None:
     print(f"check {LAYER} --input-shape {args.input_shape} on "
           f"{args.backends or 'every installed backend'}, {args.rounds} rounds, "
           f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
-    print(f"cold (--no-daemon): median {c:.2f} s  {['%.2f' % s for s in cold]}")
-    print(f"warm (daemon):      median {w:.2f} s  {['%.2f' % s for s in warm]}")
+    print(f"cold (--no-daemon): median {c:.2f} s  {' '.join(f'{s:.2f}' for s in cold)}")
+    print(f"warm (daemon):      median {w:.2f} s  {' '.join(f'{s:.2f}' for s in warm)}")
     print(f"warm / cold: {w / c:.3f}  (targets: warm <= 1.5 s, ratio <= 0.2)")
 
 
