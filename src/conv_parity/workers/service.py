@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import socket
 import sys
 import threading
@@ -238,6 +239,7 @@ def serve(path: Path, idle: float, key: str) -> None:
             path.unlink()  # first: a client that cannot connect now starts a new daemon
         listener.close()
         service.shutdown()
+        shutil.rmtree(service.log_dir, ignore_errors=True)  # its workers' logs went with them
         print(f"conv-parity daemon {os.getpid()} exiting", flush=True)
 
 
