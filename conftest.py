@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 
@@ -15,3 +17,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
         register_hypothesis_profiles(config)  # also when run with -p no:conv_parity
         settings.load_profile("dev")
+
+
+# The warm worker service (workers/lease.py) stays off for this repo's own tests and for every
+# process they start; only tests/workers/test_daemon.py turns it on, in a folder of its own.
+os.environ["CONV_PARITY_DAEMON"] = "0"

@@ -6,7 +6,7 @@ Runs ``conv-parity run`` on the same profile with each installed backend alone, 
 ``tensorflow,torch`` and with all of them (every mode: eager, predict, jit, grad), then
 compares every (case, backend) verdict across the runs that selected that backend, and checks
 in each run that pytest's failed count equals the number of results the one classifier
-(:func:`conv_parity.summary.bucket`) calls new. Prints a Markdown table; exit 1 on any
+(:func:`conv_parity.report.matrix.bucket`) calls new. Prints a Markdown table; exit 1 on any
 difference. Not a test: the default profile takes many minutes per run on 2 cores.
 """
 
@@ -21,7 +21,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from conv_parity import backends as targets
-from conv_parity.summary import bucket
+from conv_parity.report.matrix import bucket
 
 MODES = "eager,predict,jit,grad"
 

@@ -32,6 +32,7 @@ from conv_parity.modes import Arrays
 from conv_parity.registry import Registry, installed_keras_version
 from conv_parity.vocabulary import is_failure
 from conv_parity.workers import BackendInfo, BackendResult, WorkerPool, WorkItem
+from conv_parity.workers import lease as leases
 
 DEFAULT_TIMEOUT = 120.0
 DEFAULT_CHUNK = 16
@@ -76,6 +77,7 @@ class Engine:
         diagnose: bool = True,
         strict_registry: bool = False,
         repro: str = "failures",
+        daemon: bool | None = None,
     ) -> None:
         self.backends, self.explicit = parse_backends(backends)
         if repro not in REPRO_CHOICES:
@@ -102,7 +104,10 @@ class Engine:
         log_dir = self.report_dir / "logs" if self.report_dir else None
         if log_dir:
             log_dir.mkdir(parents=True, exist_ok=True)
-        self.pool = WorkerPool(timeout=timeout, log_dir=log_dir, extra_env=extra_env)
+        # daemon None: borrow warm workers from the per-user service unless CI=true,
+        # CONV_PARITY_DAEMON=0 or --no-daemon (which sets it) say not to (workers/lease.py).
+        self.pool = WorkerPool(timeout=timeout, log_dir=log_dir, extra_env=extra_env,
+                               daemon=leases.wanted() if daemon is None else daemon)
         self._started = False
         self._lock = threading.Lock()
         self._cache: dict[tuple[ConvCase, str], Outcome] = {}

@@ -112,10 +112,16 @@ def round_to(a: np.ndarray, dtype: str) -> np.ndarray:
 
 
 def finfo(dtype: str | np.dtype) -> tuple[float, float]:
-    """(eps, smallest normal) of a float dtype, bfloat16 included: eps(bfloat16) == 2**-7."""
+    """(eps, smallest normal) of a float dtype, bfloat16 included: eps(bfloat16) == 2**-7.
+    NumPy's own dtypes skip importing ml_dtypes (seconds on a loaded machine: a warm ``check``
+    would spend most of its time there)."""
+    name = dtype if isinstance(dtype, str) else np.dtype(dtype).name
+    if name in ("float16", "float32", "float64"):
+        info = np.finfo(np.dtype(name))
+        return float(info.eps), float(info.tiny)
     import ml_dtypes
 
-    info = ml_dtypes.finfo(_exact_dtype(dtype if isinstance(dtype, str) else np.dtype(dtype).name))
+    info = ml_dtypes.finfo(_exact_dtype(name))
     return float(info.eps), float(info.tiny)
 
 

@@ -18,6 +18,7 @@ from conv_parity.cli.common import (
     EXIT_DISCREPANCY,
     EXIT_OK,
     add_backends_option,
+    add_daemon_option,
     add_modes_option,
     emit_json,
     log,
@@ -81,6 +82,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        help="the input's shape with batch, e.g. 1,28,28,3 (channels last) "
                             "or 1,3,28,28 with data_format='channels_first'")
     add_backends_option(check)
+    add_daemon_option(check)
     add_modes_option(check, "eager")
     check.add_argument("--dtype", choices=tuple(POLICIES), default=None, metavar="POLICY",
                        help="the dtype policy: " + ", ".join(POLICIES) + " (default: the "

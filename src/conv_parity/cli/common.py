@@ -20,6 +20,7 @@ from conv_parity.errors import UsageError
 EXIT_OK, EXIT_DISCREPANCY, EXIT_USAGE, EXIT_HARNESS = 0, 1, 2, 3
 EXIT_INTERRUPTED = 130
 DEBUG_ENV = "CONV_PARITY_DEBUG"
+DAEMON_ENV = "CONV_PARITY_DAEMON"  # "0": no warm worker service (workers/lease.py)
 
 
 def log(message: str) -> None:
@@ -110,6 +111,14 @@ def add_backends_option(parser: argparse.ArgumentParser, whole_models: bool = Fa
                              f"(default: every installed backend{extra})")
 
 
+def add_daemon_option(parser: argparse.ArgumentParser) -> None:
+    """``--no-daemon``: start this invocation's own workers (what CI=true does by itself)."""
+    parser.add_argument("--no-daemon", dest="no_daemon", action="store_true",
+                        help="start fresh backend workers instead of borrowing warm ones "
+                             "from the per-user service (conv-parity daemon status); also "
+                             f"{DAEMON_ENV}=0, and always under CI=true")
+
+
 def add_modes_option(parser: argparse.ArgumentParser, default: str) -> None:
     """``--modes LIST``, the same for every subcommand that runs cases."""
     from conv_parity.modes import MODES
@@ -151,7 +160,8 @@ def selected_backends(spec: str | None, whole_models: bool = False) -> list[str]
 
 
 __all__ = [
-    "DEBUG_ENV", "EXIT_DISCREPANCY", "EXIT_HARNESS", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE",
-    "Parser", "add_backends_option", "add_modes_option", "emit_json", "log", "positive_float",
+    "DAEMON_ENV", "DEBUG_ENV", "EXIT_DISCREPANCY", "EXIT_HARNESS", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE",
+    "Parser", "add_backends_option", "add_daemon_option", "add_modes_option", "emit_json", "log",
+    "positive_float",
     "positive_int", "seed", "selected_backends", "selected_modes", "stdout_to_stderr",
 ]

@@ -11,8 +11,20 @@ import traceback
 from collections.abc import Sequence
 
 from conv_parity._version import __version__
-from conv_parity.cli import backends, bisect, check, fuzz, model, registry, report, run, upstream
+from conv_parity.cli import (
+    backends,
+    bisect,
+    check,
+    daemon,
+    fuzz,
+    model,
+    registry,
+    report,
+    run,
+    upstream,
+)
 from conv_parity.cli.common import (
+    DAEMON_ENV,
     DEBUG_ENV,
     EXIT_HARNESS,
     EXIT_INTERRUPTED,
@@ -34,6 +46,7 @@ subcommands:
   registry  audit: prove every known-discrepancy entry's scope by running it
   bisect    the Keras release where a case's verdict changes (installs releases side by side)
   upstream  a ready-to-file upstream issue (Markdown) with a checked standalone reproduction
+  daemon    status / stop of the service that keeps backend workers warm
 
 example:
   conv-parity check "Conv2D(8, kernel_size=(4, 4), strides=(2, 2), padding='same', use_bias=False)" \\
@@ -54,7 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=_version_text())
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
-    for command in (check, model, run, fuzz, backends, report, registry, bisect, upstream):  # the order of --help
+    # the order of --help
+    for command in (check, model, run, fuzz, backends, report, registry, bisect, upstream,
+                    daemon):
         command.add_parser(sub)
     return parser
 
@@ -95,6 +110,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     if extra:
         args.pytest_args = extra
+    if getattr(args, "no_daemon", False):  # also reaches `run`'s pytest and its engine
+        os.environ[DAEMON_ENV] = "0"
     debug = bool(os.environ.get(DEBUG_ENV))
     try:
         return int(args.func(args))

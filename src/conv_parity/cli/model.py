@@ -18,6 +18,7 @@ from conv_parity.cli.common import (
     EXIT_DISCREPANCY,
     EXIT_OK,
     add_backends_option,
+    add_daemon_option,
     emit_json,
     positive_float,
     positive_int,
@@ -28,6 +29,7 @@ from conv_parity.cli.common import (
 from conv_parity.cli.progress import Progress, add_progress_option, wanted
 from conv_parity.cli.text import failure_lines, one_line, table
 from conv_parity.formats import fmt_float, fmt_shape
+from conv_parity.phases import Phases
 
 if TYPE_CHECKING:
     from conv_parity.model import ModelResult
@@ -77,6 +79,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     model.add_argument("--batch", type=positive_int, default=2, metavar="N",
                        help="batch size when --input-shape is not given (default 2)")
     add_backends_option(model, whole_models=True)
+    add_daemon_option(model)
     model.add_argument("--layers", metavar="PATTERNS", default=None,
                        help="comma-separated fnmatch patterns on layer path, name or class "
                             "(e.g. 'block_1/*,Conv2DTranspose'); the others are listed as "
@@ -94,6 +97,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        help="one JSON document on stdout (report.json, with a model section)")
     model.add_argument("--timeout", type=positive_float, default=120.0, metavar="S",
                        help="per-backend timeout in seconds (default 120)")
+    model.add_argument("--verbose", "-v", action="store_true",
+                       help="also print where the time went, phase by phase (report.json "
+                            "always has it, as phases)")
     model.add_argument("--report", metavar="DIR", default=None,
                        help="also write report.json/md/html, logs and repro scripts here")
     add_progress_option(model)
@@ -109,13 +115,19 @@ def cmd_model(args: argparse.Namespace) -> int:
     layers = [p.strip() for p in args.layers.split(",") if p.strip()] if args.layers else None
     backends = selected_backends(args.backends, whole_models=True)
     started = time.monotonic()
+    timeline = Phases()
+    timeline.mark("load, build, extract")
     with stdout_to_stderr(args.json), Progress(wanted(args)) as progress:
         result = check_model(args.source, backends, input_shape=shape, batch=args.batch,
                              layers=layers, reseed_weights=args.reseed, seed=args.seed,
-                             timeout=args.timeout, report_dir=args.report, progress=progress,
+                             timeout=args.timeout, report_dir=args.report,
+                             progress=timeline.progress(progress, model_phase),
                              end_to_end=args.end_to_end, write_repaired=args.write_repaired,
                              builder=args.builder, input_array=args.input)
+    timeline.mark("report document")
     doc = result.to_json()
+    timeline.stop()
+    doc["phases"] = timeline.to_json()  # writing the files below is not in it
     written = None
     if args.report:
         from conv_parity.report import write_all
@@ -129,7 +141,29 @@ def cmd_model(args: argparse.Namespace) -> int:
         print_model(result, time.monotonic() - started)
         if written:
             print(f"report: {written['json']} (and report.md, report.html)")
+    if args.verbose:
+        log(f"phases ({timeline.total():.1f} s; peak: this process's, workers not counted):")
+        for line in timeline.lines():
+            log(line)
     return EXIT_DISCREPANCY if not result.passed else EXIT_OK
+
+
+#: The progress messages of :func:`conv_parity.model.check_model` that start a phase.
+_PHASE_OF = (
+    ("conv-parity: round trips", "round trips (get_config, .keras save/load)"),
+    ("conv-parity: starting", "workers start + per-layer checks"),
+    ("conv-parity: running the whole model", "end to end on every backend"),
+)
+
+
+def model_phase(message: str) -> str | None:
+    """The phase a progress message of ``model`` starts (None: it starts none)."""
+    for prefix, name in _PHASE_OF:
+        if message.startswith(prefix):
+            return name
+    if "conv-family layer uses" in message:
+        return "prepare per-layer cases"
+    return None
 
 
 def _cell(row: dict) -> str:

@@ -25,6 +25,7 @@ from conv_parity.cli.common import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     add_backends_option,
+    add_daemon_option,
     add_modes_option,
     emit_json,
     log,
@@ -77,6 +78,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--profile", choices=("smoke", "default", "full"), default="default",
                      help="grid size (default: default)")
     add_backends_option(run)
+    add_daemon_option(run)
     add_modes_option(run, "the profile's: eager on every case, predict and grad on a seeded "
                           "subset; full adds jit")
     run.add_argument("--policies", metavar="LIST", default=None,

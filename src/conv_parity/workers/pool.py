@@ -18,6 +18,7 @@ import contextlib
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import threading
@@ -29,8 +30,10 @@ from typing import Any
 from conv_parity import backends as targets
 from conv_parity.errors import HarnessError
 from conv_parity.results import BackendInfo, BackendResult
+from conv_parity.workers import lease as leases
 from conv_parity.workers.process import _signal_name, _Worker, register, spawn, unregister
 from conv_parity.workers.protocol import (
+    Channel,
     ChannelClosed,
     FrameTimeout,
     ProtocolError,
@@ -49,6 +52,9 @@ class WorkerPool:
     `timeout` is per case (seconds between two results); `startup_timeout` bounds a worker's
     import. `threads` caps each worker's intra-op threads (None: leave the libraries' defaults).
     `extra_env` is added to the workers' environment (tests use it for the hook variables).
+    `daemon` borrows the workers from the warm worker service (:mod:`.lease`) instead of
+    starting them, and gives them back at close; off with `extra_env`, and where the service
+    cannot start (then the pool starts its own, as without it).
     """
 
     def __init__(
@@ -61,6 +67,7 @@ class WorkerPool:
         startup_timeout: float = 300.0,
         threads: int | None = 1,
         extra_env: Mapping[str, str] | None = None,
+        daemon: bool = False,
     ) -> None:
         self.timeout = float(timeout)
         self.startup_timeout = float(startup_timeout)
@@ -80,6 +87,10 @@ class WorkerPool:
         self._state = threading.Lock()  # guards _workers/_infos/_unavailable/_locks
         self._closed = False
         self.restarts: dict[str, int] = {}
+        self.daemon = daemon and not self.extra_env
+        self._daemon_path: Path | None = None
+        #: Why the service was not used (it could not start), for a note in the output.
+        self.daemon_error: str | None = None
         register(self)
 
     # ------------------------------------------------------------------ lifecycle
@@ -103,7 +114,24 @@ class WorkerPool:
         return self.log_dir / f"worker-{backend}-{os.getpid()}.log"
 
     def _spawn(self, backend: str) -> _Worker:
+        if self.daemon and self.daemon_error is None:
+            try:
+                return self._borrow(backend)
+            except (OSError, HarnessError, ValueError, KeyError) as exc:
+                self.daemon_error = f"{type(exc).__name__}: {exc}"
         return spawn(backend, self.log_path(backend), self.extra_env, self.threads)
+
+    def _borrow(self, backend: str) -> _Worker:
+        """A worker lent by the daemon (warm if it has one idle), started if need be."""
+        if self._daemon_path is None:
+            self._daemon_path = leases.ensure_running()
+        lent = leases.borrow(self._daemon_path, backend, self.threads)
+        worker = _Worker(backend, leases.RemoteProc(lent),  # type: ignore[arg-type]
+                         Channel(socket.socket(fileno=lent.fd)), lent.log_path,
+                         lent.log_offset, time.monotonic() if lent.ready else lent.started)
+        worker.lease = lent
+        worker.ready = lent.ready
+        return worker
 
     def start(self, backends: Iterable[str]) -> None:
         """Spawn the workers of `backends` that are not running yet; returns immediately."""
@@ -117,7 +145,8 @@ class WorkerPool:
     def _await_ready(self, worker: _Worker) -> BackendInfo:
         """Read the worker's ready message (blocks for its import)."""
         try:
-            header, _ = worker.channel.recv(timeout=self.startup_timeout)
+            header = worker.ready or worker.channel.recv(timeout=self.startup_timeout)[0]
+            worker.ready = header
             if header.get("type") != "ready":
                 raise ProtocolError(f"expected a ready frame, got {header.get('type')!r}")
         except ProtocolError as exc:
@@ -412,6 +441,20 @@ class WorkerPool:
             return {b: f.result() for b, f in futures.items()}
 
     # ------------------------------------------------------------------ shutdown
+    def _give_back(self, worker: _Worker) -> bool:
+        """Return a borrowed worker that is ready and between requests to the daemon."""
+        if worker.lease is None or worker.info is None or not worker.info.available:
+            return False
+        try:
+            in_sync = not worker.channel.has_data() and worker.alive()
+        except OSError:
+            in_sync = False
+        if not in_sync or not leases.give_back(worker.lease, worker.channel.fileno(),
+                                                worker.ready):
+            return False
+        worker.channel.close()
+        return True
+
     def pids(self) -> dict[str, int]:
         """Live worker pids by backend (for tests and `ps`-minded people)."""
         with self._state:
@@ -430,6 +473,7 @@ class WorkerPool:
         with self._state:
             workers = list(self._workers.values())
             self._workers.clear()
+        workers = [w for w in workers if not self._give_back(w)]
         for w in workers:  # ask all first, then wait: shutdowns overlap
             with contextlib.suppress(OSError):
                 w.channel.send({"type": "shutdown"}, timeout=0.5)

@@ -32,6 +32,7 @@ from typing import Any, Protocol
 
 from conv_parity import backends as targets
 from conv_parity.results import BackendInfo
+from conv_parity.workers import compile_cache
 from conv_parity.workers.protocol import Channel
 
 PASSTHROUGH_ENV = ("CONV_PARITY_TEST_HOOKS", targets.MUTATION_GATE)
@@ -105,6 +106,9 @@ class _Worker:
         self.info: BackendInfo | None = None
         self.case_seconds = 0.0  # running average of the compute time of its cases
         self.result_bytes = 0  # size of the last result's output
+        #: Its ready frame, once read (a worker lent warm by the daemon brings it along).
+        self.ready: dict[str, Any] | None = None
+        self.lease: Any = None  # a :class:`.lease.Lease` when the daemon owns the process
 
     def observe(self, seconds: float, output_bytes: int) -> None:
         """Feed the running estimates :meth:`nap` works from."""
@@ -256,6 +260,7 @@ def worker_env(backend: str, channel_fd: int, extra_env: Mapping[str, str],
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     env.setdefault("PYTHONUNBUFFERED", "1")
     limit_threads_env(env, threads)
+    compile_cache.apply(env)
     env["CONV_PARITY_CHANNEL_FD"] = str(channel_fd)
     env["CONV_PARITY_PARENT_PID"] = str(os.getpid())
     return env
