@@ -20,6 +20,7 @@ from conv_parity.cli.common import (
     add_backends_option,
     add_daemon_option,
     emit_json,
+    log,
     positive_float,
     positive_int,
     seed,
