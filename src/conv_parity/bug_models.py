@@ -241,20 +241,20 @@ def torch_zero_padded_average_shows(case: ConvCase) -> bool:
     return _exceeds_tolerance(case, x, buggy)
 
 
-def low_precision_running_average_shows(case: ConvCase) -> bool:
-    """Whether an average pool summed as a running total kept in the compute dtype (float16
-    or bfloat16: each partial sum rounded to it, the window read in row-major order, then
-    divided by the count of real elements and rounded) is off the spec beyond the tolerance of
-    the case's dtype, on its seeded input. That is what TensorFlow's, jax's and numpy's
-    average pools return bit for bit (a bfloat16 16x16 window of values in [S/2, S] is 13%
-    off; a float16 window whose sum passes 65504 is inf); torch and openvino sum in float32."""
+def low_precision_running_average(case: ConvCase, x: np.ndarray) -> np.ndarray | None:
+    """The average pool of ``x`` summed as a running total kept in the case's compute dtype
+    (float16 or bfloat16: each partial sum rounded to it, the window read in row-major order,
+    then divided by the count of real elements and rounded), in the output's layout; None
+    where it does not apply (another kind or dtype, a global pool, a rejected case). That is
+    what TensorFlow's, jax's and numpy's average pools return bit for bit; torch and openvino
+    sum in float32."""
     geo = geometry.or_none(case)
     if (geo is None or case.kind.family != "average_pool" or case.kind.is_global
             or case.dtype not in ("float16", "bfloat16") or 0 in case.input_shape):
-        return False
+        return None
     from conv_parity import policies
 
-    x = np.asarray(case.arrays()[0], np.float64)
+    x = np.asarray(x, np.float64)
     first = case.kwargs["data_format"] == "channels_first"
     xl = np.moveaxis(x, 1, -1) if first else x
     xp = np.pad(xl, [(0, 0), *geo.pads, (0, 0)])
@@ -265,12 +265,24 @@ def low_precision_running_average_shows(case: ConvCase) -> bool:
         index = (slice(None), *(slice(j * d, j * d + (o - 1) * s + 1, s) for j, d, o, s in
                                 zip(tap, geo.dilation, geo.out_spatial, geo.strides)),
                  slice(None))
-        with np.errstate(over="ignore"):
+        with np.errstate(over="ignore", invalid="ignore"):
             acc = policies.round_to(acc + xp[index].astype(np.float32), case.dtype)
         count = count + ones[index]
     with np.errstate(over="ignore", invalid="ignore"):
-        buggy = policies.round_to(acc / count.astype(np.float32), case.dtype).astype(np.float64)
-    return _exceeds_tolerance(case, x, np.moveaxis(buggy, -1, 1) if first else buggy)
+        out = policies.round_to(acc / count.astype(np.float32), case.dtype).astype(np.float64)
+    return np.moveaxis(out, -1, 1) if first else out
+
+
+def low_precision_running_average_shows(case: ConvCase) -> bool:
+    """Whether :func:`low_precision_running_average` of the case's seeded input is off the
+    spec beyond the tolerance of the case's dtype (a bfloat16 16x16 window of values in
+    [S/2, S] is 13% off; a float16 window whose sum passes 65504 is inf)."""
+    if (case.kind.family != "average_pool" or case.dtype not in ("float16", "bfloat16")
+            or 0 in case.input_shape):
+        return False
+    x = np.asarray(case.arrays()[0], np.float64)
+    buggy = low_precision_running_average(case, x)
+    return buggy is not None and _exceeds_tolerance(case, x, buggy)
 
 
 def _valid_pool(case: ConvCase, padded: np.ndarray) -> np.ndarray:
