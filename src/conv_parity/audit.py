@@ -222,7 +222,7 @@ def _vary(case: ConvCase, *, mode: str | None = None, policy: str | None = None)
     """``case`` with its mode or its dtype policy changed, the seed kept (the same data)."""
     return ConvCase.make(case.layer, case.kwargs, case.input_shape,
                          dtype=policy or case.policy_name, seed=case.seed,
-                         mode=mode or case.mode)
+                         mode=mode or case.mode, values=case.values)
 
 
 def _declared(entry: Entry) -> Entry:
@@ -286,7 +286,16 @@ def plan_entry(entry: Entry, keras_version: str | None, selected: Sequence[str],
         return _probe(entry, dimension, value, case, target, keras_version, facts)
 
     found = [probe("example", f"{example.mode}, {example.policy_name}", example)]
-    found += [probe("mode", m, _vary(example, mode=m)) for m in modes.MODES if m != example.mode]
+    for m in modes.MODES:
+        if m == example.mode:
+            continue
+        try:
+            varied = _vary(example, mode=m)
+        except UsageError:  # a NaN / inf input has no gradient
+            found.append(Probe(entry.id, base, "mode", m, not entry.modes or m in entry.modes,
+                               skip=f"not a case: the {example.values} regime has no {m}"))
+            continue
+        found.append(probe("mode", m, varied))
     if entry.policies or entry.dtypes:
         for name in policies.POLICIES:
             if name == example.policy_name:

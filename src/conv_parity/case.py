@@ -96,6 +96,10 @@ class ConvCase:
             raise UsageError(f"mode must be one of {MODE_NAMES}, got {mode!r}")
         if values not in VALUE_REGIMES:
             raise UsageError(f"values must be one of {VALUE_REGIMES}, got {values!r}")
+        if values in ("nan", "inf") and mode == "grad":
+            raise UsageError(f"values={values!r} with mode 'grad': a gradient at a NaN or inf "
+                             f"input is not defined; check the {values} regime in a forward "
+                             f"mode (eager, predict, jit)")
         if call_form not in CALL_FORMS:
             raise UsageError(f"call_form must be one of {CALL_FORMS}, got {call_form!r}")
         canon = kinds.canonicalize(layer, kwargs, input_shape)
@@ -154,20 +158,42 @@ class ConvCase:
         return kinds.weight_shapes(self.layer, self.kwargs, self.input_shape)
 
     def arrays(self) -> tuple[np.ndarray, list[np.ndarray]]:
-        """The input and weights, made from the seed (standard normal, never all-ones/arange).
+        """The input and weights, made from the seed (standard normal, never all-ones/arange;
+        the input as the case's value regime says, :mod:`conv_parity.values`).
 
         Weights are scaled by 1/sqrt(fan-in) so outputs stay O(1) and float16 does not overflow.
         Generated in float64 then rounded to the compute dtype, so the reference sees exactly
         the bits the backend computes with (:meth:`as_input`).
         """
         rng = np.random.default_rng(self.seed)
-        x = self.as_input(rng.standard_normal(self.input_shape))
+        x = self.as_input(self._regime_input(rng))
         weights = []
         for shape in self.weight_shapes():
             fan_in = max(1, int(np.prod(shape[:-1])))
             w = rng.standard_normal(shape) / np.sqrt(fan_in)
             weights.append(self.as_input(w))
         return x, weights
+
+    def window_extent(self) -> tuple[int, ...]:
+        """The effective window per spatial axis, dilation included (a global pool's: the
+        whole input), as given (valid or not)."""
+        kw = self.kwargs
+        if self.kind.is_global:
+            return self.spatial_shape
+        window = tuple(kw["pool_size"] if self.kind.is_pool else kw["kernel_size"])
+        dilation = tuple(kw.get("dilation_rate") or (1,) * len(window))
+        return tuple((k - 1) * d + 1 for k, d in zip(window, dilation))
+
+    def _regime_input(self, rng: np.random.Generator) -> np.ndarray:
+        """The input of the case's value regime in float64 (:mod:`conv_parity.values`)."""
+        from conv_parity.values import make_input
+
+        shapes = self.weight_shapes()
+        terms = max([int(np.prod(self.input_shape)), *(int(np.prod(s)) for s in shapes[:1])])
+        return make_input(self.values, rng, self.input_shape, self.dtype,
+                          extent=self.window_extent(),
+                          channels_first=self.kwargs.get("data_format") == "channels_first",
+                          is_pool=self.kind.is_pool, terms=terms)
 
     def as_input(self, a: np.ndarray) -> np.ndarray:
         """``a`` rounded to the compute dtype, carried in the input dtype's NumPy dtype

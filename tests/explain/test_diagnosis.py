@@ -60,7 +60,11 @@ def _tolerance(case: ConvCase, x: np.ndarray, w: list[np.ndarray]) -> np.ndarray
 def _within_tolerance(case: ConvCase, x: np.ndarray, w: list[np.ndarray],
                       out: np.ndarray) -> bool:
     exact = reference.forward(case.layer, x, w, **case.call_kwargs)
-    return bool(np.all(np.abs(out.astype(np.float64) - exact) <= _tolerance(case, x, w)))
+    got = out.astype(np.float64)
+    with np.errstate(invalid="ignore"):
+        close = np.abs(got - exact) <= _tolerance(case, x, w)
+    same = (np.isnan(got) & np.isnan(exact)) | (np.isinf(exact) & (got == exact))
+    return bool(np.all(close | same))  # a value regime's NaN and inf are met, never a miss
 
 
 def _diagnosis(case: ConvCase, output: np.ndarray) -> Diagnosis | None:
@@ -271,3 +275,24 @@ def test_degenerate_config_names_every_equal_reading() -> None:
     d = _diagnosis(case, out)
     assert d.names("kernel-flipped") and d.names("padding-flipped")
     assert "equally consistent with" in d.text
+
+
+def test_a_max_pool_that_skips_nan_is_named() -> None:
+    """What tensorflow and openvino return on a `nan` input (issue 23)."""
+    case = ConvCase.make("MaxPooling2D", {"pool_size": 2}, (1, 4, 4, 2), values="nan")
+    x, w = case.arrays()
+    skipped = np.where(np.isnan(x), -np.inf, x).astype(np.float64)
+    out = reference.forward(case.layer, skipped, w, **case.kwargs)
+    out = np.where(out == -np.inf, np.finfo(np.float32).min, out)
+    assert diagnose(case, x, w, out, "tensorflow").code == "max-pool-drops-nan"
+
+
+def test_an_average_pool_summed_in_bfloat16_is_named_and_float32_accumulation_conforms() -> None:
+    from conv_parity.bug_models import low_precision_running_average
+
+    case = ConvCase.make("AveragePooling2D", {"pool_size": 16}, (1, 16, 16, 8),
+                         dtype="bfloat16", values="large")
+    x, w = case.arrays()
+    out = low_precision_running_average(case, x)
+    assert out is not None
+    assert diagnose(case, x, w, out, "jax").code == "half-running-sum"

@@ -158,6 +158,16 @@ def test_the_varied_cases_keep_the_example_data_and_change_one_thing() -> None:
         assert len(changed) <= (2 if p.dimension == "policy" else 1), (p, changed)
 
 
+def test_a_value_regime_is_kept_and_a_nan_input_has_no_gradient_to_vary_to() -> None:
+    example = {"layer": "MaxPooling2D", "kwargs": {"pool_size": 2}, "input_shape": [1, 4, 4, 2],
+               "values": "nan", "backend": "tensorflow", "keras": KERAS}
+    plan = _plan(_entry(layers=("MaxPooling2D",), where={"values": "nan"}, example=example))
+    rows = _rows(plan)
+    assert "nan regime has no grad" in (rows[("mode", "grad")].skip or "")
+    varied = rows[("mode", "predict")].case
+    assert varied is not None and varied.values == "nan"
+
+
 def test_a_where_predicate_that_rejects_a_value_puts_it_outside_with_a_note() -> None:
     entry = _entry(where={"batch": 1}, example={**CONV, "input_shape": [1, 5, 5, 3]})
     assert _scope(_plan(entry))[("mode", "grad")] == "in"

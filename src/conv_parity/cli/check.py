@@ -32,6 +32,7 @@ from conv_parity.cli.text import failure_lines, one_line, table
 from conv_parity.errors import InvalidConfig, UsageError
 from conv_parity.formats import fmt_float, fmt_shape
 from conv_parity.policies import POLICIES
+from conv_parity.vocabulary import VALUE_REGIMES
 
 if TYPE_CHECKING:
     from conv_parity.case import ConvCase
@@ -89,6 +90,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                             "layer's dtype= or float32); the output must be in its compute "
                             "dtype, the weights in its variable dtype; an op runs input and "
                             "kernel in a plain policy's dtype")
+    check.add_argument("--values", choices=VALUE_REGIMES, default="normal", metavar="REGIME",
+                       help="what the input holds: " + ", ".join(VALUE_REGIMES) + " (default "
+                            "normal: seeded N(0, 1); docs/value-regimes.md says what each "
+                            "holds and what the reference answers)")
     check.add_argument("--mixed-dtypes", metavar="OPS", nargs="?", const="all", default=None,
                        help="instead of a layer: check that the keras.ops conv family (or the "
                             "comma-separated OPS, e.g. conv,conv_transpose) agrees across "
@@ -149,7 +154,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     mode_names = selected_modes(args.modes) or ["eager"]
     try:
         cases = [ConvCase.make(parsed.name, parsed.kwargs, shape, dtype=dtype, seed=args.seed,
-                               mode=m) for m in mode_names]
+                               mode=m, values=args.values) for m in mode_names]
     except UsageError as exc:
         raise UsageError(parse.with_example(str(exc), parsed.name)) from None
     case = cases[0]

@@ -123,6 +123,7 @@ class _Ctx:
         self.backend = backend
         self.geom = _Geom.of(case)
         self.tolerance_fn = tolerance_fn
+        self.reduction_size = geometry.reduction_size(case)  # the verdict's half-type bound
         self.ref: np.ndarray
         self.mag: np.ndarray
         if (reference is not None and reference.output is not None
@@ -137,7 +138,7 @@ class _Ctx:
 
     def _close(self, a: np.ndarray, b: np.ndarray, mag: np.ndarray) -> np.ndarray:
         """Element-wise: `a` within the suite's tolerance of the candidate `b`."""
-        tol = compare.tolerance(b, mag, self.case.dtype)
+        tol = compare.tolerance(b, mag, self.case.dtype, self.reduction_size)
         with np.errstate(invalid="ignore", over="ignore"):
             ok = np.abs(a - b) <= tol
             ok |= np.isnan(a) & np.isnan(b)
@@ -199,6 +200,7 @@ def _stride_variants(kw: dict[str, Any], g: Any) -> Iterator[tuple[str, tuple[in
 
 
 def _value_candidates(ctx: _Ctx) -> Iterator[Candidate]:
+    yield from _value_regime_candidates(ctx)
     if ctx.case.kind.is_global:  # no window, padding or spatial output to get wrong
         yield from _global_pool_candidates(ctx)
         yield from _batch_candidates(ctx)
@@ -439,6 +441,34 @@ def _kwarg_candidates(ctx: _Ctx) -> Iterator[Candidate]:
             return ctx.matches(*ctx.evaluate(alt, ctx.x, ctx.weights))
 
         yield (code, f"{ctx.who()} equals the reference with {words}", test)
+
+
+def _value_regime_candidates(ctx: _Ctx) -> Iterator[Candidate]:
+    """What the value regimes (issue 23) found: a max pool that skips NaN, an average pool
+    summed in its own low precision."""
+    case = ctx.case
+    if case.kind.family == "max_pool" and np.isnan(ctx.x).any():
+        def drops_nan() -> bool:
+            x = np.where(np.isnan(ctx.x), -np.inf, np.asarray(ctx.x, np.float64))
+            cand, mag = ctx.evaluate(case, x, ctx.weights)
+            lowest = -float(np.finfo(np.float32).max) if case.dtype == "bfloat16" else float(
+                np.finfo(np.dtype(case.dtype)).min)
+            cand = np.where(cand == -np.inf, lowest, cand)
+            return ctx.matches(cand, np.where(np.isfinite(mag), mag, np.abs(cand)))
+
+        yield ("max-pool-drops-nan",
+               f"{ctx.who()} equals the reference max pooling with NaN skipped (a window of "
+               f"NaN only gives the lowest finite value)", drops_nan)
+    if case.kind.family == "average_pool" and case.dtype in ("float16", "bfloat16"):
+        from conv_parity import bug_models
+
+        def running() -> bool:
+            cand = bug_models.low_precision_running_average(case, ctx.x)
+            return cand is not None and ctx.matches(cand, ctx.mag)
+
+        yield ("half-running-sum",
+               f"{ctx.who()} equals the average pool summed as a running {case.dtype} total "
+               f"(every partial sum rounded to {case.dtype}; the reference sums exactly)", running)
 
 
 def _pool_candidates(ctx: _Ctx) -> Iterator[Candidate]:

@@ -62,6 +62,8 @@ CODES: dict[str, str] = {
     "ceil-vs-floor": "the output length rounded up instead of down (or the reverse)",
     "pool-edge-padding": "edge values copied into the pooling padding instead of ignoring it",
     "avg-pool-counts-padding": "average pooling counts the padded zeros in its divisor",
+    "max-pool-drops-nan": "max pooling skips NaN instead of propagating it",
+    "half-running-sum": "an average pool summed as a running total in float16 / bfloat16",
     "global-pool-other-reduction": "a global pool took the average for the max (or the reverse)",
     "batch-permuted": "the batch items of the output in the wrong order (or mixed up)",
     "shifted-d": "the output shifted by one pixel along D",

@@ -56,6 +56,10 @@ def write_repro(case: ConvCase, backend: str, directory: str | Path, *,
     path = repro_path(case, backend, directory)
     path.parent.mkdir(parents=True, exist_ok=True)
     npz = None
+    if arrays is None and case.values != "normal":
+        # The script's inline generator draws N(0, 1); another regime's input travels as data.
+        x, weights = case.arrays()
+        arrays = Arrays(x, weights, source=f"the {case.values} value regime")
     if arrays is not None and not arrays.seeded:
         npz = path.with_suffix(".npz")
         named = {"x": arrays.x, **{f"w{i}": w for i, w in enumerate(arrays.weights)}}

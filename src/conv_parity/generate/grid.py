@@ -40,22 +40,31 @@ class Profile:
     #: ``modes``: a policy's question is mostly "does it run and return its dtype", which a
     #: share of the grid answers without multiplying the run time.
     policies: tuple[tuple[str, int], ...] = ()
+    #: Value regime -> every how many-th case of the whole grid (policies and modes included)
+    #: is also run with that input (0: only the cases the regime needs,
+    #: :mod:`conv_parity.generate.regimes`).
+    values: tuple[tuple[str, int], ...] = ()
 
+
+_REGIMES = ("positive", "large", "nan", "inf", "ties", "zeros")
 
 #: The share a mode gets when it is asked for (``--modes``) but its profile does not list it.
 DEFAULT_MODE_EVERY = 4
 
 _PROFILES = {
     "smoke": Profile(per_kind=1, invalid=4, dtypes=("float32",), max_spatial=9,
-                     modes=(("eager", 1), ("predict", 6), ("grad", 4))),
+                     modes=(("eager", 1), ("predict", 6), ("grad", 4)),
+                     values=(("nan", 0), ("ties", 0))),
     "default": Profile(per_kind=12, invalid=16, dtypes=("float32",), max_spatial=12,
                        modes=(("eager", 1), ("predict", 4), ("grad", 3)),
                        policies=(("float16", 12), ("bfloat16", 12), ("mixed_float16", 12),
-                                 ("mixed_bfloat16", 12), ("float64", 12))),
+                                 ("mixed_bfloat16", 12), ("float64", 12)),
+                       values=tuple((regime, 40) for regime in _REGIMES)),
     "full": Profile(per_kind=40, invalid=60, dtypes=("float32", "float32", "float16", "float64"),
                     max_spatial=16, modes=(("eager", 1), ("predict", 1), ("jit", 4), ("grad", 1)),
                     policies=(("float16", 3), ("bfloat16", 3), ("mixed_float16", 3),
-                              ("mixed_bfloat16", 3), ("float64", 3))),
+                              ("mixed_bfloat16", 3), ("float64", 3)),
+                    values=tuple((regime, 12) for regime in _REGIMES)),
 }
 
 
@@ -318,7 +327,27 @@ def cases(profile: str = "default", seed: int = GRID_SEED,
     chosen = None if layers is None else {kinds.get_kind(name).name for name in layers}
     drawn = _drawn(profile, seed)
     base = drawn if chosen is None else [c for c in drawn if c.layer in chosen]
-    return with_modes(with_policies(base, profile, policies), profile, modes)
+    out = with_modes(with_policies(base, profile, policies), profile, modes)
+    named_policies = None if policies is None else set(policies)
+    named_modes = None if modes is None else set(modes)
+    for case in _regime_cases(profile, seed):  # drawn on the whole grid, then filtered
+        if ((chosen is None or case.layer in chosen)
+                and (named_policies is None or case.policy_name in named_policies)
+                and (named_modes is None or case.mode in named_modes)):
+            out.append(case)
+    return list(dict.fromkeys(out))
+
+
+@functools.lru_cache(maxsize=8)
+def _regime_cases(profile: str, seed: int) -> tuple[ConvCase, ...]:
+    """The value-regime cases of a profile, chosen on its whole grid (every policy and mode)."""
+    from conv_parity.generate.regimes import value_cases
+
+    prof = _PROFILES[profile]
+    if not prof.values:
+        return ()
+    whole = with_modes(with_policies(_drawn(profile, seed), profile), profile)
+    return tuple(value_cases(whole, prof.values))
 
 
 @functools.lru_cache(maxsize=8)

@@ -41,8 +41,9 @@ def repeat_record(case: ConvCase, ref: Expected, first: BackendResult, first_ver
             diff = np.where(both_nan, 0.0, diff)
             if diff.size:
                 worst = max(worst, float(np.nan_to_num(diff, nan=np.inf).max()))
-            bound = reference_error_bound(ref.magnitudes[name], ref.reduction_sizes.get(name, 1))
-            if not compare_values(b, a, ref.magnitudes[name], case.dtype, bound).ok:
+            size = ref.reduction_sizes.get(name)
+            bound = reference_error_bound(ref.magnitudes[name], size or 1)
+            if not compare_values(b, a, ref.magnitudes[name], case.dtype, bound, size).ok:
                 record["differ"] = True
         record["max_difference"] = worst
     first_text = first_verdict if first.status == "ok" else f"{first_verdict} ({first.status})"

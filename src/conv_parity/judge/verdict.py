@@ -313,9 +313,10 @@ def _compare_outputs(ref: Expected, result: BackendResult,
     a failing one first, then the largest error relative to its tolerance, with its name."""
     checks = []
     for name, expected in ref.outputs.items():
-        bound = reference_error_bound(ref.magnitudes[name], ref.reduction_sizes.get(name, 1))
+        size = ref.reduction_sizes.get(name)
+        bound = reference_error_bound(ref.magnitudes[name], size or 1)
         checks.append((name, compare_values(result.outputs[name], expected,
-                                            ref.magnitudes[name], dtype, bound)))
+                                            ref.magnitudes[name], dtype, bound, size)))
     if not checks:
         return None
 

@@ -7,6 +7,7 @@ Pure functions of a case and a Keras version: the entries (:mod:`.entries`) ask 
 from __future__ import annotations
 
 import functools
+from math import prod
 from typing import Any
 
 from packaging.version import Version
@@ -182,6 +183,8 @@ def _derived(case: ConvCase) -> dict[str, Any]:
     edge_visible = _edge_replication_visible(case)
     return {
         "batch": case.input_shape[0],
+        # the input's value regime (conv_parity.values): "nan", "large", "ties", ...
+        "values": case.values,
         "channels": kinds.channels(kw, case.input_shape),
         "rank": len(case.input_shape) - 2,
         "any_stride_gt_1": max(strides) > 1,
@@ -230,6 +233,11 @@ def _derived(case: ConvCase) -> dict[str, Any]:
         "zero_padded_average_shows": case.kwargs.get("padding") == "same"
         and bug_models.torch_zero_padded_average_shows(case),
         "same_uneven_misplaced_rejected": _same_uneven_misplaced_rejected(case),
+        # a float16 / bfloat16 average pool summed in its own precision (bug_models)
+        "low_precision_running_average_shows":
+            bug_models.low_precision_running_average_shows(case),
+        # the pooling window's element count (max pooling of one element is a copy)
+        "window_taps": prod(window),
         # Keras < 3.15 torch transposed "same" crops
         "transpose_odd_same_crop": bool(odd_crops),
         "transpose_odd_same_crop_visible": _transpose_odd_crop_visible(case),
