@@ -364,7 +364,7 @@ def _load(model_or_path: Any, opts: ModelCheckOptions, input_shape: Sequence[int
                       builder=opts.builder, imports=opts.imports)
     else:
         loaded = Loaded(model_or_path, getattr(model_or_path, "name", "model"), "object",
-                        built_here=False)
+                        built_here=False, imports=tuple(opts.imports))
     write_repaired = opts.write_repaired
     if write_repaired is not None:
         if loaded.migration is None:

@@ -85,7 +85,8 @@ def read_inputs(path: str | Path) -> np.ndarray | dict[str, np.ndarray]:
                          f"numpy.save, or an .npz keyed by input name)") from None
     except (ValueError, OSError, EOFError) as exc:
         text = " ".join(str(exc).split())[:300]
-        raise UsageError(f"--input {path}: not a readable .npy/.npz array ({text})") from None
+        raise UsageError(f"--input {path}: not a readable .npy array, nor an .npz of "
+                         f"them ({text})") from None
     if isinstance(loaded, np.ndarray):
         return loaded
     with loaded:
@@ -127,7 +128,7 @@ def match_inputs(specs: Sequence[ModelInput],
         if str(array.dtype) != want:
             raise UsageError(f"{what}: input {spec.name} has dtype {array.dtype}, but the "
                              f"model takes {want} there (save it as x.astype({want!r}))")
-        if array.ndim != len(spec.shape):
+        if len(specs) > 1 and array.ndim != len(spec.shape):  # one input: extract's hint
             raise UsageError(f"{what}: input {spec.name} has rank {array.ndim} "
                              f"{tuple(array.shape)}, but the model takes rank "
                              f"{len(spec.shape)} {spec.shape}")
