@@ -44,6 +44,8 @@ examples:
   conv-parity model my_model.keras --reseed --report conv-parity-report
   conv-parity model model.weights.h5 --builder my_package.models:build_model
   conv-parity model my_model.keras --input batch.npy
+  conv-parity model two_inputs.keras --input inputs.npz     # one array per input name
+  conv-parity model custom.keras --import my_package.layers  # registers ConvBlock
 
 SOURCE is a .keras file, a full-model .h5 (saved with model.save), a .weights.h5 with
 --builder (your function that builds the model, imported from your module), or
@@ -70,9 +72,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     model.add_argument("--builder", metavar="MODULE:FUNCTION", default=None,
                        help="for a .weights.h5 SOURCE: your function (no arguments) that "
                             "returns the model, e.g. my_package.models:build_model")
-    model.add_argument("--input", metavar="FILE.npy", default=None,
+    model.add_argument("--input", metavar="FILE.npy|FILE.npz", default=None,
                        help="run the whole model on this array (numpy.save; its shape is the "
-                            "input shape, its dtype the model's) instead of a seeded one")
+                            "input shape, its dtype the model input's own, integer ids "
+                            "included), or on an .npz with one array per input name "
+                            "(numpy.savez), instead of seeded ones")
+    model.add_argument("--import", dest="imports", metavar="MODULE", action="append",
+                       default=[],
+                       help="import your module (repeatable) before loading a .keras file, "
+                            "so the custom layers it registers are known; the file still "
+                            "loads in safe mode")
     model.add_argument("--input-shape", metavar="SHAPE", default=None,
                        help="the model's input shape with batch, e.g. 2,224,224,3 (needed "
                             "where the model leaves dimensions open; default: the declared "
@@ -124,7 +133,8 @@ def cmd_model(args: argparse.Namespace) -> int:
                              timeout=args.timeout, report_dir=args.report,
                              progress=timeline.progress(progress, model_phase),
                              end_to_end=args.end_to_end, write_repaired=args.write_repaired,
-                             builder=args.builder, input_array=args.input)
+                             builder=args.builder, input_array=args.input,
+                             imports=args.imports)
     timeline.mark("report document")
     doc = result.to_json()
     timeline.stop()
@@ -238,6 +248,12 @@ def print_model(result: ModelResult, seconds: float) -> None:
         for line in table(["backend", "verdict", "max |err| vs median (tol)",
                            "first divergent layer", "note"], e2e_rows):
             print(line)
+        compared = next((r["outputs"] for r in result.end_to_end["results"]
+                         if r.get("outputs")), None)
+        if compared:
+            print(f"outputs compared: {', '.join(compared)}")
+        elif not result.end_to_end.get("compared", True):
+            print("nothing compared end to end: fewer than two backends ran the model")
     if result.round_trip is not None:
         rt = result.round_trip
         bad = [c for c in rt["checks"] + rt["layers"] if not c["ok"]]

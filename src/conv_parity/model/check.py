@@ -16,8 +16,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from conv_parity.errors import UsageError
-from conv_parity.model.extract import Extraction, LayerUse, concrete_input_shape, extract
+from conv_parity.model.extract import Extraction, LayerUse, concrete_input_shapes, extract
 from conv_parity.model.files import import_keras
+from conv_parity.model.inputs import (
+    int_high,
+    match_inputs,
+    model_inputs,
+    read_inputs,
+    seeded_inputs,
+)
 from conv_parity.model.load import Loaded, load, reseed
 from conv_parity.report.common import coverage_phrase
 
@@ -103,6 +110,7 @@ class ModelResult:
         return {
             "source": self.source,
             "input_shape": list(self.input_shape),
+            "input_shapes": [list(s) for s in self.extraction.input_shapes],
             "weights": self.weights,
             "image_data_format": self.image_data_format,
             "backends": list(self.backends),
@@ -224,8 +232,11 @@ class ModelCheckOptions:
     ``write_repaired``: save a migrated Keras 2 model as this ``.keras`` path.
     ``round_trip``: check get_config and .keras save/load (:mod:`conv_parity.model.round_trip`).
     ``builder``: ``module:function`` building the model of a ``.weights.h5`` path.
-    ``input_array``: the input to run the whole model on (an array or a ``.npy`` path;
-    default: seeded); its shape is the input shape.
+    ``input_array``: the input to run the whole model on (an array, one array per input, a
+    mapping by input name, or a ``.npy`` / ``.npz`` path; default: seeded, in each input's
+    dtype); its shapes are the input shapes. ``imports``: the user's modules (``--import``)
+    imported before a ``.keras`` file is loaded (still in safe mode), here and in every worker,
+    so the custom classes they register are known.
     """
 
     input_shape: Sequence[int] | None = None
@@ -241,7 +252,8 @@ class ModelCheckOptions:
     write_repaired: str | Path | None = None
     round_trip: bool = True
     builder: str | None = None
-    input_array: np.ndarray | str | Path | None = None
+    input_array: Any = None
+    imports: Sequence[str] = ()
 
 
 def check_model(model_or_path: Any, backends: str | Sequence[str] | None = None,
@@ -261,16 +273,28 @@ def check_model(model_or_path: Any, backends: str | Sequence[str] | None = None,
 
     opts = replace(options or ModelCheckOptions(), **fields)
     say = opts.progress or (lambda _line: None)
-    input_array, input_shape, x_name = _given_input(opts)
+    given, x_name = _given_input(opts)
+    input_shape = opts.input_shape
+    if isinstance(given, np.ndarray):
+        if input_shape is not None and tuple(input_shape) != given.shape:
+            raise UsageError(f"{x_name}: its shape {given.shape} != --input-shape "
+                             f"{tuple(input_shape)}; give one of them")
+        input_shape = given.shape
     loaded = _load(model_or_path, opts, input_shape, say)
     keras = import_keras()
     seeded = loaded.built_here or opts.reseed_weights
     if seeded:
         reseed(loaded.model, opts.seed)
-    shape = concrete_input_shape(loaded.model, input_shape, opts.batch,
-                                 what=x_name if input_array is not None else "--input-shape")
-    found = extract(loaded.model, shape, loaded.source, only=opts.layers)
-    x = _model_x(loaded, shape, input_array, x_name, opts.seed)
+    specs = model_inputs(loaded.model)
+    xs = match_inputs(specs, given, x_name) if given is not None else None
+    shapes = concrete_input_shapes(
+        loaded.model, [x.shape for x in xs] if xs is not None else
+        ([tuple(input_shape)] if input_shape is not None else None), opts.batch,
+        what=x_name if xs is not None else "--input-shape")
+    shape = shapes[0]
+    found = extract(loaded.model, shapes, loaded.source, only=opts.layers)
+    if xs is None:
+        xs = seeded_inputs(specs, shapes, opts.seed, int_high(loaded.model))
     # Keras 2 itself joins the end to end of a Keras 2 file; asked for by name, it needs one.
     saved_by = loaded.migration.keras_version if loaded.migration is not None else None
     engine = opts.engine
@@ -285,7 +309,7 @@ def check_model(model_or_path: Any, backends: str | Sequence[str] | None = None,
         from conv_parity.model import round_trip as round_trip_module
 
         say("conv-parity: round trips (get_config, .keras save/load)...")
-        trips = round_trip_module.run(loaded.model, x, found)
+        trips = round_trip_module.run(loaded.model, shapes, found)
     label = Path(loaded.source).name if loaded.kind in ("keras", "h5") else loaded.source
     items = prepared_items(found, label)
     say(f"conv-parity: {loaded.source}: {len(found.checkable)} conv-family layer uses, "
@@ -305,7 +329,7 @@ def check_model(model_or_path: Any, backends: str | Sequence[str] | None = None,
             say("conv-parity: running the whole model on every backend (end to end"
                 + (f", and {', '.join(also)}" if also else "") + ")...")
             e2e = e2e_module.run(
-                engine, loaded.model, shape, found, outcomes, opts.seed, x=x,
+                engine, loaded.model, shape, found, outcomes, opts.seed, x=xs,
                 source_file=loaded.source if saved_by else None, also=also,
                 weights=loaded.model.get_weights() if (seeded and also) else None,
                 application=loaded.application, weights_round_trip=trips is not None,
@@ -323,23 +347,13 @@ def check_model(model_or_path: Any, backends: str | Sequence[str] | None = None,
                        end_to_end=e2e, migration=loaded.migration, round_trip=trips)
 
 
-def _given_input(
-    opts: ModelCheckOptions,
-) -> tuple[np.ndarray | None, Sequence[int] | None, str]:
-    """The user's input array (read from its .npy path), the input shape, and how to name
-    the input in messages; an array and a different ``input_shape`` are a UsageError."""
-    from conv_parity.model.load import read_input
-
-    input_array, input_shape, x_name = opts.input_array, opts.input_shape, "input"
-    if isinstance(input_array, (str, Path)):
-        x_name = f"--input {input_array}"
-        input_array = read_input(str(input_array))
-    if input_array is not None:
-        if input_shape is not None and tuple(input_shape) != input_array.shape:
-            raise UsageError(f"{x_name}: its shape {input_array.shape} != --input-shape "
-                             f"{tuple(input_shape)}; give one of them")
-        input_shape = input_array.shape
-    return input_array, input_shape, x_name
+def _given_input(opts: ModelCheckOptions) -> tuple[Any, str]:
+    """The user's input (read from its .npy / .npz path) and how to name it in messages."""
+    given, x_name = opts.input_array, "input"
+    if isinstance(given, (str, Path)):
+        x_name = f"--input {given}"
+        given = read_inputs(given)
+    return given, x_name
 
 
 def _load(model_or_path: Any, opts: ModelCheckOptions, input_shape: Sequence[int] | None,
@@ -347,10 +361,10 @@ def _load(model_or_path: Any, opts: ModelCheckOptions, input_shape: Sequence[int
     """The model, loaded from its source (and saved repaired where ``write_repaired`` asks)."""
     if isinstance(model_or_path, (str, Path)):
         loaded = load(str(model_or_path), tuple(input_shape) if input_shape else None, say,
-                      builder=opts.builder)
+                      builder=opts.builder, imports=opts.imports)
     else:
         loaded = Loaded(model_or_path, getattr(model_or_path, "name", "model"), "object",
-                        built_here=False)
+                        built_here=False, imports=tuple(opts.imports))
     write_repaired = opts.write_repaired
     if write_repaired is not None:
         if loaded.migration is None:
@@ -361,20 +375,6 @@ def _load(model_or_path: Any, opts: ModelCheckOptions, input_shape: Sequence[int
         loaded.model.save(write_repaired)
         say(f"conv-parity: wrote the repaired model to {write_repaired}")
     return loaded
-
-
-def _model_x(loaded: Loaded, shape: tuple[int, ...], input_array: np.ndarray | None,
-             x_name: str, seed: int) -> np.ndarray:
-    """The input the whole model runs on: the user's (its dtype checked) or a seeded one."""
-    from conv_parity.model.end_to_end import input_dtype, model_input
-
-    want = input_dtype(loaded.model)
-    if input_array is None:
-        return model_input(shape, want, seed)
-    if str(input_array.dtype) != want:
-        raise UsageError(f"{x_name}: dtype {input_array.dtype}, but the model takes {want} "
-                         f"inputs (save it with numpy.save(path, x.astype({want!r})))")
-    return input_array
 
 
 def assert_model_conforms(model_or_path: Any, backends: str | Sequence[str] | None = None,

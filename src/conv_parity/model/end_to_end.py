@@ -28,6 +28,7 @@ Keras's message; the other backends go on.
 from __future__ import annotations
 
 import tempfile
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -50,8 +51,11 @@ WHOLE_MODEL_TIMEOUT_FACTOR = 5
 
 def model_input(input_shape: tuple[int, ...], dtype: str = "float32", seed: int = 0
                 ) -> np.ndarray:
-    """The input every backend runs the model on: seeded standard normal."""
-    return np.random.default_rng([seed, 20375]).standard_normal(input_shape).astype(dtype)
+    """A one-input model's seeded standard normal input (:mod:`conv_parity.model.inputs`
+    makes one per input, integer ones included)."""
+    from conv_parity.model.inputs import ModelInput, seeded_inputs
+
+    return seeded_inputs([ModelInput("input", input_shape, dtype)], [input_shape], seed)[0]
 
 
 def _top_layers(model: Any) -> list[tuple[str, bool]]:
@@ -75,11 +79,41 @@ def tolerances(order: list[tuple[str, bool]], scales: dict[str, float]) -> dict[
     return tol
 
 
+def nan_median(stack: Sequence[np.ndarray]) -> np.ndarray:
+    """The elementwise median of the backends' outputs, NaN where most of them give NaN.
+
+    NaN is never masked: where most backends give NaN, NaN is the answer (and a finite value
+    there is a discrepancy); where most do not, the median of the non-NaN values is (and a NaN
+    there is one). Infinities take part as numbers (IEEE order)."""
+    arr = np.stack([np.asarray(a, np.float64) for a in stack])
+    nan = np.isnan(arr)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices
+        med = np.nanmedian(arr, axis=0) if nan.any() else np.median(arr, axis=0)
+    if nan.any():
+        med = np.where(nan.sum(axis=0) * 2 > arr.shape[0], np.nan, med)
+    return np.asarray(med)
+
+
+def max_error(y: np.ndarray, reference: np.ndarray) -> float:
+    """max |y - reference| where equal values (NaN with NaN, inf with the same inf) count as
+    agreement and a NaN or inf against anything else is an infinite error."""
+    from conv_parity.workers.whole_model import _max_diff
+
+    return _max_diff(y, reference)
+
+
+def _scale(median: np.ndarray) -> float:
+    finite = np.abs(median[np.isfinite(median)])
+    return float(finite.max()) if finite.size else 0.0
+
+
 def compare(outputs: dict[str, dict[str, np.ndarray]], order: list[tuple[str, bool]]
             ) -> dict[str, dict[str, Any]]:
-    """Per backend: max error of the model output against the median, its tolerance, and the
-    first top-level layer (in ``order``) whose output exceeds its tolerance. Pure: arrays in,
-    numbers out."""
+    """Per backend: each model output's max error against the median and its tolerance, the
+    worst of them, and the first top-level layer (in ``order``) whose output exceeds its
+    tolerance. NaN and inf are compared, never masked (:func:`nan_median`,
+    :func:`max_error`). Pure: arrays in, numbers out."""
     backends = list(outputs)
     names = [n for n in outputs[backends[0]]] if backends else []
     medians: dict[str, np.ndarray] = {}
@@ -87,29 +121,26 @@ def compare(outputs: dict[str, dict[str, np.ndarray]], order: list[tuple[str, bo
         stack = [outputs[b].get(name) for b in backends]
         if any(a is None or a.shape != stack[0].shape for a in stack):
             continue
-        medians[name] = np.median(np.stack([a.astype(np.float64) for a in stack]), axis=0)
-    scales = {n: float(np.max(np.abs(m))) if m.size else 0.0 for n, m in medians.items()}
-    tol = tolerances(order, scales)
-    final = "output" if "output" in outputs[backends[0]] else next(
-        (n for n in names if n.startswith("output")), "output") if backends else "output"
+        medians[name] = nan_median(stack)  # type: ignore[arg-type]
+    tol = tolerances(order, {n: _scale(m) for n, m in medians.items()})
+    finals = [n for n in names if n.startswith("output")] or ["output"]
     found: dict[str, dict[str, Any]] = {}
     for b in backends:
-        errors: dict[str, float] = {}
-        for name, med in medians.items():
-            diff = np.abs(outputs[b][name].astype(np.float64) - med)
-            errors[name] = float(np.nanmax(diff)) if diff.size else 0.0
-            if not np.all(np.isfinite(outputs[b][name])) and np.all(np.isfinite(med)):
-                errors[name] = float("inf")
+        errors = {name: max_error(outputs[b][name], med) for name, med in medians.items()}
         first = next((n for n, _ in order if n in errors and errors[n] > tol[n]), None)
-        final_err = errors.get(final)
-        shape_ok = final in medians
-        diverges = (not shape_ok) or final_err is None or final_err > tol.get(final, 0.0)
-        if diverges and first is None:
-            first = final
-        found[b] = {"max_abs_err": final_err, "tolerance": tol.get(final),
-                    "diverges": bool(diverges or (first is not None)),
+        per_output = {n: {"max_abs_err": errors.get(n), "tolerance": tol.get(n),
+                          "shape": list(outputs[b][n].shape) if n in outputs[b] else None,
+                          "ok": n in errors and errors[n] <= tol[n]} for n in finals}
+        bad = [n for n in finals if not per_output[n]["ok"]]
+        worst = bad[0] if bad else max(
+            finals, key=lambda n: (errors.get(n) or 0.0) / (tol.get(n) or 1.0))
+        if bad and first is None:
+            first = worst
+        found[b] = {"max_abs_err": errors.get(worst), "tolerance": tol.get(worst),
+                    "output": worst, "outputs": per_output,
+                    "diverges": bool(bad or first is not None),
                     "first_divergent_layer": first,
-                    "shape": list(outputs[b][final].shape) if final in outputs[b] else None}
+                    "shape": per_output[worst]["shape"]}
     return found
 
 
@@ -147,12 +178,6 @@ def _acquit(rows: dict[str, dict[str, Any]]) -> None:
                               f"{layer}; {row.get('layer', layer)} passes its own check here")
 
 
-def input_dtype(model: Any) -> str:
-    """The float dtype the model's first input takes (float32 when it declares another)."""
-    dtype = str(getattr(model.inputs[0], "dtype", "float32") or "float32")
-    return dtype if dtype in ("float16", "float32", "float64") else "float32"
-
-
 @dataclass
 class WholeModelRun:
     """How the whole model runs on each worker (:func:`run`'s options).
@@ -168,7 +193,7 @@ class WholeModelRun:
     ``imports``: the user's own modules (``--builder``'s), imported by every worker first.
     """
 
-    x: np.ndarray | None = None
+    x: np.ndarray | list[np.ndarray] | None = None
     source_file: str | None = None
     also: Sequence[str] = ()
     weights: list[np.ndarray] | None = None
@@ -181,34 +206,47 @@ def run(engine: Engine, model: Any, input_shape: tuple[int, ...], extraction: Ex
         outcomes: list[Outcome], seed: int = 0, how: WholeModelRun | None = None,
         **fields: Any) -> dict[str, Any]:
     """The ``end_to_end`` part of the model section: per backend ``backend``, ``verdict``,
-    ``max_abs_err``, ``tolerance``, ``first_divergent_layer`` and that layer's verdict.
+    ``max_abs_err``, ``tolerance``, ``first_divergent_layer`` and that layer's verdict, and
+    per model output (``outputs``) its error and tolerance.
 
     ``how``: a :class:`WholeModelRun`, or its fields as keywords (``x=...``, ``also=...``);
-    the keywords win.
+    the keywords win. ``x``: one array, or a list with one array per model input.
     """
+    from conv_parity.model.inputs import int_high, model_inputs, seeded_inputs
+
     how = replace(how or WholeModelRun(), **fields)
     order = _top_layers(model)
-    x = how.x if how.x is not None else model_input(input_shape, input_dtype(model), seed)
-    replies = _request(engine, model, order, x, how)
+    specs = model_inputs(model)
+    if how.x is None:
+        shapes = extraction.input_shapes or [input_shape]
+        xs = seeded_inputs(specs, shapes, seed, int_high(model))
+    else:
+        xs = list(how.x) if isinstance(how.x, (list, tuple)) else [how.x]
+    replies = _request(engine, model, order, xs, [s.name for s in specs], how)
     import keras
 
     rows, ran, reloads = _replies(replies, keras.backend.backend())
     if len(ran) == 1:
         (only,) = ran
-        rows[only] = {"backend": only, "verdict": "pass", "max_abs_err": None,
+        rows[only] = {"backend": only, "verdict": "skip", "max_abs_err": None,
                       "tolerance": None, "first_divergent_layer": None,
-                      "message": "the only backend that ran: nothing to compare with"}
+                      "message": "the only backend that ran the model: nothing was compared"}
     elif ran:
         for backend, c in compare(ran, order).items():
             rows[backend] = _compared_row(backend, c, extraction, outcomes)
         _acquit(rows)
-    return {"input_shape": list(input_shape), "rule": "median of backends; tol = 64 eps32 "
-            "x depth x max|median|", "results": [rows[b] for b in replies],
+    _raised_rows(rows, bool(ran), extraction, outcomes)
+    return {"input_shape": list(input_shape),
+            "input_shapes": {s.name: list(x.shape) for s, x in zip(specs, xs)},
+            "compared": len(ran) >= 2,
+            "rule": "median of backends; tol = 64 eps32 x depth x max|median|; NaN and inf "
+            "compared, never masked", "results": [rows[b] for b in replies],
             **({"weights_round_trips": reloads} if how.weights_round_trip else {})}
 
 
-def _request(engine: Engine, model: Any, order: list[tuple[str, bool]], x: np.ndarray,
-             how: WholeModelRun) -> dict[str, tuple[dict[str, Any], dict[str, np.ndarray]]]:
+def _request(engine: Engine, model: Any, order: list[tuple[str, bool]],
+             xs: list[np.ndarray], names: list[str], how: WholeModelRun,
+             ) -> dict[str, tuple[dict[str, Any], dict[str, np.ndarray]]]:
     """Save the model (and its weights, for the round trip) and run it on every worker."""
     with tempfile.TemporaryDirectory(prefix="conv-parity-model-") as tmp:
         path = Path(tmp) / "model.keras"
@@ -221,11 +259,32 @@ def _request(engine: Engine, model: Any, order: list[tuple[str, bool]], x: np.nd
                                              "weights": str(weights_path)
                                              if how.weights_round_trip else None},
                                    "layers": [n for n, _ in order],
+                                   "inputs": names,
                                    "application": how.application,
                                    "imports": list(how.imports), "cwd": str(Path.cwd())},
-                                  [x, *(how.weights or [])],
+                                  [*xs, *(how.weights or [])],
                                   timeout=WHOLE_MODEL_TIMEOUT_FACTOR * engine.pool.timeout,
                                   also=how.also if how.source_file else ())
+
+
+def reload_problem(arrays: dict[str, np.ndarray], again: dict[str, np.ndarray],
+                   jitter: dict[str, float]) -> str | None:
+    """None when every model output read back from the ``.weights.h5`` equals the loaded
+    model's through the same graph, within that backend's measured run-to-run jitter (exactly
+    where it is deterministic); else which output differs and by how much."""
+    finals = [n for n in arrays if n.startswith("output")]
+    if sorted(again) != sorted(finals):
+        return f"outputs {sorted(again)} after reading the weights, {finals} before"
+    for name in finals:
+        a, b = arrays[name], again[name]
+        if a.shape != b.shape:
+            return f"{name} shape {b.shape} after the round trip != {a.shape} before"
+        err = max_error(b, a)
+        allowed = float(jitter.get(name, 0.0))
+        if err > allowed:
+            return (f"{name} values differ after the round trip (max |diff| {err:.3g}; the "
+                    f"same graph run twice differs by {allowed:.3g})")
+    return None
 
 
 def _replies(
@@ -245,24 +304,58 @@ def _replies(
                      if n.endswith(RELOADED)}
             ran[backend] = arrays
             if again or reply.get("weights_error"):
-                from conv_parity.model.round_trip import same
-
-                problem = reply.get("weights_error") or same(
-                    [v for n, v in arrays.items() if n.startswith("output")],
-                    [again[n] for n in arrays if n.startswith("output")])
+                problem = reply.get("weights_error") or reload_problem(
+                    arrays, again, reply.get("jitter") or {})
                 reloads.append({"check": f".weights.h5 written on {writer}, read on {backend}",
                                 "writer": writer, "reader": backend,
+                                "jitter": reply.get("jitter") or {},
                                 "ok": problem is None, "problem": problem})
             continue
         error = reply.get("error") or {}
         text = f"{error.get('type', 'Error')}: {' '.join(str(error.get('message', '')).split())}"
         verdict = {"unavailable": "skip", "timeout": "timeout"}.get(str(status), "crash")
         if status == "error":
-            verdict = "unsupported" if error.get("phase") == "build" else "crash"
+            verdict = "unsupported" if error.get("phase") == "build" else "raised"
         rows[backend] = {"backend": backend, "verdict": verdict, "max_abs_err": None,
                          "tolerance": None, "first_divergent_layer": None,
                          "message": text[:600]}
+        if error.get("layer"):
+            rows[backend]["raised_in"] = error["layer"]
     return rows, ran, reloads
+
+
+def _raised_rows(rows: dict[str, dict[str, Any]], others_ran: bool, extraction: Extraction,
+                 outcomes: list[Outcome]) -> None:
+    """A backend whose forward pass raised while another ran it: ``fail-error-parity`` at the
+    layer it raised in, or ``xfail`` where that layer's own check on this backend is a known
+    discrepancy (its entry named). Where no backend ran it, the model itself is refused
+    (``unsupported``), not a backend."""
+    for backend, row in rows.items():
+        if row["verdict"] != "raised":
+            continue
+        layer = row.get("raised_in")
+        row["first_divergent_layer"] = layer
+        if not others_ran:
+            row["verdict"] = "unsupported"
+            row["message"] = f"raises on every backend: {row['message']}"
+            continue
+        where = f" in {layer}" if layer else ""
+        o = None
+        if layer:
+            by_case = {(x.case, x.backend): x for x in outcomes}
+            o = next((by_case.get((u.case, backend)) for u in extraction.checkable
+                      if u.path == layer and (u.case, backend) in by_case), None)
+        if o is not None:
+            row["layer"], row["layer_verdict"] = layer, o.verdict
+        if o is not None and o.verdict == "xfail" and o.known:
+            row.update(verdict="xfail", known=o.known.get("id"),
+                       message=f"raises{where}, explained by known discrepancy "
+                               f"{o.known.get('id')} (that layer's own check): "
+                               f"{row['message'][:300]}")
+        else:
+            row["verdict"] = "fail-error-parity"
+            own = f" (its own check: {o.verdict})" if o is not None else ""
+            row["message"] = f"raises{where}{own} where other backends run: {row['message']}"
 
 
 def _compared_row(backend: str, c: dict[str, Any], extraction: Extraction,
@@ -271,7 +364,8 @@ def _compared_row(backend: str, c: dict[str, Any], extraction: Extraction,
     first divergent layer's own check where it failed (or a known discrepancy explains it)."""
     row = {"backend": backend, "max_abs_err": c["max_abs_err"],
            "tolerance": c["tolerance"], "first_divergent_layer": None,
-           "verdict": "pass", "message": ""}
+           "verdict": "pass", "message": "", "output": c.get("output"),
+           "outputs": c.get("outputs")}
     if not c["diverges"]:
         return row
     layer = c["first_divergent_layer"]

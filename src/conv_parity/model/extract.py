@@ -25,6 +25,7 @@ from conv_parity import kinds
 from conv_parity.case import DTYPES, ConvCase
 from conv_parity.errors import UsageError
 from conv_parity.policies import round_to
+from conv_parity.workers.layer_tree import leaves
 
 #: Config keys with no effect on the forward pass conv-parity checks (initial values are
 #: replaced by real weights; regularizers and constraints act in training only).
@@ -62,9 +63,10 @@ class LayerUse:
 class Extraction:
     """What :func:`extract` found: the conv-family uses and the other layers by class."""
 
-    input_shape: tuple[int, ...]
+    input_shape: tuple[int, ...]  # the first input's
     uses: list[LayerUse] = field(default_factory=list)
     not_checked: dict[str, list[str]] = field(default_factory=dict)  # class -> layer paths
+    input_shapes: list[tuple[int, ...]] = field(default_factory=list)  # one per input
 
     @property
     def checkable(self) -> list[LayerUse]:
@@ -84,18 +86,29 @@ class Extraction:
 
 
 def model_input_shape(model: Any) -> tuple[int | None, ...]:
-    """The one input's shape as the graph declares it (None for open dimensions)."""
-    try:
-        inputs = model.inputs
-    except (AttributeError, ValueError):  # an unbuilt Sequential or subclassed model
-        inputs = None
-    if not inputs:
-        raise UsageError("the model has no defined input (a subclassed model that was never "
-                         "built cannot be checked); save a functional or sequential model")
-    if len(inputs) != 1:
-        raise UsageError(f"the model takes {len(inputs)} inputs; conv-parity model checks "
-                         f"single-input models")
-    return tuple(inputs[0].shape)
+    """The first input's shape as the graph declares it (None for open dimensions)."""
+    from conv_parity.model.inputs import model_inputs
+
+    return model_inputs(model)[0].shape
+
+
+def concrete_input_shapes(model: Any, given: Sequence[Sequence[int]] | None,
+                          batch: int = 2, what: str = "--input-shape"
+                          ) -> list[tuple[int, ...]]:
+    """One concrete shape per model input (:func:`concrete_input_shape` for each): ``given``
+    (the user's arrays' shapes), else the declared shapes with batch ``batch``."""
+    from conv_parity.model.inputs import model_inputs
+
+    specs = model_inputs(model)
+    if len(specs) == 1:
+        return [concrete_input_shape(model, given[0] if given else None, batch, what)]
+    if given is not None:
+        return [tuple(int(d) for d in g) for g in given]
+    open_ = [s.name for s in specs if any(d is None for d in s.shape[1:])]
+    if open_:
+        raise UsageError(f"the model's inputs {', '.join(open_)} leave dimensions open; give "
+                         f"--input FILE.npz with one array per input name")
+    return [(batch, *(int(d) for d in s.shape[1:])) for s in specs]
 
 
 def concrete_input_shape(model: Any, given: Sequence[int] | None,
@@ -146,44 +159,14 @@ def layout_hint(given: Sequence[int], declared: Sequence[int | None]) -> str:
     return ""
 
 
-def children(layer: Any) -> list[Any]:
-    """The layers ``layer`` holds directly: a functional or sequential model's layers, and the
-    sublayers a subclassed layer or model (or a wrapper such as TimeDistributed) tracks."""
-    flatten = getattr(layer, "_flatten_layers", None)  # Keras 3's tracked sublayers
-    if flatten is not None:
-        try:
-            return list(flatten(include_self=False, recursive=False))
-        except TypeError:  # a Keras whose signature differs: the public list below
-            pass
-    return list(getattr(layer, "layers", None) or [])
-
-
-def leaves(model: Any, prefix: str = "") -> list[tuple[str, Any]]:
-    """(path, layer) for every leaf layer, however deep: nested functional and sequential
-    models, subclassed layers and models, wrappers; in the order they are tracked (graph order
-    for a functional model). A layer held twice is listed at its first path."""
-    out: list[tuple[str, Any]] = []
-    seen: set[int] = set()
-
-    def walk(layer: Any, at: str) -> None:
-        for child in children(layer):
-            if id(child) in seen:
-                continue
-            seen.add(id(child))
-            path = f"{at}{child.name}"
-            if children(child):
-                walk(child, path + "/")
-            else:
-                out.append((path, child))
-
-    walk(model, prefix)
-    return out
-
-
-def _record_shapes(model: Any, input_shape: tuple[int, ...]) -> dict[int, list[tuple[int, ...]]]:
+def _record_shapes(model: Any, input_shapes: Sequence[tuple[int, ...]]
+                   ) -> dict[int, list[tuple[int, ...]]]:
     """id(layer) -> the input shapes it is called at, from one symbolic pass of the model."""
     import keras
 
+    from conv_parity.model.inputs import model_inputs
+
+    specs = model_inputs(model)
     seen: dict[int, list[tuple[int, ...]]] = {}
     patched = []
     for _, layer in leaves(model):
@@ -194,12 +177,16 @@ def _record_shapes(model: Any, input_shape: tuple[int, ...]) -> dict[int, list[t
             object.__setattr__(layer, method,  # bypass Keras's attribute tracking
                                _spy(original, seen.setdefault(id(layer), [])))
             patched.append((layer, method))
+    tensors = [keras.KerasTensor(shape, dtype=spec.dtype)
+               for shape, spec in zip(input_shapes, specs)]
     try:
-        model.compute_output_spec(keras.KerasTensor(input_shape))
+        model.compute_output_spec(tensors[0] if len(tensors) == 1 else tensors)
     except Exception as exc:
         text = " ".join(str(exc).split())[:400]
-        raise UsageError(f"the model does not accept input shape {_fmt(input_shape)}: {text}"
-                         + layout_hint(input_shape, model_input_shape(model))) from None
+        shown = ", ".join(_fmt(s) for s in input_shapes)
+        raise UsageError(f"the model does not accept input shape {shown}: {text}"
+                         + (layout_hint(input_shapes[0], specs[0].shape)
+                            if len(specs) == 1 else "")) from None
     finally:
         for layer, method in patched:
             object.__delattr__(layer, method)
@@ -252,17 +239,20 @@ def _live_config(layer: Any, kind: kinds.Kind) -> dict[str, Any]:
     return config
 
 
-def extract(model: Any, input_shape: tuple[int, ...], source: str = "model",
-            only: Sequence[str] | None = None) -> Extraction:
-    """Every conv-family layer use of ``model`` at ``input_shape``, with its real weights.
+def extract(model: Any, input_shape: tuple[int, ...] | Sequence[tuple[int, ...]],
+            source: str = "model", only: Sequence[str] | None = None) -> Extraction:
+    """Every conv-family layer use of ``model`` at ``input_shape`` (one shape, or one per
+    model input), with its real weights.
 
     ``only``: fnmatch patterns on the layer path, name or class (``--layers``); the other
     conv-family layers are then listed as not checked ("not selected").
     """
     from fnmatch import fnmatchcase
 
-    shapes = _record_shapes(model, input_shape)
-    found = Extraction(input_shape)
+    shaped = ([tuple(input_shape)] if input_shape and isinstance(input_shape[0], int)
+              else [tuple(s) for s in input_shape])  # type: ignore[arg-type]
+    shapes = _record_shapes(model, shaped)  # type: ignore[arg-type]
+    found = Extraction(shaped[0], input_shapes=shaped)  # type: ignore[arg-type]
     for path, layer in leaves(model):
         cls = type(layer).__name__
         kind = kinds.KINDS.get(cls)

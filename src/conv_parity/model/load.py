@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import sys
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,14 +53,43 @@ class Loaded:
 
 
 def load(source: str, input_shape: tuple[int, ...] | None = None,
-         say: Callable[[str], None] | None = None, builder: str | None = None) -> Loaded:
+         say: Callable[[str], None] | None = None, builder: str | None = None,
+         imports: Sequence[str] = ()) -> Loaded:
     """The model SOURCE names; UsageError (one line) for anything that is not a loadable model.
 
     ``input_shape`` (with batch) is passed to keras.applications builders, whose default input
     size would otherwise be used. ``say`` receives the migration's lines (blockers, repairs)
     for a Keras 2 .h5. ``builder`` (``module:function``) builds the model a ``.weights.h5``
-    SOURCE holds the weights of.
+    SOURCE holds the weights of. ``imports``: the user's modules (``--import``), imported
+    first so that the custom classes they register are known when a ``.keras`` file is
+    deserialised (still in safe mode); every worker imports them too.
     """
+    loaded = _load_source(source, input_shape, say, builder, tuple(imports))
+    loaded.imports = tuple(dict.fromkeys((*loaded.imports, *imports)))
+    return loaded
+
+
+def import_modules(modules: Sequence[str]) -> None:
+    """The user's own modules (``--import``), found in the current directory first as
+    ``python -m`` does; UsageError naming one that cannot be imported."""
+    import importlib
+
+    if "" not in sys.path and str(Path.cwd()) not in sys.path:
+        sys.path.insert(0, str(Path.cwd()))
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except Exception as exc:
+            raise UsageError(f"--import {module}: cannot import it: {type(exc).__name__}: "
+                             f"{first_line(exc)}") from None
+
+
+def _load_source(source: str, input_shape: tuple[int, ...] | None,
+                 say: Callable[[str], None] | None, builder: str | None,
+                 imports: tuple[str, ...]) -> Loaded:
+    if imports:
+        import_keras()
+        import_modules(imports)
     if source.startswith(APPLICATIONS_PREFIX):
         if builder is not None:
             raise UsageError(f"--builder {builder}: is for a .weights.h5 SOURCE, not {source}")
@@ -197,14 +226,42 @@ def _load_h5(path: Path) -> Any:
 
 def _load_refusing_code(path: Path, config: Any, who: str) -> Any:
     """The model file loaded in safe mode once its config was refused any code; Keras's own
-    failure as one line naming ``who`` (``{version}``: the installed Keras's)."""
+    failure as one line naming ``who`` (``{version}``: the installed Keras's), and naming the
+    custom classes this process does not know (with the ``--import`` that would teach it)."""
     refuse_code(config, path)
     keras = import_keras()
     try:
         return keras.saving.load_model(path, safe_mode=True, compile=False)
     except Exception as exc:
         raise UsageError(f"{path}: {who.format(version=keras.__version__)} cannot load this "
-                         f"model: {type(exc).__name__}: {first_line(exc)}") from None
+                         f"model: {type(exc).__name__}: {first_line(exc)}"
+                         + unknown_classes_hint(keras, config)) from None
+
+
+def unknown_classes_hint(keras: Any, config: Any) -> str:
+    """"; it uses custom classes ... give --import MODULE" for the registered classes of the
+    config that Keras does not know here; empty when there are none."""
+    missing: dict[str, str] = {}
+    for record in layer_configs(config):
+        registered = record.get("registered_name") or ""
+        module = str(record.get("module") or "")
+        if module.startswith("keras") and ">" not in registered:
+            continue
+        name = registered or record["class_name"]
+        try:
+            known = keras.saving.get_registered_object(name) is not None
+        except Exception:
+            known = False
+        if not known:
+            missing[name] = module
+    if not missing:
+        return ""
+    modules = sorted({m for m in missing.values() if m})
+    return (f"; the model uses custom classes this process does not know: "
+            f"{', '.join(sorted(missing))}" + (
+                f" (from {', '.join(modules)}): give --import "
+                f"{modules[0]}" if modules else ": give --import YOUR_MODULE")
+            + " so their registration runs first (the file still loads in safe mode)")
 
 
 def refuse_code(config: Any, path: Path | str) -> None:

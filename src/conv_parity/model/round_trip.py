@@ -2,19 +2,21 @@
 
 Before Keras 3.15.0 a transposed conv's ``output_padding`` was missing from ``get_config``: a
 ``.keras`` save and reload silently changed the model's output shape while the weights still
-loaded (keras#23014). Three checks catch that class of bug, in the process that loaded the
-model (its backend is named in the result):
+loaded (keras#23014). These checks catch that class of bug without computing a number in this
+process (whose backend is whatever ``KERAS_BACKEND`` or ``keras.json`` says, and may not run
+the model at all: TF without oneDNN has no channels_first conv on CPU):
 
 - per layer: every conv-family layer rebuilt with ``from_config(get_config())`` must carry the
   same canonical kwargs (the case's), so a key lost in ``get_config`` is named;
-- ``get_config`` -> ``from_config`` of the whole model, weights copied, same output;
-- ``.keras`` save -> load, same output (shape, then values, exactly: the same backend runs the
-  same weights through the same graph).
+- ``get_config`` -> ``from_config`` of the whole model, and ``.keras`` save -> load: the same
+  weights, exactly (every array, NaN included), and the same symbolic outputs (names, shapes,
+  dtypes);
 
-Across backends: the end-to-end check loads the ``.keras`` saved here on every backend, and
-each worker also builds a fresh model from its config, reads the ``.weights.h5`` this process
-wrote (on its own backend) and runs it: the output must equal that worker's own output of the
-``.keras`` model exactly (:func:`add_cross_backend` files those checks here).
+and, in every worker (:mod:`conv_parity.workers.whole_model`), on its own backend: a fresh
+model from the config reads the ``.weights.h5`` written here and runs through the same probe
+graph as the loaded ``.keras`` model; its outputs must equal that model's within the backend's
+measured run-to-run jitter (exactly where the backend is deterministic).
+:func:`add_cross_backend` files those checks here.
 """
 
 from __future__ import annotations
@@ -29,13 +31,29 @@ if TYPE_CHECKING:
     from conv_parity.model.extract import Extraction
 
 
-def _outputs(model: Any, x: np.ndarray) -> list[np.ndarray]:
+def output_specs(model: Any, input_shapes: list[tuple[int, ...]]) -> list[tuple[str, Any, str]]:
+    """(name, shape, dtype) of each model output, computed symbolically (no numbers)."""
     import keras
 
-    got = model(keras.ops.convert_to_tensor(x), training=False)
-    if not isinstance(got, (list, tuple)):
-        got = [got]
-    return [np.asarray(keras.ops.convert_to_numpy(t)) for t in got]
+    from conv_parity.model.inputs import model_inputs
+    from conv_parity.workers.layer_tree import flatten_named
+
+    tensors = [keras.KerasTensor(shape, dtype=spec.dtype)
+               for shape, spec in zip(input_shapes, model_inputs(model))]
+    spec = model.compute_output_spec(tensors[0] if len(tensors) == 1 else tensors)
+    return [(name, tuple(t.shape), str(t.dtype)) for name, t in flatten_named(spec)]
+
+
+def same_weights(before: list[np.ndarray], after: list[np.ndarray]) -> str | None:
+    """None when every weight array is identical (NaN where NaN), else the first that is not."""
+    if len(before) != len(after):
+        return f"{len(after)} weight arrays after, {len(before)} before"
+    for i, (a, b) in enumerate(zip(after, before)):
+        if a.shape != b.shape:
+            return f"weight {i} shape {a.shape} after the round trip != {b.shape} before"
+        if not np.array_equal(a, b, equal_nan=True):
+            return f"weight {i} values differ after the round trip"
+    return None
 
 
 def same(before: list[np.ndarray], after: list[np.ndarray]) -> str | None:
@@ -83,23 +101,29 @@ def layer_round_trips(model: Any, extraction: Extraction) -> list[dict[str, Any]
     return rows
 
 
-def run(model: Any, x: np.ndarray, extraction: Extraction) -> dict[str, Any]:
-    """The ``round_trip`` part of the model section."""
+def run(model: Any, input_shapes: list[tuple[int, ...]], extraction: Extraction
+        ) -> dict[str, Any]:
+    """The ``round_trip`` part of the model section (no forward pass in this process)."""
     import keras
 
     checks: list[dict[str, Any]] = []
-    before = _outputs(model, x)
+    weights = model.get_weights()
+    specs = output_specs(model, input_shapes)
 
     def record(name: str, rebuild: Any) -> None:
         try:
-            problem = same(before, _outputs(rebuild(), x))
+            other = rebuild()
+            problem = same_weights(weights, other.get_weights())
+            after = output_specs(other, input_shapes)
+            if problem is None and after != specs:
+                problem = f"outputs {after} after the round trip != {specs} before"
         except Exception as exc:
             problem = f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
         checks.append({"check": name, "ok": problem is None, "problem": problem})
 
     def from_config() -> Any:
         clone = type(model).from_config(model.get_config())
-        clone.set_weights(model.get_weights())
+        clone.set_weights(weights)
         return clone
 
     record("get_config -> from_config", from_config)

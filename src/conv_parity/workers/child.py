@@ -266,31 +266,38 @@ def _serve_batch(channel: Channel, header: dict[str, Any], served: list[int]) ->
 
 
 def _serve_model(channel: Channel, header: dict[str, Any], served: list[int]) -> None:
-    """Run a whole saved model on the input in the next frame; answer with its output and
-    the outputs of the named layers (:mod:`conv_parity.workers.whole_model`)."""
+    """Run a whole saved model on the inputs in the next frame (one array per name in
+    ``header["inputs"]``, default one; the Keras 2 target's weights follow); answer with its
+    flat named outputs and the outputs of the named layers
+    (:mod:`conv_parity.workers.whole_model`). A forward pass that raised names the leaf
+    layer it raised in (``error["layer"]``)."""
     from conv_parity.workers.whole_model import run_saved_model
 
     _, arrays = channel.recv()
     t0 = time.perf_counter()
     reply: dict[str, Any] = {"type": "model_result"}
     outputs: dict[str, np.ndarray] = {}
+    n_inputs = len(header.get("inputs") or [None])
     try:
         # Keras 3 targets load the model saved here; keras2 loads the user's own file.
         path = header["files"][_spec.model_file if _spec is not None else "keras"]
         own_file = _spec is not None and _spec.model_file == "source"
         # A Keras 2 worker cannot read the Keras 3 .weights.h5: no weights round trip there.
-        outputs, reply["weights_error"] = run_saved_model(
-            _keras, path, arrays[0], list(header.get("layers") or ()),
-            weights=arrays[1:] if own_file else None,
+        ran = run_saved_model(
+            _keras, path, arrays[:n_inputs], list(header.get("layers") or ()),
+            weights=arrays[n_inputs:] if own_file else None,
             weights_file=None if own_file else header["files"].get("weights"),
             application=None if own_file else header.get("application"),
             fetch_many=_spec.fetch_many if _spec is not None else None,
             imports=[] if own_file else list(header.get("imports") or ()),
             cwd=header.get("cwd"))
-        reply["status"] = "ok"
+        outputs = ran.outputs
+        reply.update(status="ok", weights_error=ran.weights_error, jitter=ran.jitter)
     except Exception as exc:
         reply.update(status="error", error=_error(exc, getattr(exc, "conv_parity_phase",
                                                                "call")))
+        if getattr(exc, "conv_parity_layer", None):
+            reply["error"]["layer"] = exc.conv_parity_layer  # type: ignore[attr-defined]
     from conv_parity.workers.protocol import MAX_ARRAYS
 
     values = list(outputs.values())
