@@ -26,6 +26,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     # Records: values and facts, import nothing above them.
     "records": ("errors", "vocabulary", "formats", "_version", "facts", "kinds", "policies", "case",
                 "backends", "variants", "geometry", "reference", "expected", "results",
+                "keras_internal",
                 "mutants"),
     # Pure rules: no processes, no pytest. What a verdict is, what the registry knows, what each
     # mode computes, what explains a failure.

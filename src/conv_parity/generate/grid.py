@@ -318,7 +318,20 @@ def cases(profile: str = "default", seed: int = GRID_SEED,
     chosen = None if layers is None else {kinds.get_kind(name).name for name in layers}
     drawn = _drawn(profile, seed)
     base = drawn if chosen is None else [c for c in drawn if c.layer in chosen]
-    return with_modes(with_policies(base, profile, policies), profile, modes)
+    out = with_modes(with_policies(base, profile, policies), profile, modes)
+    return list(dict.fromkeys(out + [
+        c for c in _call_form_cases(profile, seed)  # chosen on the whole grid, then filtered
+        if (chosen is None or c.layer in chosen) and (policies is None or c.policy_name in
+        set(policies)) and (modes is None or c.mode in set(modes))]))
+
+
+@functools.lru_cache(maxsize=8)
+def _call_form_cases(profile: str, seed: int) -> tuple[ConvCase, ...]:
+    """The call-form cases of a profile (:mod:`conv_parity.generate.call_forms`)."""
+    from conv_parity.generate.call_forms import call_form_cases
+
+    whole = with_modes(with_policies(_drawn(profile, seed), profile), profile)
+    return tuple(call_form_cases(whole, profile))
 
 
 @functools.lru_cache(maxsize=8)
