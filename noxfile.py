@@ -57,10 +57,13 @@ def tests(session: nox.Session, backend: str) -> None:
 @nox.session(python=PYTHONS)
 @nox.parametrize("backend", BACKENDS)
 def nightly(session: nox.Session, backend: str) -> None:
-    """The suite against keras-nightly (full profile)."""
+    """keras-nightly: the smoke profile without a crash, then the suite (full profile)."""
     _install(session, backend)
     session.run("pip", "uninstall", "-y", "keras")
     session.install("--pre", "keras-nightly")
+    # No crash on the nightly first (issue 23: a moved private module stopped every worker).
+    session.run("pytest", "-q", "tests/cli/test_nightly_smoke.py",
+                env={"CONV_PARITY_NIGHTLY_SMOKE": "1"})
     _suite(session, backend, "full")
 
 

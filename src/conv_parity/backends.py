@@ -67,7 +67,12 @@ def _openvino_fetch_many(tensors: Sequence[Any]) -> list[Any]:
     """
     import numpy as np
     import openvino as ov
-    from keras.src.backend.openvino.core import OpenVINOKerasTensor, get_device
+
+    from conv_parity.keras_internal import find
+
+    where = ("keras.src.backend.openvino.core", "keras.src.backend.openvino.ops.core")
+    OpenVINOKerasTensor = find("OpenVINOKerasTensor", *where)
+    get_device = find("get_device", *where)
 
     lazy = [i for i, t in enumerate(tensors) if isinstance(t, OpenVINOKerasTensor)
             and t.output.get_element_type() != ov.Type.boolean]

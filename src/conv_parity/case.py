@@ -102,6 +102,11 @@ class ConvCase:
                              f"mode (eager, predict, jit)")
         if call_form not in CALL_FORMS:
             raise UsageError(f"call_form must be one of {CALL_FORMS}, got {call_form!r}")
+        if call_form.startswith("numpy") and mode != "eager":
+            # A gradient needs a tensor to differentiate; a compiled model converts its input.
+            raise UsageError(f"call_form {call_form!r} passes NumPy arrays to the call, which "
+                             f"only the eager mode does; mode {mode!r} takes call_form 'tensor' "
+                             f"or 'list'")
         canon = kinds.canonicalize(layer, kwargs, input_shape)
         case = cls(layer, tuple(canon.items()), tuple(input_shape), dtype, 0, mode, policy,
                    values, call_form)

@@ -130,14 +130,22 @@ def jax_facts() -> Facts:
 
 def openvino_facts() -> Facts:
     import openvino as ov
-    from keras.src.backend.openvino.core import get_device
 
-    device = get_device()
+    device = _openvino_device()
     hint = ov.Core().get_property(device, "INFERENCE_PRECISION_HINT")
     # The plugin's default (bf16 on AMX CPUs). Keras's eager path (convert_to_numpy) compiles
     # with an f32 hint; its predict path (trainer.py) compiles with the default.
     return {"openvino.device": device,
             "openvino.inference_precision_default": getattr(hint, "get_type_name", hint.__str__)()}
+
+
+def _openvino_device() -> str:
+    """The OpenVINO device Keras compiles for (no public API asks it: found among the places
+    known releases keep it, :mod:`conv_parity.keras_internal`)."""
+    from conv_parity.keras_internal import find
+
+    return str(find("get_device", "keras.src.backend.openvino.core",
+                    "keras.src.backend.openvino.ops.core")())
 
 
 def _version(distribution: str) -> str | None:
@@ -163,10 +171,12 @@ def identity_tensorflow() -> Identity:
 
 
 def identity_torch() -> Identity:
+    import keras
     import torch
-    from keras.src.backend.torch.core import get_device
 
-    device = str(get_device())
+    from conv_parity.keras_internal import device_of_new_tensors
+
+    device = device_of_new_tensors(keras)  # public API: where Keras puts a new tensor
     if device.startswith("cuda"):
         device += f" ({torch.cuda.get_device_name()})"
     fp: Facts = {
@@ -213,9 +223,8 @@ def identity_numpy() -> Identity:
 
 def identity_openvino() -> Identity:
     import openvino as ov
-    from keras.src.backend.openvino.core import get_device
 
-    device = get_device()
+    device = _openvino_device()
     fp: Facts = {"convert_to_numpy INFERENCE_PRECISION_HINT": "f32 (set by keras)"}
     with contextlib.suppress(Exception):
         fp["device default INFERENCE_PRECISION_HINT"] = str(

@@ -103,9 +103,9 @@ def _install_traced_only(keras: Any) -> None:
     """Wrap the backend's conv and pool functions (once per worker process) so that their
     output is 0.1% too large while staged for compilation. ``keras.ops`` looks them up on
     ``backend.nn`` at call time, so patching that module reaches every layer."""
-    from keras.src import backend
+    from conv_parity.keras_internal import backend_nn
 
-    nn = backend.nn
+    nn = backend_nn()
     if getattr(nn, "_conv_parity_traced_only", False):
         return
     staged = _staged(keras)

@@ -32,7 +32,7 @@ from conv_parity.cli.text import failure_lines, one_line, table
 from conv_parity.errors import InvalidConfig, UsageError
 from conv_parity.formats import fmt_float, fmt_shape
 from conv_parity.policies import POLICIES
-from conv_parity.vocabulary import VALUE_REGIMES
+from conv_parity.vocabulary import CALL_FORMS, VALUE_REGIMES
 
 if TYPE_CHECKING:
     from conv_parity.case import ConvCase
@@ -99,6 +99,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                             "comma-separated OPS, e.g. conv,conv_transpose) agrees across "
                             "backends on an input and a kernel of different dtypes: the same "
                             "result dtype, or all raise")
+    check.add_argument("--call-form", choices=CALL_FORMS, default="tensor", metavar="FORM",
+                       help="how the layer or op is called: tensor (backend tensors, tuples; "
+                            "default), numpy (NumPy arrays), list (list arguments), numpy-list "
+                            "(both); NumPy forms are eager only")
     check.add_argument("--seed", type=seed, default=None,
                        help="seed of the random input and weights (default: derived from the "
                             "configuration)")
@@ -154,7 +158,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     mode_names = selected_modes(args.modes) or ["eager"]
     try:
         cases = [ConvCase.make(parsed.name, parsed.kwargs, shape, dtype=dtype, seed=args.seed,
-                               mode=m, values=args.values) for m in mode_names]
+                               mode=m, values=args.values, call_form=args.call_form)
+                 for m in mode_names]
     except UsageError as exc:
         raise UsageError(parse.with_example(str(exc), parsed.name)) from None
     case = cases[0]

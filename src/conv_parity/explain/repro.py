@@ -24,7 +24,7 @@ import numpy as np
 from conv_parity import backends as targets
 from conv_parity import geometry, kinds, modes
 from conv_parity.case import ConvCase
-from conv_parity.modes import Arrays
+from conv_parity.modes import Arrays, call_form
 
 _LETTERS = "dhw"
 
@@ -334,7 +334,8 @@ def render(case: ConvCase, backend: str, note: str | None = None,
 def _header(case: ConvCase, backend: str, note: str | None, arrays_file: str | None,
             focus_value: tuple[str, tuple[int, ...]] | None, repeats: int) -> str:
     """The script's docstring, imports and constants (the case, its arrays, the focus)."""
-    kw_src = "{\n" + "".join(f"    {k!r}: {v!r},\n" for k, v in case.call_kwargs.items()) + "}"
+    kw_src = "{\n" + "".join(f"    {k!r}: {v!r},\n" for k, v in call_form.kwargs(case).items()) \
+        + "}"
     note_doc = ("\n" + textwrap.fill(note, 96) + "\n") if note else ""
     spec = targets.get(backend)
     lib = spec.library
@@ -407,6 +408,11 @@ def rounded(a):
     """Rounded to the compute dtype, held in the input dtype (float32 for bfloat16)."""
     held = np.float32 if INPUT_DTYPE == "bfloat16" else INPUT_DTYPE
     return a.astype(exact(DTYPE)).astype(held)
+
+
+def as_array(a, dtype):
+    """A NumPy array of `dtype` itself, passed to the call as is (a NumPy call form)."""
+    return np.asarray(a).astype(exact(dtype))
 
 
 '''

@@ -330,7 +330,8 @@ def cases(profile: str = "default", seed: int = GRID_SEED,
     out = with_modes(with_policies(base, profile, policies), profile, modes)
     named_policies = None if policies is None else set(policies)
     named_modes = None if modes is None else set(modes)
-    for case in _regime_cases(profile, seed):  # drawn on the whole grid, then filtered
+    # value-regime and call-form cases: drawn on the whole grid, then filtered
+    for case in (*_regime_cases(profile, seed), *_call_form_cases(profile, seed)):
         if ((chosen is None or case.layer in chosen)
                 and (named_policies is None or case.policy_name in named_policies)
                 and (named_modes is None or case.mode in named_modes)):
@@ -348,6 +349,15 @@ def _regime_cases(profile: str, seed: int) -> tuple[ConvCase, ...]:
         return ()
     whole = with_modes(with_policies(_drawn(profile, seed), profile), profile)
     return tuple(value_cases(whole, prof.values))
+
+
+@functools.lru_cache(maxsize=8)
+def _call_form_cases(profile: str, seed: int) -> tuple[ConvCase, ...]:
+    """The call-form cases of a profile (:mod:`conv_parity.generate.call_forms`)."""
+    from conv_parity.generate.call_forms import call_form_cases
+
+    whole = with_modes(with_policies(_drawn(profile, seed), profile), profile)
+    return tuple(call_form_cases(whole, profile))
 
 
 @functools.lru_cache(maxsize=8)

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from conv_parity.modes._keras import make_layer, op_function, tagged, to_tensor
+from conv_parity.modes._keras import make_layer, op_function, op_kwargs, tagged, to_tensor
 from conv_parity.modes._protocol import Arrays
 from conv_parity.modes.eager import Eager
 
@@ -59,7 +59,7 @@ class Compiled(Eager):
             # The kernels are constants of the graph: an op case builds its own model.
             try:
                 ws = [to_tensor(keras, w, case.dtype) for w in arrays.weights]
-                out = op_function(keras, case)(inp, *ws, **case.call_kwargs)
+                out = op_function(keras, case)(inp, *ws, **op_kwargs(case))
                 model = keras.Model(inp, out)
             except Exception as exc:
                 raise tagged(exc, "build") from None

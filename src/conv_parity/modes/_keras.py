@@ -8,6 +8,8 @@ from __future__ import annotations
 import contextlib
 from typing import TYPE_CHECKING, Any
 
+from conv_parity.modes import call_form
+
 if TYPE_CHECKING:
     from conv_parity.case import ConvCase
 
@@ -25,7 +27,7 @@ def make_layer(keras: Any, case: ConvCase) -> Any:
     is how a user asks for one), zeros-initialised (no backend pays for random init;
     ``set_weights`` follows)."""
     cls = getattr(keras.layers, case.layer)
-    kwargs = dict(case.call_kwargs)
+    kwargs = call_form.kwargs(case)  # lists where the case's call form says
     for name in case.kind.initializer_kwargs:
         kwargs[name] = "zeros"
     return cls(dtype=case.policy_name, **kwargs)
@@ -34,6 +36,19 @@ def make_layer(keras: Any, case: ConvCase) -> Any:
 def op_function(keras: Any, case: ConvCase) -> Any:
     """The ``keras.ops`` function of an op case."""
     return getattr(keras.ops, case.layer[len("ops."):])
+
+
+def op_kwargs(case: ConvCase) -> dict[str, Any]:
+    """The keyword arguments an op case's function receives, in the case's call form."""
+    return call_form.kwargs(case)
+
+
+def call_input(keras: Any, case: ConvCase, a: Any, dtype: str) -> Any:
+    """An array as the case's call form passes it: a NumPy array of ``dtype`` for a NumPy form
+    (the backend converts it itself), else a tensor of ``dtype``."""
+    if call_form.uses_numpy(case.call_form):
+        return call_form.as_numpy(a, dtype)
+    return to_tensor(keras, a, dtype)
 
 
 def to_tensor(keras: Any, a: Any, dtype: str) -> Any:

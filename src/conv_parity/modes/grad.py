@@ -25,7 +25,7 @@ import numpy as np
 
 from conv_parity import policies
 from conv_parity.modes import _grad_repro as _repro
-from conv_parity.modes._keras import op_function, tagged, to_tensor
+from conv_parity.modes._keras import op_function, op_kwargs, tagged, to_tensor
 from conv_parity.modes._protocol import Arrays
 from conv_parity.modes.eager import Eager
 
@@ -80,7 +80,7 @@ class Grad(Eager):
         self._built = None
         if case.kind.is_op:
             fn = op_function(keras, case)
-            kw = case.call_kwargs
+            kw = op_kwargs(case)
             params = [to_tensor(keras, w, case.dtype) for w in arrays.weights]
 
             def call(x: Any, *ws: Any) -> Any:

@@ -141,12 +141,22 @@ def _fact_text(value: Any) -> str:
 
 
 def installed_keras_version() -> str | None:
-    """The installed Keras version without importing Keras (keras or keras-nightly)."""
+    """The installed Keras version without importing Keras (keras or keras-nightly): the
+    distribution that owns the ``keras`` package Python would import, where both are on the
+    path (a nightly overlaid with PYTHONPATH on a release: the workers import the nightly)."""
+    import importlib.util
     from importlib import metadata
+    from pathlib import Path
 
+    spec = importlib.util.find_spec("keras")
+    where = Path(spec.origin).resolve().parent.parent if spec and spec.origin else None
+    found = []
     for dist in ("keras", "keras-nightly"):
         try:
-            return metadata.version(dist)
+            d = metadata.distribution(dist)
         except metadata.PackageNotFoundError:
             continue
-    return None
+        if where is not None and Path(str(d.locate_file(""))).resolve() == where:
+            return d.version
+        found.append(d.version)
+    return found[0] if found else None

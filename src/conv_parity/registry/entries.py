@@ -49,7 +49,8 @@ class Entry:
     #: The first Keras release without the bug, where one is known ("3.15.0").
     fixed_in: str | None = None
     #: One case the entry explains: {layer, kwargs, input_shape, [mode], [dtype], [values],
-    #: backend, keras}, under the entry's facts (tests: it matches this entry and no other).
+    #: [call_form], backend, keras}, under the entry's facts (tests: it matches this entry
+    #: and no other).
     example: Mapping[str, Any] = field(default_factory=dict)
     #: The bug shows only on some calls (uninitialised memory, a race): it explains any of its
     #: ``outcomes`` whatever the values, and a call on which it did not show is no stale entry.
@@ -72,7 +73,8 @@ class Entry:
         try:
             return ConvCase.make(ex["layer"], ex.get("kwargs", {}), ex["input_shape"],
                                  dtype=ex.get("dtype", "float32"), mode=ex.get("mode", "eager"),
-                                 values=ex.get("values", "normal"))
+                                 values=ex.get("values", "normal"),
+                                 call_form=ex.get("call_form", "tensor"))
         except (KeyError, TypeError, UsageError) as exc:
             raise UsageError(f"known discrepancy {self.id!r}: bad example {dict(ex)!r}: "
                              f"{exc}") from None

@@ -190,6 +190,9 @@ def _derived(case: ConvCase) -> dict[str, Any]:
         "any_stride_gt_1": max(strides) > 1,
         "unequal_strides": len(set(strides)) > 1,
         "strides_none": kw.get("strides", 0) is None,
+        # how the case calls (conv_parity.modes.call_form): list arguments, NumPy inputs
+        "list_arguments": case.call_form.endswith("list"),
+        "numpy_inputs": case.call_form.startswith("numpy"),
         "any_dilation_gt_1": max(kw.get("dilation_rate") or (1,)) > 1,
         "strides_and_dilation": max(strides) > 1 and max(kw.get("dilation_rate") or (1,)) > 1,
         # the conv *layers* refuse this pair in their constructors, on every backend

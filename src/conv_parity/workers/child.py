@@ -31,7 +31,7 @@ import numpy as np
 from conv_parity import facts, modes, policies
 from conv_parity.backends import MUTATION_GATE, BackendSpec, get
 from conv_parity.modes import Arrays
-from conv_parity.modes._keras import make_layer, op_function, tagged
+from conv_parity.modes._keras import make_layer, op_function, op_kwargs, tagged
 from conv_parity.workers import hooks
 from conv_parity.workers.protocol import Channel, ChannelClosed, ProtocolError
 
@@ -134,7 +134,7 @@ def symbolic_shapes(case: ConvCase) -> tuple[tuple | None, tuple | None, dict | 
         if case.kind.is_op:
             xs = keras.KerasTensor(input_shape, dtype=case.dtype)
             ws = [keras.KerasTensor(s, dtype=case.dtype) for s in case.weight_shapes()]
-            shape = _plain(op_function(keras, case)(xs, *ws, **case.call_kwargs).shape)
+            shape = _plain(op_function(keras, case)(xs, *ws, **op_kwargs(case)).shape)
             return shape, shape, None
         mode = modes.get(case.mode)
         layer = mode.layer_for(keras, case) if hasattr(mode, "layer_for") \
