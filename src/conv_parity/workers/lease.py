@@ -105,7 +105,7 @@ def _source_hash() -> str:
 def key_material(environ: dict[str, str] | None = None) -> dict[str, Any]:
     """What a daemon is keyed by (shown by ``conv-parity daemon status``)."""
     env = os.environ if environ is None else environ
-    versions = {}
+    versions: dict[str, str | None] = {}
     for dist in DISTRIBUTIONS:
         try:
             versions[dist] = metadata.version(dist)
