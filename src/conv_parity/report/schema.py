@@ -20,6 +20,8 @@ run objects); ``error_map.spatial_shape`` / ``block`` / ``nonfinite`` (see
 :func:`conv_parity.report.error_map`); ``fuzz`` (when fuzzing ran: ``filtered_known``, the drawn
 examples skipped because they match a known discrepancy, and ``tests`` in a pytest run, or the
 campaign's statistics from ``conv-parity fuzz``; after a merge, the sum and ``sources``).
+``phases`` (``conv-parity model``: the run's phases in order, each ``name``, ``seconds`` and
+``peak_rss_mb``; see :mod:`conv_parity.phases`).
 ``summary.by_verdict`` and each ``by_backend`` entry list every verdict, zeros included.
 report.json puts one result per line.
 

@@ -128,7 +128,11 @@ def key(material: dict[str, Any] | None = None) -> str:
 
 
 def socket_path(daemon_key: str) -> Path:
-    return directory() / f"daemon-{daemon_key}.sock"
+    path = directory() / f"daemon-{daemon_key}.sock"
+    if len(os.fsencode(path)) > 100:  # sun_path holds 104-108 bytes, depending on the OS
+        raise HarnessError(f"daemon socket path too long for a Unix socket: {path} (set "
+                           f"{DIR_ENV} to a shorter folder)")
+    return path
 
 
 # --------------------------------------------------------------------------- talking to it
