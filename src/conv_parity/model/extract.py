@@ -184,7 +184,7 @@ def _record_shapes(model: Any, input_shapes: Sequence[tuple[int, ...]]
         # placeholders, which reaches every sublayer's ``call`` (and its spy).
         if getattr(block, "_nodes_by_depth", None) is None:  # a functional graph is walked
             object.__setattr__(block, "compute_output_spec",
-                               _spy(partial(keras.Operation.compute_output_spec, block), []))
+                               _traced(keras, block, block.compute_output_spec))
             patched.append((block, "compute_output_spec"))
     tensors = [keras.KerasTensor(shape, dtype=spec.dtype)
                for shape, spec in zip(input_shapes, specs)]
@@ -200,6 +200,20 @@ def _record_shapes(model: Any, input_shapes: Sequence[tuple[int, ...]]
         for layer, method in patched:
             object.__delattr__(layer, method)
     return {key: shapes for key, shapes in seen.items() if shapes}
+
+
+def _traced(keras: Any, block: Any, own: Any) -> Any:
+    """``block.compute_output_spec`` that traces ``call`` (Operation's), falling back to the
+    block's own where tracing fails (a block that needs concrete sizes)."""
+    trace = partial(keras.Operation.compute_output_spec, block)
+
+    def spec(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return trace(*args, **kwargs)
+        except Exception:
+            return own(*args, **kwargs)
+
+    return spec
 
 
 def _spy(original: Any, shapes: list[tuple[int, ...]]) -> Any:
