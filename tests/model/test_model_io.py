@@ -95,6 +95,30 @@ def test_convs_inside_subclassed_layers_are_found_by_path_per_shape(usermod: Any
     assert found.coverage()["found"] == found.coverage()["checked"] >= 4
 
 
+def test_convs_inside_a_block_that_declares_its_output_shape_are_found() -> None:
+    """keras-hub's blocks declare compute_output_shape, so Keras never traces their call
+    (ViT's patch-embedding conv went unseen); extraction traces them for the pass."""
+
+    class Patches(keras.layers.Layer):
+        def __init__(self, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            self.proj = keras.layers.Conv2D(4, 2, strides=2, name="proj")
+
+        def call(self, x: Any) -> Any:
+            return keras.ops.reshape(self.proj(x), (-1, 16, 4))
+
+        def compute_output_shape(self, shape: Any) -> Any:
+            return (shape[0], 16, 4)
+
+    x = keras.Input((8, 8, 3))
+    block = Patches(name="embed")
+    model = keras.Model(x, block(x))
+    found = extract(model, (2, 8, 8, 3))
+    assert [(u.path, u.input_shape, u.reason) for u in found.uses] == [
+        ("embed/proj", (2, 8, 8, 3), None)]
+    assert "compute_output_spec" not in vars(block)  # put back after the pass
+
+
 def test_nested_outputs_are_named_by_path_in_keras_order(usermod: Any) -> None:
     model = user_model(usermod)
     names = output_names(model, len(model.outputs))

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -25,7 +26,7 @@ from conv_parity import kinds
 from conv_parity.case import DTYPES, ConvCase
 from conv_parity.errors import UsageError
 from conv_parity.policies import round_to
-from conv_parity.workers.layer_tree import leaves
+from conv_parity.workers.layer_tree import containers, leaves
 
 #: Config keys with no effect on the forward pass conv-parity checks (initial values are
 #: replaced by real weights; regularizers and constraints act in training only).
@@ -177,6 +178,14 @@ def _record_shapes(model: Any, input_shapes: Sequence[tuple[int, ...]]
             object.__setattr__(layer, method,  # bypass Keras's attribute tracking
                                _spy(original, seen.setdefault(id(layer), [])))
             patched.append((layer, method))
+    for block in containers(model):
+        # A block that declares compute_output_shape is never traced: its sublayers would go
+        # unseen. Operation.compute_output_spec traces ``call`` with the backend's
+        # placeholders, which reaches every sublayer's ``call`` (and its spy).
+        if getattr(block, "_nodes_by_depth", None) is None:  # a functional graph is walked
+            object.__setattr__(block, "compute_output_spec",
+                               _traced(keras, block, block.compute_output_spec))
+            patched.append((block, "compute_output_spec"))
     tensors = [keras.KerasTensor(shape, dtype=spec.dtype)
                for shape, spec in zip(input_shapes, specs)]
     try:
@@ -191,6 +200,20 @@ def _record_shapes(model: Any, input_shapes: Sequence[tuple[int, ...]]
         for layer, method in patched:
             object.__delattr__(layer, method)
     return {key: shapes for key, shapes in seen.items() if shapes}
+
+
+def _traced(keras: Any, block: Any, own: Any) -> Any:
+    """``block.compute_output_spec`` that traces ``call`` (Operation's), falling back to the
+    block's own where tracing fails (a block that needs concrete sizes)."""
+    trace = partial(keras.Operation.compute_output_spec, block)
+
+    def spec(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return trace(*args, **kwargs)
+        except Exception:
+            return own(*args, **kwargs)
+
+    return spec
 
 
 def _spy(original: Any, shapes: list[tuple[int, ...]]) -> Any:

@@ -44,6 +44,20 @@ def output_specs(model: Any, input_shapes: list[tuple[int, ...]]) -> list[tuple[
     return [(name, tuple(t.shape), str(t.dtype)) for name, t in flatten_named(spec)]
 
 
+def spec_problem(before: list[tuple[str, Any, str]], after: list[tuple[str, Any, str]]
+                 ) -> str:
+    """The first symbolic output that changed, in words."""
+    if [n for n, _, _ in before] != [n for n, _, _ in after]:
+        return (f"outputs {[n for n, _, _ in after]} after the round trip != "
+                f"{[n for n, _, _ in before]} before")
+    for (name, shape, dtype), (_, shape2, dtype2) in zip(before, after):
+        if shape != shape2:
+            return f"{name} shape {shape2} after the round trip != {shape} before"
+        if dtype != dtype2:
+            return f"{name} dtype {dtype2} after the round trip != {dtype} before"
+    return "outputs changed"
+
+
 def same_weights(before: list[np.ndarray], after: list[np.ndarray]) -> str | None:
     """None when every weight array is identical (NaN where NaN), else the first that is not."""
     if len(before) != len(after):
@@ -116,7 +130,7 @@ def run(model: Any, input_shapes: list[tuple[int, ...]], extraction: Extraction
             problem = same_weights(weights, other.get_weights())
             after = output_specs(other, input_shapes)
             if problem is None and after != specs:
-                problem = f"outputs {after} after the round trip != {specs} before"
+                problem = spec_problem(specs, after)
         except Exception as exc:
             problem = f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
         checks.append({"check": name, "ok": problem is None, "problem": problem})

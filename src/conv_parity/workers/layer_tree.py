@@ -47,6 +47,25 @@ def leaves(model: Any, prefix: str = "") -> list[tuple[str, Any]]:
     return out
 
 
+def containers(model: Any) -> list[Any]:
+    """Every layer under ``model`` that holds layers (submodels, subclassed blocks, wrappers),
+    each once."""
+    out: list[Any] = []
+    seen: set[int] = set()
+
+    def walk(layer: Any) -> None:
+        for child in children(layer):
+            if id(child) in seen:
+                continue
+            seen.add(id(child))
+            if children(child):
+                out.append(child)
+                walk(child)
+
+    walk(model)
+    return out
+
+
 def flatten_named(value: Any, prefix: str = "output") -> list[tuple[str, Any]]:
     """A nested output as (path name, leaf) pairs, in the order ``keras.tree.flatten`` gives
     (dict keys sorted): ``{"boxes": [a, b], "cls": c}`` -> ``output/boxes/0``,
