@@ -15,6 +15,7 @@ is not wired in; see docs/call-forms-and-adaptive-pooling.md).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -43,8 +44,8 @@ def _sizes(input_shape: Sequence[int], output_size: int | Sequence[int],
     if not 1 <= len(axes) <= 3:
         raise InvalidConfig(f"adaptive pooling takes inputs of rank 3, 4 or 5, got "
                             f"input_shape={tuple(input_shape)!r}", argument="input_shape")
-    sizes = [output_size] * len(axes) if not isinstance(output_size, (list, tuple)) \
-        else list(output_size)
+    sizes: list[Any] = [output_size] * len(axes) \
+        if not isinstance(output_size, (list, tuple)) else list(output_size)
     if len(sizes) != len(axes) or not all(
             isinstance(s, int) and not isinstance(s, bool) and s >= 1 for s in sizes):
         raise InvalidConfig(f"output_size must be an int >= 1 or {len(axes)} of them, got "
