@@ -219,10 +219,11 @@ def _not_here_reason(entry: Entry, keras_version: str | None) -> str:
 
 
 def _vary(case: ConvCase, *, mode: str | None = None, policy: str | None = None) -> ConvCase:
-    """``case`` with its mode or its dtype policy changed, the seed kept (the same data)."""
+    """``case`` with its mode or its dtype policy changed, the seed, value regime and call
+    form kept (the same data, called the same way)."""
     return ConvCase.make(case.layer, case.kwargs, case.input_shape,
                          dtype=policy or case.policy_name, seed=case.seed,
-                         mode=mode or case.mode)
+                         mode=mode or case.mode, values=case.values, call_form=case.call_form)
 
 
 def _declared(entry: Entry) -> Entry:
@@ -286,7 +287,14 @@ def plan_entry(entry: Entry, keras_version: str | None, selected: Sequence[str],
         return _probe(entry, dimension, value, case, target, keras_version, facts)
 
     found = [probe("example", f"{example.mode}, {example.policy_name}", example)]
-    found += [probe("mode", m, _vary(example, mode=m)) for m in modes.MODES if m != example.mode]
+    for m in modes.MODES:
+        if m == example.mode:
+            continue
+        try:
+            found.append(probe("mode", m, _vary(example, mode=m)))
+        except UsageError as exc:  # a NumPy call form is a case in eager mode only
+            found.append(Probe(entry.id, base, "mode", m, not entry.modes or m in entry.modes,
+                               skip=f"not a case: {exc}".split(". ")[0]))
     if entry.policies or entry.dtypes:
         for name in policies.POLICIES:
             if name == example.policy_name:
