@@ -219,10 +219,11 @@ def _not_here_reason(entry: Entry, keras_version: str | None) -> str:
 
 
 def _vary(case: ConvCase, *, mode: str | None = None, policy: str | None = None) -> ConvCase:
-    """``case`` with its mode or its dtype policy changed, the seed kept (the same data)."""
+    """``case`` with its mode or its dtype policy changed, the seed, value regime and call
+    form kept (the same data, called the same way)."""
     return ConvCase.make(case.layer, case.kwargs, case.input_shape,
                          dtype=policy or case.policy_name, seed=case.seed,
-                         mode=mode or case.mode, values=case.values)
+                         mode=mode or case.mode, values=case.values, call_form=case.call_form)
 
 
 def _declared(entry: Entry) -> Entry:
@@ -291,9 +292,12 @@ def plan_entry(entry: Entry, keras_version: str | None, selected: Sequence[str],
             continue
         try:
             varied = _vary(example, mode=m)
-        except UsageError:  # a NaN / inf input has no gradient
+        except UsageError as exc:  # a NaN / inf input has no gradient; a NumPy call form
+            # is a case in eager mode only
+            why = (f"the {example.values} regime has no {m}" if example.values in ("nan", "inf")
+                   else str(exc).split(". ")[0])
             found.append(Probe(entry.id, base, "mode", m, not entry.modes or m in entry.modes,
-                               skip=f"not a case: the {example.values} regime has no {m}"))
+                               skip=f"not a case: {why}"))
             continue
         found.append(probe("mode", m, varied))
     if entry.policies or entry.dtypes:

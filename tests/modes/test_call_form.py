@@ -115,3 +115,15 @@ def test_tensorflow_numpy_dtype_verdict_does_not_depend_on_earlier_calls() -> No
     assert got["dtypes"] == ["float32", "float64", "float32"], got
     assert got["error"] and "concatenate tuple" in got["error"]
 
+
+
+def test_check_takes_a_call_form_and_refuses_an_unknown_one() -> None:
+    from conv_parity.cli.main import build_parser
+
+    parser = build_parser()
+    args = parser.parse_args(["check", "ops.max_pool(pool_size=2)", "--input-shape", "1,4,4,1",
+                              "--call-form", "numpy-list"])
+    assert args.call_form == "numpy-list"
+    assert parser.parse_args(["check", "Conv2D(2, 3)"]).call_form == "tensor"
+    with pytest.raises((SystemExit, UsageError)):
+        parser.parse_args(["check", "Conv2D(2, 3)", "--call-form", "torch"])
