@@ -88,7 +88,9 @@ def main(argv: list[str] | None = None) -> int:
             _save(directory, skipped, entries)
             print(f"{e.id}: {said} ({time.monotonic() - started:.0f} s)", file=sys.stderr,
                   flush=True)
-    catalog.write_atomically(directory / catalog.INDEX, catalog.index_markdown(entries, directory))
+    left = {k: v for k, v in catalog.not_drafted(directory).items()
+            if not (directory / f"{k}.md").is_file()}  # a draft written just before a stop
+    _save(directory, left, entries)
     return 0
 
 
