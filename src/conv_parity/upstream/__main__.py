@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from conv_parity.errors import HarnessError
+from conv_parity.errors import HarnessError, InvalidConfig
 from conv_parity.registry import Registry
 from conv_parity.upstream import catalog, draft, releases
 
@@ -81,14 +81,21 @@ def main(argv: list[str] | None = None) -> int:
                 said = f"drafted on {ev.backend}, Keras {ev.keras}"
             except Exception as exc:  # one entry's failure is its reason, not the run's
                 path.unlink(missing_ok=True)
-                kind = "" if isinstance(exc, (HarnessError, releases.ReleaseUnavailable)) \
-                    else f"draft failed: {type(exc).__name__}: "
+                if isinstance(exc, InvalidConfig):  # the case should raise: no repro script
+                    kind = ("the spec rejects this case and explain.repro writes scripts only "
+                            "for cases it accepts: ")
+                elif isinstance(exc, (HarnessError, releases.ReleaseUnavailable)):
+                    kind = ""
+                else:
+                    kind = f"draft failed: {type(exc).__name__}: "
                 skipped[e.id] = kind + " ".join(str(exc).split())[:300]
                 said = f"not drafted: {skipped[e.id]}"
             _save(directory, skipped, entries)
             print(f"{e.id}: {said} ({time.monotonic() - started:.0f} s)", file=sys.stderr,
                   flush=True)
-    catalog.write_atomically(directory / catalog.INDEX, catalog.index_markdown(entries, directory))
+    left = {k: v for k, v in catalog.not_drafted(directory).items()
+            if not (directory / f"{k}.md").is_file()}  # a draft written just before a stop
+    _save(directory, left, entries)
     return 0
 
 

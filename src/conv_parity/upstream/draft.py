@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 REPRO_TIMEOUT = 300.0
 #: Fresh processes a nondeterministic entry's script checks the case in.
 REPRO_REPEATS = 5
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _KERAS_SOURCE = "https://github.com/keras-team/keras/blob/v{version}/{path}"
 
 
@@ -158,7 +159,7 @@ def run_script(script: str) -> str:
                                   timeout=REPRO_TIMEOUT, env=env, cwd=tmp)
         except subprocess.TimeoutExpired:
             raise NotReproduced(f"the repro script ran past {REPRO_TIMEOUT:.0f} s") from None
-    out = proc.stdout.strip()
+    out = _ANSI.sub("", proc.stdout).strip()  # Keras bolds some messages for a terminal
     if proc.returncode != 1 or "DISCREPANCY" not in out:
         tail = (out + "\n" + proc.stderr.strip()).strip().splitlines()[-5:]
         raise NotReproduced(f"the repro script did not reproduce (exit {proc.returncode}): "
@@ -171,7 +172,7 @@ def _worker_keras(env: dict[str, Any], backend: str) -> str | None:
 
 
 def _one_line(text: str | None) -> str:
-    return " ".join((text or "").split())
+    return " ".join(_ANSI.sub("", text or "").split())
 
 
 def fingerprint(entry_id: str, path: Path | str | None = None) -> str:

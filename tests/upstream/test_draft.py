@@ -1,0 +1,73 @@
+"""The draft's rules on synthetic outcomes, and the repro check on tiny scripts (one interpreter
+each, no Keras)."""
+
+from __future__ import annotations
+
+import pytest
+
+from conv_parity.case import ConvCase
+from conv_parity.errors import HarnessError
+from conv_parity.judge.verdict import Outcome
+from conv_parity.registry import Registry
+from conv_parity.upstream import draft
+
+
+def _evidence(verdict: str, **fields) -> draft.Evidence:
+    case = ConvCase.make("Conv2D", {"filters": 2, "kernel_size": 3,
+                                    "data_format": "channels_first"}, (1, 2, 6, 6))
+    entry = next(e for e in Registry.load().entries
+                 if e.id == "tf-bias-add-channels-first-wrong-axis")
+    bad = Outcome(case, "tensorflow", verdict, "2 of 32 elements differ", (1, 2, 4, 4),
+                  **fields)
+    good = Outcome(case, "jax", "pass", "", (1, 2, 4, 4), shape=(1, 2, 4, 4),
+                   max_abs_err=1e-7, tolerance=1e-5)
+    env = {"python": "3.11.7", "numpy": "2.4.6", "platform": "Linux",
+           "facts": {"cpu.model": "Some CPU", "cpu.machine": "x86_64", "cpu.isa": ["avx2"]},
+           "backends": {"tensorflow": {"versions": {"tensorflow": "2.21.0"}}}}
+    return draft.Evidence(case, entry, "3.15.1", [bad, good], env, "tensorflow",
+                          "print('hi')\n", "DISCREPANCY: 2 of 32 values differ",
+                          {"tensorflow.onednn": False, "tensorflow.intra_op_threads": 1})
+
+
+def test_title_and_sections_for_wrong_values():
+    ev = _evidence("fail-values", shape=(1, 2, 4, 4), max_abs_err=0.7, tolerance=3e-5,
+                   diagnosis="the bias is added along the W axis")
+    assert draft.title(ev) == ("`layers.Conv2D` with data_format='channels_first', "
+                               "padding='valid', strides=(1, 1) returns wrong values on the "
+                               "TensorFlow backend")
+    md = draft.markdown(ev, "abcdef012345")
+    for words in ("## Environment", "Keras 3.15.1, backend `tensorflow` (tensorflow 2.21.0)",
+                  "CPU: Some CPU (x86_64), ISA avx2", "tensorflow.onednn=False",
+                  "largest |error| 0.7 against a tolerance of 3e-05",
+                  "- Diagnosis: the bias is added along the W axis",
+                  "- The same call conforms on jax", "| tensorflow | fail-values |",
+                  "Keras `>=3.7`", "entry fingerprint abcdef012345",
+                  "[`keras/src/backend/tensorflow/numpy.py`](https://github.com/keras-team/"
+                  "keras/blob/v3.15.1/keras/src/backend/tensorflow/numpy.py)"):
+        assert words in md, words
+    assert "intra_op_threads" not in md
+    assert md.count("keras/src/backend/tensorflow/numpy.py`]") == 1
+
+
+def test_title_names_the_error_raised():
+    ev = _evidence("fail-error-parity", error={"type": "UnimplementedError",
+                                               "message": "\x1b[1mNHWC only\x1b[0m"})
+    assert "raises UnimplementedError on the TensorFlow backend" in draft.title(ev)
+    assert "raises `UnimplementedError`: NHWC only" in draft.markdown(ev)
+
+
+def test_run_script_requires_the_discrepancy(tmp_path):
+    shown = draft.run_script("import sys\nprint('\x1b[1mDISCREPANCY\x1b[0m: off')\nsys.exit(1)\n")
+    assert shown == "DISCREPANCY: off"
+    with pytest.raises(draft.NotReproduced, match=r"did not reproduce \(exit 0\): OK"):
+        draft.run_script("print('OK')\n")
+    with pytest.raises(HarnessError, match="standalone"):
+        draft.run_script("import conv_parity\n")
+
+
+def test_keras_for_uses_the_example_release_only_when_needed():
+    by_id = {e.id: e for e in Registry.load().entries}
+    assert draft.keras_for(by_id["tf-bias-add-channels-first-wrong-axis"], "3.15.1") is None
+    assert draft.keras_for(by_id["openvino-pooling-not-implemented-before-3.13"],
+                           "3.15.1") == "3.12.1"
+    assert draft.keras_for(None, "3.15.1") is None
