@@ -129,6 +129,11 @@ class Engine:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    @property
+    def daemon_error(self) -> str | None:
+        """Why the warm worker service could not be used (None: it was, or it is off)."""
+        return self.pool.daemon_error
+
     def info(self, backend: str) -> BackendInfo:
         self.start()
         return self.pool.info(backend)

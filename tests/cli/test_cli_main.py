@@ -22,6 +22,7 @@ class _FakeEngine:
     """Stands in for Engine: torch gets a shape discrepancy with a diagnosis and a repro."""
 
     raise_in_check: BaseException | None = None
+    daemon_error: str | None = None
 
     def __init__(self, backends: Any, *, timeout: float, report_dir: Any,
                  **options: Any) -> None:

@@ -192,9 +192,9 @@ def cmd_check(args: argparse.Namespace) -> int:
     ) as engine:
         outcomes = engine.check(cases)
         env = engine.environment()
-        if engine.pool.daemon_error:
+        if engine.daemon_error:
             log(f"conv-parity: note: the warm worker service was not used "
-                f"({one_line(engine.pool.daemon_error, 300)}); this call started its own")
+                f"({one_line(engine.daemon_error, 300)}); this call started its own")
     seconds = time.monotonic() - started
     results = [o.to_json() for o in outcomes]
     doc = _check_doc(case, results, env, ref_shape, rule, backends, mode_names)
