@@ -8,11 +8,14 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from conv_parity.cli.common import EXIT_OK, add_backends_option, log, positive_float
+from conv_parity.cli.common import (
+    EXIT_OK,
+    add_case_or_entry_options,
+    log,
+    positive_float,
+)
 from conv_parity.cli.text import one_line, table
 from conv_parity.errors import UsageError
-from conv_parity.policies import POLICIES
-from conv_parity.vocabulary import MODE_NAMES
 
 if TYPE_CHECKING:
     from packaging.version import Version
@@ -42,21 +45,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        description="Run a case on Keras releases side by side and find the "
                                    "release where its verdict changes.", epilog=EXAMPLES)
     p.example = "conv-parity bisect tf-depthwise-channels-first-cpu-before-3.15"
-    p.add_argument("target", metavar="CASE_OR_ENTRY",
-                   help="a registry entry id, a case id from --report, or a layer expression "
-                        "with --input-shape")
-    p.add_argument("--input-shape", metavar="SHAPE", default=None)
-    p.add_argument("--report", metavar="FILE", default=None,
-                   help="the report.json holding the case id (default "
-                        "conv-parity-report/report.json)")
+    add_case_or_entry_options(p)
     p.add_argument("--keras", metavar="RANGE", default=None,
                    help="releases to search, e.g. 3.1..3.15 (both ends inclusive; default "
                         "3.1 to the newest)")
     p.add_argument("--nightly", metavar="DATES", default=None,
                    help="keras-nightly date range (not implemented yet)")
-    add_backends_option(p)
-    p.add_argument("--mode", choices=MODE_NAMES, default=None)
-    p.add_argument("--dtype", choices=tuple(POLICIES), default=None, metavar="POLICY")
     p.add_argument("--cache", metavar="DIR", default=None,
                    help="where releases are installed (default $CONV_PARITY_KERAS_CACHE or "
                         "~/.cache/conv-parity/keras-releases)")

@@ -99,6 +99,24 @@ def seed(text: str) -> int:
     return value
 
 
+def add_case_or_entry_options(p: argparse.ArgumentParser) -> None:
+    """CASE_OR_ENTRY and what picks or narrows its case (``bisect`` and ``upstream``; the
+    resolver is :func:`conv_parity.cli.target.resolve`)."""
+    from conv_parity.policies import POLICIES
+    from conv_parity.vocabulary import MODE_NAMES
+
+    p.add_argument("target", metavar="CASE_OR_ENTRY",
+                   help="a registry entry id, a case id from --report, or a layer expression "
+                        "with --input-shape")
+    p.add_argument("--input-shape", metavar="SHAPE", default=None)
+    p.add_argument("--report", metavar="FILE", default=None,
+                   help="the report.json holding the case id (default "
+                        "conv-parity-report/report.json)")
+    add_backends_option(p)
+    p.add_argument("--mode", choices=MODE_NAMES, default=None)
+    p.add_argument("--dtype", choices=tuple(POLICIES), default=None, metavar="POLICY")
+
+
 def add_backends_option(parser: argparse.ArgumentParser, whole_models: bool = False) -> None:
     """``--backends LIST``, the same for every subcommand that runs cases. Only the targets the
     subcommand accepts are offered: ``keras2`` only where whole models run (`model`)."""

@@ -10,13 +10,11 @@ from pathlib import Path
 from conv_parity.cli.common import (
     EXIT_DISCREPANCY,
     EXIT_OK,
-    add_backends_option,
+    add_case_or_entry_options,
     log,
     positive_float,
 )
 from conv_parity.cli.text import one_line
-from conv_parity.policies import POLICIES
-from conv_parity.vocabulary import MODE_NAMES
 
 EXAMPLES = """\
 examples:
@@ -38,15 +36,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                                    "entry, with a checked standalone reproduction.",
                        epilog=EXAMPLES)
     p.example = "conv-parity upstream tf-bias-add-channels-first-wrong-axis"
-    p.add_argument("target", metavar="CASE_OR_ENTRY",
-                   help="a registry entry id, a case id from --report, or a layer expression "
-                        "with --input-shape")
-    p.add_argument("--input-shape", metavar="SHAPE", default=None)
-    p.add_argument("--report", metavar="FILE", default=None,
-                   help="the report.json holding the case id")
-    add_backends_option(p)
-    p.add_argument("--mode", choices=MODE_NAMES, default=None)
-    p.add_argument("--dtype", choices=tuple(POLICIES), default=None, metavar="POLICY")
+    add_case_or_entry_options(p)
     p.add_argument("--cache", metavar="DIR", default=None,
                    help="the Keras release cache (as for bisect)")
     p.add_argument("--timeout", type=positive_float, default=120.0, metavar="S")

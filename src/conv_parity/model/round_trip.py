@@ -70,18 +70,6 @@ def same_weights(before: list[np.ndarray], after: list[np.ndarray]) -> str | Non
     return None
 
 
-def same(before: list[np.ndarray], after: list[np.ndarray]) -> str | None:
-    """None when equal, else what differs (got, expected)."""
-    if len(before) != len(after):
-        return f"{len(after)} outputs after, {len(before)} before"
-    for i, (a, b) in enumerate(zip(after, before)):
-        if a.shape != b.shape:
-            return f"output {i} shape {a.shape} after the round trip != {b.shape} before"
-        if not np.array_equal(a, b, equal_nan=True):
-            err = float(np.max(np.abs(a.astype(np.float64) - b.astype(np.float64))))
-            return f"output {i} values differ after the round trip (max |diff| {err:.3g})"
-    return None
-
 
 def layer_round_trips(model: Any, extraction: Extraction) -> list[dict[str, Any]]:
     """Per conv-family layer: kwargs after ``from_config(get_config())`` vs before."""
