@@ -41,8 +41,10 @@ def nested_model() -> Any:
     b = shared(keras.layers.MaxPooling2D(name="pool")(y))
     y = keras.layers.Conv2DTranspose(2, 3, strides=2, output_padding=1, name="up")(a)
     y = keras.layers.Conv2D(2, 1, activation="softmax", name="r6")(y)
-    out = keras.layers.Concatenate()([keras.layers.GlobalAveragePooling2D()(y),
-                                      keras.layers.GlobalMaxPooling2D()(b)])
+    # named: Keras's automatic names count the layers made earlier in the process
+    out = keras.layers.Concatenate(name="concatenate")(
+        [keras.layers.GlobalAveragePooling2D(name="global_average_pooling2d")(y),
+         keras.layers.GlobalMaxPooling2D(name="global_max_pooling2d")(b)])
     return keras.Model(x, out)
 
 
