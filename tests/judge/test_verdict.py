@@ -61,6 +61,7 @@ def test_shifted_values_fail_with_worst_element() -> None:
     out = classify(CASE, ref, _ok(CASE, shifted))
     assert out.verdict == "fail-values"
     assert out.mismatches and out.worst and "elements differ; worst at" in out.message
+    assert out.worst["output"] == "y" and out.worst["output_shape"] == list(ref.output.shape)
 
 
 def test_rounding_noise_passes_but_one_ulp_of_b_times_1000_fails() -> None:

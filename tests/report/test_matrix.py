@@ -42,7 +42,7 @@ def test_fix_releases_and_not_reproduced_entries_are_named() -> None:
     assert counts_line(results) == ["torch: 1 known cannot run", "jax: 1 known discrepancies "
                                     "did not reproduce here", "numpy: 1 NEW discrepancies"]
     assert final_line([_r("jax", "pass"), _r("torch", "unsupported")]) == \
-        "2/2 backends conform: all conform"
+        "2/2 backends conform; torch: rejects it, as the spec says (unsupported)"
 
 
 def test_a_strict_stale_entry_is_named_as_such() -> None:

@@ -17,6 +17,7 @@ from report_samples import make_result, sample_doc, value_failure
 
 from conv_parity.report import build_doc, error_map, render_html, render_markdown, write_all
 from conv_parity.report.heatmap import png_bytes
+from conv_parity.report.schema import validate
 
 # --------------------------------------------------------------------------- markdown
 
@@ -313,3 +314,14 @@ def test_html_renders_in_chromium(tmp_path: Path) -> None:
     assert len(cards) == 4
     visible = [c for c in cards if "hidden" not in c]
     assert len(visible) == 2 and all('data-backend="jax"' in c for c in visible)
+
+
+def test_html_names_the_failing_gradient_tensor_and_its_shape() -> None:
+    """A grad case's card says the worst element is in dkernel, with dkernel's shape, not y's."""
+    grad = value_failure("torch", worst={"output": "dkernel", "output_shape": [3, 3, 3, 4],
+                                         "index": [2, 1, 0, 3], "value": 1.5,
+                                         "reference": 0.5, "tolerance": 1e-5})
+    sample = sample_doc()
+    doc = build_doc([grad], sample["run"], sample["environment"], True)
+    validate(doc)
+    assert "dkernel (shape (3, 3, 3, 4)) at (2, 1, 0, 3)" in render_html(doc)

@@ -260,6 +260,7 @@ def _values(out: Outcome, case: ConvCase, ref: Expected, result: BackendResult) 
     if check.worst_index is not None:
         out.worst = {
             "output": name,
+            "output_shape": list(ref.outputs[name].shape),
             "index": list(check.worst_index),
             "value": check.worst_value,
             "reference": check.worst_reference,

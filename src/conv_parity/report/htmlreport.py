@@ -171,6 +171,14 @@ def _safe_link(url: Any) -> str:
     return esc(u)
 
 
+def _worst_tensor(worst: Mapping[str, Any]) -> str:
+    """``dkernel (shape (3, 3, 2, 4))``: which tensor the worst element is in, since a gradient
+    case compares several and ``y``'s shape (the card's first fact) says nothing of a dkernel."""
+    name = str(worst.get("output") or "y")
+    shape = worst.get("output_shape")
+    return f"{name} (shape {common.fmt_shape(shape)})" if shape is not None else name
+
+
 def _card(r: Mapping[str, Any]) -> str:
     facts: list[tuple[str, str]] = []
     for key, label in (("shape", "shape"), ("reference_shape", "reference shape"),
@@ -191,7 +199,8 @@ def _card(r: Mapping[str, Any]) -> str:
     worst = r.get("worst")
     if worst:
         facts.append(("worst", esc(
-            f"at {common.fmt_shape(worst.get('index'))}: {common.fmt_float(worst.get('value'))}"
+            f"{_worst_tensor(worst)} at {common.fmt_shape(worst.get('index'))}: "
+            f"{common.fmt_float(worst.get('value'))}"
             f" vs reference {common.fmt_float(worst.get('reference'))} "
             f"(tolerance {common.fmt_float(worst.get('tolerance'))})")))
     err = r.get("error")

@@ -118,8 +118,11 @@ def final_line(results: list[Mapping[str, Any]]) -> str:
         name = r["backend"]
         if len(modes) > 1:  # one row per backend and mode
             name += f" ({(r.get('case') or {}).get('mode', 'eager')})"
-        if kind in ("conforms", "unsupported"):
+        if kind == "conforms":
             conforming += 1
+        elif kind == "unsupported":  # conforms, but computed nothing: never "all conform"
+            conforming += 1
+            phrases.append(f"{name}: rejects it, as the spec says (unsupported)")
         elif kind == "not-reproduced":
             conforming += 1
             phrases.append(f"{name}: known discrepancy {_entry_hint(r)} did not reproduce here")

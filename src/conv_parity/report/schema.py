@@ -288,6 +288,7 @@ def validate_result(r: Any, where: str = "result") -> None:
         if "index" not in worst:
             _fail(f"{where}.worst.index", "missing")
         _check_shape(f"{where}.worst.index", worst["index"])
+        _check_shape(f"{where}.worst.output_shape", worst.get("output_shape"))
         for key in WORST_FLOAT_FIELDS:
             value = worst.get(key)
             if value is not None and not _is_float_or_encoded(value):
