@@ -112,6 +112,6 @@ def registry(session: nox.Session) -> None:
 
 @nox.session(python=PYTHONS[-1])
 def docs(session: nox.Session) -> None:
-    """The documentation site: mkdocs build --strict (not part of CI's required jobs)."""
+    """The documentation site: mkdocs build --strict (the GitHub workflow's `docs` job)."""
     session.install("-e", ".[docs]")
     session.run("mkdocs", "build", "--strict", *session.posargs)

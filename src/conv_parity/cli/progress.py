@@ -1,5 +1,6 @@
-"""A live progress line on stderr for long commands (``model``, ``backends``): the phase, a count
-where there is one, and the time elapsed, drawn by rich.
+"""A live progress line on stderr for long commands (``model``, ``run``, ``fuzz``, ``backends``):
+the phase, a count where there is one, the time elapsed and, once a count is known, the time
+left (rich's estimate from the rate so far), drawn by rich.
 
 Shown only when stderr is a terminal (or ``--progress``), never under ``--json`` unless asked,
 and never on stdout: in CI logs and pipes the commands print their phase lines as before and
@@ -53,7 +54,8 @@ class Progress:
 
             console = Console(file=self.stream, force_terminal=True, highlight=False)
             self._progress = RichProgress(SpinnerColumn(), TextColumn("{task.description}"),
-                                          TimeElapsedColumn(), console=console, transient=True)
+                                          TimeElapsedColumn(), _eta_column(), console=console,
+                                          transient=True)
             self._progress.start()
             self._task = self._progress.add_task(self._text or "conv-parity", total=None)
         return self
@@ -73,14 +75,44 @@ class Progress:
         self.phase(line.removeprefix("conv-parity: ").rstrip("."))
 
     def phase(self, text: str) -> None:
+        """A new phase: a fresh task, so the last phase's count and rate give no ETA here."""
         self._text = text
         if self._progress is not None:
-            self._progress.update(self._task, description=text)
+            self._progress.remove_task(self._task)
+            self._task = self._progress.add_task(text, total=None)
 
     def count(self, done: int, total: int) -> None:
-        """``done`` of ``total`` in the current phase (shown as "text: done/total")."""
+        """``done`` of ``total`` in the current phase (shown as "text: done/total", with the
+        time left once rich can estimate a rate)."""
         if self._progress is not None:
-            self._progress.update(self._task, description=f"{self._text}: {done}/{total}")
+            self._progress.update(self._task, description=f"{self._text}: {done}/{total}",
+                                  completed=done, total=total)
+
+    def print(self, line: str) -> None:
+        """A line of a child's output, above the live line (or plainly when it is off)."""
+        if self._progress is not None:
+            self._progress.console.print(line, markup=False, highlight=False, soft_wrap=True,
+                                         end="")
+        else:
+            self.stream.write(line)
+            self.stream.flush()
+
+
+def _eta_column() -> Any:
+    """``ETA 0:02:13`` once the task has a total and a rate; nothing before (a phase without a
+    count has no end to estimate)."""
+    from rich.progress import ProgressColumn
+    from rich.text import Text
+
+    class EtaColumn(ProgressColumn):
+        def render(self, task: Any) -> Text:
+            left = task.time_remaining
+            if task.total is None or left is None:
+                return Text("")
+            minutes, seconds = divmod(int(left), 60)
+            return Text(f"ETA {minutes // 60}:{minutes % 60:02d}:{seconds:02d}")
+
+    return EtaColumn()
 
 
 __all__ = ["Progress", "add_progress_option", "wanted"]

@@ -14,10 +14,10 @@ import contextlib
 import importlib.util
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
+from conv_parity.cli import progress
 from conv_parity.cli.common import (
     DEBUG_ENV,
     EXIT_DISCREPANCY,
@@ -33,6 +33,7 @@ from conv_parity.cli.common import (
     selected_backends,
     selected_modes,
 )
+from conv_parity.cli.run_child import INTERRUPTED, run_pytest
 from conv_parity.errors import HarnessError, UsageError
 
 DEFAULT_REPORT = "conv-parity-report"
@@ -99,6 +100,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                      help="per-case backend timeout in seconds (default 120)")
     run.add_argument("--json", action="store_true",
                      help="pytest output to stderr, report.json's content on stdout")
+    progress.add_progress_option(run)
     run.add_argument("--fail-on-known", action="store_true",
                      help="known discrepancies fail too (a migration gate)")
     run.add_argument("--repro", choices=("failures", "all"), default="failures",
@@ -194,24 +196,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     if os.environ.get(DEBUG_ENV):
         log("conv-parity: " + " ".join(cmd))
     # --json: pytest's whole output goes to stderr; stdout carries only the report.
-    stdout = sys.stderr if args.json else None
     with contextlib.suppress(Exception):
         sys.stdout.flush()
         sys.stderr.flush()
-    try:
-        proc = subprocess.Popen(cmd, stdout=stdout)
-    except OSError as exc:
-        raise HarnessError(f"cannot start pytest: {exc}") from None
-    try:
-        rc = proc.wait()
-    except KeyboardInterrupt:
-        # pytest got the same SIGINT: give it time to write its partial report, then go.
-        try:
-            proc.wait(timeout=30)
-        except (subprocess.TimeoutExpired, KeyboardInterrupt):
-            proc.kill()
-            proc.wait()
-        log(f"conv-parity run: interrupted; the partial report (if any) is in {report}")
+    # The live line carries pytest's output through stderr: by default only when both streams
+    # are the terminal, so `run > log.txt` still gets pytest's output in the file.
+    live = progress.wanted(args) and (args.progress or sys.stdout.isatty())
+    rc = run_pytest(cmd, live=live, stdout=sys.stderr if args.json else None)
+    if rc == INTERRUPTED:
+        log(f"conv-parity run: the partial report (if any) is in {report}")
         return EXIT_INTERRUPTED
     if rc in (2, 3, 4) or rc < 0:
         meaning = {2: "was interrupted", 3: "hit an internal error", 4: "rejected its arguments"}

@@ -64,6 +64,8 @@ _OPTIONS: list[tuple[str, str, str | None]] = [
                       "they are xfail", "false"),
     ("repro", "which results get a standalone repro script in the report folder: failures "
               "(one per failing case x backend) or all (known discrepancies too)", "failures"),
+    ("progress-file", "a file rewritten with 'DONE TOTAL' after each test (conv-parity run's "
+                      "live progress line reads it)", None),
 ]
 _FILTERED_BEFORE = pytest.StashKey[tuple[int, int]]()
 _STATE = pytest.StashKey["_State"]()
@@ -235,6 +237,11 @@ def pytest_configure(config: pytest.Config) -> None:
         state.report_dir.mkdir(parents=True, exist_ok=True)
         state.writer = ReportWriter(state.report_dir, state.run_info())
     config.pluginmanager.register(Recorder(state), "conv_parity_recorder")
+    progress_file = _option(config, "progress-file")
+    if progress_file:
+        from conv_parity.plugin.progress_file import ProgressFile
+
+        config.pluginmanager.register(ProgressFile(Path(progress_file)), "conv_parity_progress")
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
