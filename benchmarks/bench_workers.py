@@ -2,7 +2,7 @@
 
 Per backend, on the same N mixed Conv2D cases (default 200):
   (a) bare: one warm process (Keras already imported) calling exactly what a worker calls
-      (``child.run_case`` + ``child.symbolic_shapes``) in a loop;
+      (``handlers.cases.run_case`` + ``symbolic_shapes``) in a loop;
   (b) pool: ``WorkerPool.run`` on a worker (framing, sockets, result objects included).
 Both stay alive side by side and take turns on the same cases, in samples of --chunk cases (a
 shared machine's load drifts; interleaving makes both sides see the same drift). Pass 1 sees
@@ -79,11 +79,13 @@ def bare_main(backend: str, cases_path: str) -> None:
     """
     from conv_parity.backends import get
     from conv_parity.workers import child
+    from conv_parity.workers.context import WorkerContext
+    from conv_parity.workers.handlers.cases import run_case, symbolic_shapes
 
     child._limit_threads(get(backend))
     import keras
 
-    child._keras = keras
+    ctx = WorkerContext(keras, get(backend))
     cases = [ConvCase.from_json(c) for c in json.loads(Path(cases_path).read_text())]
 
     def loop(cs: list[ConvCase]) -> tuple[float, float]:
@@ -91,8 +93,8 @@ def bare_main(backend: str, cases_path: str) -> None:
         t0, c0 = time.perf_counter(), time.process_time()
         for case, (x, ws) in zip(cs, arrays):
             with contextlib.suppress(Exception):
-                child.run_case(case, x, ws)
-            child.symbolic_shapes(case)
+                run_case(ctx, case, x, ws)
+            symbolic_shapes(ctx, case)
         return time.perf_counter() - t0, time.process_time() - c0
 
     loop(warmup_cases())

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from conv_parity.errors import UsageError
+from conv_parity.requests import MixedDtypesReply, MixedDtypesRequest
 
 if TYPE_CHECKING:
     from conv_parity.engine import Engine
@@ -233,14 +234,15 @@ def check(engine: Engine, probe_list: Sequence[Probe] | None = None,
 
     probe_list = probes() if probe_list is None else list(probe_list)
     known = load_known() if known is None else known
-    replies = engine.request_all({"type": "mixed_dtypes",
-                                  "probes": [p.to_json() for p in probe_list]}, [])
+    request = MixedDtypesRequest(tuple(p.to_json() for p in probe_list))
+    replies = engine.request_all(request.to_header(), [])
     per_backend: dict[str, list[dict[str, Any]]] = {}
-    for backend, (reply, _) in replies.items():
-        answers = reply.get("answers")
-        if reply.get("status") != "ok" or not isinstance(answers, list):
-            err = reply.get("error") or {}
-            why = f"{reply.get('status', 'error')}: {err.get('message', '')}"[:200]
+    for backend, (header, _) in replies.items():
+        reply = MixedDtypesReply.from_header(header)
+        answers = reply.answers
+        if reply.status != "ok" or answers is None:
+            err = reply.error or {}
+            why = f"{reply.status}: {err.get('message', '')}"[:200]
             answers = [{"skip": why}] * len(probe_list)
         per_backend[backend] = answers
     keras_backend = {b: targets.keras_backend(b) for b in per_backend}

@@ -16,6 +16,7 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,6 +44,9 @@ class Shown:
     setup: list[str] = field(default_factory=list)
     output: list[str] = field(default_factory=list)
     exit_code: int | None = None
+    #: The block shows the worker daemon: its commands run with the daemon on (in a private
+    #: folder of the test's), the others with it off.
+    daemon: bool = False
 
     @property
     def id(self) -> str:
@@ -55,7 +59,11 @@ def _shown() -> list[Shown]:
         text = page.read_text()
         for match in FENCE.finditer(text):
             first = text.count("\n", 0, match.start(1)) + 1
-            found += _block(page.name, first, match.group(1).splitlines())
+            block = _block(page.name, first, match.group(1).splitlines())
+            daemon = any(s.command.startswith("conv-parity daemon") for s in block)
+            for s in block:
+                s.daemon = daemon
+            found += block
     return found
 
 
@@ -90,12 +98,12 @@ def _block(page: str, first: int, lines: list[str]) -> list[Shown]:
 def _distinct(shown: list[Shown]) -> list[Shown]:
     """One run per distinct command (and set-up): a command several pages show runs once and
     must print what each of them shows and exit as each says."""
-    merged: dict[tuple[str, tuple[str, ...]], Shown] = {}
+    merged: dict[tuple[str, tuple[str, ...], bool], Shown] = {}
     for s in shown:
-        key = (s.command, tuple(s.setup))
+        key = (s.command, tuple(s.setup), s.daemon)
         if key not in merged:
             merged[key] = Shown(s.page, s.line, s.command, list(s.setup), list(s.output),
-                                s.exit_code)
+                                s.exit_code, s.daemon)
             continue
         first = merged[key]
         first.output += s.output
@@ -114,7 +122,7 @@ _MASKS = [
     (re.compile(r"\bseed \d+"), "seed S"),
     (re.compile(r"\b\d+\.\d+\.\d+[^\s|),]*"), "V"),  # versions
     (re.compile(r"\b(pid|daemon|up|idle|key) [0-9a-f]+( of \d+)?( s)?"), r"\1 N"),
-    (re.compile(r"/run/user/\d+/\S+"), "PATH"),
+    (re.compile(r"folder [^;]+;"), "folder PATH;"),
     (re.compile(r"\d+/\d+ lends warm"), "N/N lends warm"),
 ]
 
@@ -144,6 +152,19 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
+@pytest.fixture(scope="module")
+def daemon_env(workspace: Path) -> Iterator[dict[str, str]]:
+    """The environment of the daemon blocks: the service on (CI=true would turn it off), in
+    a folder of the test's own; the daemon is stopped afterwards."""
+    env = {k: v for k, v in os.environ.items() if k not in ("CI", "CONV_PARITY_DAEMON")}
+    folder = workspace / "daemon"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    env.update(PATH=_path(), CONV_PARITY_DAEMON_DIR=str(folder))
+    yield env
+    subprocess.run("conv-parity daemon stop", shell=True, env=env, capture_output=True,
+                   timeout=120, check=False, executable="/bin/bash")
+
+
 def _path() -> str:
     return os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
 
@@ -162,8 +183,12 @@ def test_the_pages_show_commands() -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("shown", DISTINCT, ids=lambda s: s.id)
-def test_shown_command_runs_as_shown(shown: Shown, workspace: Path) -> None:
-    env = {**os.environ, "PATH": _path(), "CONV_PARITY_DAEMON": "0"}
+def test_shown_command_runs_as_shown(shown: Shown, workspace: Path,
+                                     request: pytest.FixtureRequest) -> None:
+    if shown.daemon:
+        env = dict(request.getfixturevalue("daemon_env"))
+    else:
+        env = {**os.environ, "PATH": _path(), "CONV_PARITY_DAEMON": "0"}
     env.pop("CONV_PARITY_DEBUG", None)
     for step in shown.setup:
         subprocess.run(step, shell=True, cwd=workspace, env=env, check=True, timeout=600,

@@ -363,7 +363,7 @@ def test_weights_round_trip_across_backends_detects_other_weights(tmp_path: Path
     model reading the weights written with the model gives the same output; reading another
     model's weights does not, and the comparison says so."""
     from conv_parity.model.end_to_end import reload_problem
-    from conv_parity.workers.whole_model import RELOADED, run_saved_model
+    from conv_parity.workers.whole_model import RELOADED, SavedModelCall, run_saved_model
 
     model, other = _transposed_model(), _transposed_model()
     reseed(model, 0)
@@ -373,8 +373,8 @@ def test_weights_round_trip_across_backends_detects_other_weights(tmp_path: Path
     other.save_weights(tmp_path / "o.weights.h5")
     x = np.ones((2, 5, 5, 2), "float32")
     for weights, differs in (("m", False), ("o", True)):
-        ran = run_saved_model(keras, str(tmp_path / "m.keras"), [x], [],
-                              weights_file=str(tmp_path / f"{weights}.weights.h5"))
+        ran = run_saved_model(keras, SavedModelCall(
+            str(tmp_path / "m.keras"), [x], weights_file=str(tmp_path / f"{weights}.weights.h5")))
         assert ran.weights_error is None and set(ran.jitter) == {"output"}
         again = {"output": ran.outputs.pop("output" + RELOADED)}
         problem = reload_problem(ran.outputs, again, ran.jitter)

@@ -192,8 +192,8 @@ def test_cached_npy_header_still_checks_the_payload_length():
 
 
 def test_error_text_loses_terminal_colour_codes() -> None:
-    from conv_parity.workers.child import _error, strip_ansi
+    from conv_parity.workers.context import error_record, strip_ansi
 
     assert strip_ansi("\x1b[1m\x1b[31mValueError\x1b[0m: bad") == "ValueError: bad"
-    err = _error(ValueError("\x1b[1mKeras says\x1b[0m no"), "call")
+    err = error_record(ValueError("\x1b[1mKeras says\x1b[0m no"), "call")
     assert err["message"] == "Keras says no" and "\x1b" not in err["traceback"]

@@ -36,6 +36,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from conv_parity.requests import ModelReply, ModelRequest
+
 if TYPE_CHECKING:
     from conv_parity.engine import Engine
     from conv_parity.judge.verdict import Outcome
@@ -254,15 +256,12 @@ def _request(engine: Engine, model: Any, order: list[tuple[str, bool]],
         weights_path = Path(tmp) / "model.weights.h5"
         if how.weights_round_trip:
             model.save_weights(weights_path)  # read by every other backend: a round trip
-        return engine.request_all({"type": "model",
-                                   "files": {"keras": str(path), "source": how.source_file,
-                                             "weights": str(weights_path)
-                                             if how.weights_round_trip else None},
-                                   "layers": [n for n, _ in order],
-                                   "inputs": names,
-                                   "application": how.application,
-                                   "imports": list(how.imports), "cwd": str(Path.cwd())},
-                                  [*xs, *(how.weights or [])],
+        request = ModelRequest(
+            files={"keras": str(path), "source": how.source_file,
+                   "weights": str(weights_path) if how.weights_round_trip else None},
+            layers=tuple(n for n, _ in order), inputs=tuple(names),
+            application=how.application, imports=tuple(how.imports), cwd=str(Path.cwd()))
+        return engine.request_all(request.to_header(), [*xs, *(how.weights or [])],
                                   timeout=WHOLE_MODEL_TIMEOUT_FACTOR * engine.pool.timeout,
                                   also=how.also if how.source_file else ())
 
@@ -297,21 +296,20 @@ def _replies(
     rows: dict[str, dict[str, Any]] = {}
     ran: dict[str, dict[str, np.ndarray]] = {}
     reloads: list[dict[str, Any]] = []
-    for backend, (reply, arrays) in replies.items():
-        status = reply.get("status")
+    for backend, (header, arrays) in replies.items():
+        reply = ModelReply.from_header(header)
+        status = reply.status
         if status == "ok":
             again = {n[:-len(RELOADED)]: arrays.pop(n) for n in list(arrays)
                      if n.endswith(RELOADED)}
             ran[backend] = arrays
-            if again or reply.get("weights_error"):
-                problem = reply.get("weights_error") or reload_problem(
-                    arrays, again, reply.get("jitter") or {})
+            if again or reply.weights_error:
+                problem = reply.weights_error or reload_problem(arrays, again, reply.jitter)
                 reloads.append({"check": f".weights.h5 written on {writer}, read on {backend}",
-                                "writer": writer, "reader": backend,
-                                "jitter": reply.get("jitter") or {},
+                                "writer": writer, "reader": backend, "jitter": reply.jitter,
                                 "ok": problem is None, "problem": problem})
             continue
-        error = reply.get("error") or {}
+        error = reply.error or {}
         text = f"{error.get('type', 'Error')}: {' '.join(str(error.get('message', '')).split())}"
         verdict = {"unavailable": "skip", "timeout": "timeout"}.get(str(status), "crash")
         if status == "error":

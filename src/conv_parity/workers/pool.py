@@ -395,7 +395,7 @@ class WorkerPool:
     def request(self, backend: str, header: dict[str, Any], arrays: Sequence[Any] = (),
                 timeout: float | None = None) -> tuple[dict[str, Any], list[Any]]:
         """One request of a type other than a batch (``header["type"]`` names a handler of
-        :data:`conv_parity.workers.child.HANDLERS`): its header frame, then one frame with
+        :data:`conv_parity.workers.handlers.HANDLERS`; typed records in :mod:`conv_parity.requests`): its header frame, then one frame with
         ``arrays``; the worker answers with one frame. Failures are data, as for cases:
         ``{"status": "unavailable" | "timeout" | "crash", "error": {...}}``; a worker that
         timed out or broke the protocol is replaced. A reply whose header says ``parts: n``

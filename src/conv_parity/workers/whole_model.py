@@ -86,22 +86,38 @@ def _probe(keras: Any, model: Any, layers: Sequence[str]) -> tuple[Any, list[str
     return keras.Model(list(graph.inputs), outputs), names
 
 
-def run_saved_model(keras: Any, path: str, xs: Sequence[np.ndarray], layers: list[str],
-                    weights: list[np.ndarray] | None = None,
-                    weights_file: str | None = None, application: dict[str, Any] | None = None,
+@dataclass(frozen=True)
+class SavedModelCall:
+    """What to run: the saved model at ``path`` on ``xs`` (one array per input), returning
+    the outputs of ``layers`` too. ``weights``: set after loading (the user's file, whose
+    weights conv-parity replaced). ``weights_file``: a ``.weights.h5`` written by the parent
+    (another backend) for the weights round trip. ``application``: the keras.applications call
+    (``name``, ``kwargs``) that made the model, repeated here first, because a builder may
+    refuse this backend. ``imports``: the user's own modules (``--builder``'s and
+    ``--import``'s, searched in ``cwd`` first), imported before loading so that the custom
+    layers they register are known; never code from the file."""
+
+    path: str
+    xs: Sequence[np.ndarray]
+    layers: Sequence[str] = ()
+    weights: list[np.ndarray] | None = None
+    weights_file: str | None = None
+    application: dict[str, Any] | None = None
+    imports: Sequence[str] = ()
+    cwd: str | None = None
+
+
+def run_saved_model(keras: Any, run: SavedModelCall,
                     fetch_many: Callable[[Sequence[Any]], list[Any]] | None = None,
-                    imports: Sequence[str] = (), cwd: str | None = None) -> SavedModelRun:
-    """The saved model at ``path`` run on ``xs`` (one array per input); an exception leaves
-    with its phase (build: Keras refused to load or build the model on this backend; call:
-    the forward pass) and, for a call, ``conv_parity_layer``: the path of the leaf layer it
-    raised in. ``weights``: set after loading (the user's file, whose weights conv-parity
-    replaced). ``weights_file``: a ``.weights.h5`` written by the parent (another backend)
-    for the weights round trip. ``application``: the keras.applications call (``name``,
-    ``kwargs``) that made the model, repeated here first, because a builder may refuse this
-    backend. ``fetch_many``: the target's way to fetch every output of one call at once
-    (:attr:`conv_parity.backends.BackendSpec.fetch_many`). ``imports``: the user's own
-    modules (``--builder``'s and ``--import``'s, searched in ``cwd`` first), imported before
-    loading so that the custom layers they register are known; never code from the file."""
+                    ) -> SavedModelRun:
+    """Run ``run`` (:class:`SavedModelCall`); an exception leaves with its phase (build: Keras
+    refused to load or build the model on this backend; call: the forward pass) and, for a
+    call, ``conv_parity_layer``: the path of the leaf layer it raised in. ``fetch_many``: the
+    target's way to fetch every output of one call at once
+    (:attr:`conv_parity.backends.BackendSpec.fetch_many`)."""
+    path, xs, layers, weights = run.path, run.xs, list(run.layers), run.weights
+    weights_file, application, imports, cwd = run.weights_file, run.application, run.imports, \
+        run.cwd
     try:
         if imports:
             _import_user_modules(imports, cwd)
