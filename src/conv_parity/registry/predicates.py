@@ -165,10 +165,31 @@ def _same_uneven_misplaced_rejected(case: ConvCase) -> bool:
 def _derived(case: ConvCase) -> dict[str, Any]:
     """Case attributes a predicate may name besides the kwargs themselves (cached: every entry
     asks for them, and they include the reference's shape rule). Callers must not mutate it."""
+    return {**_input_facts(case), **_geometry_facts(case), **_same_padding_facts(case),
+            **_bug_model_facts(case)}
+
+
+def _input_facts(case: ConvCase) -> dict[str, Any]:
+    """What the input and the call look like: batch, channels, rank, values, call form."""
+    return {
+        "batch": case.input_shape[0],
+        # the input's value regime (conv_parity.values): "nan", "large", "ties", ...
+        "values": case.values,
+        "channels": kinds.channels(case.kwargs, case.input_shape),
+        "rank": len(case.input_shape) - 2,
+        # how the case calls (conv_parity.modes.call_form): list arguments, NumPy inputs
+        "list_arguments": case.call_form.endswith("list"),
+        "numpy_inputs": case.call_form.startswith("numpy"),
+    }
+
+
+def _geometry_facts(case: ConvCase) -> dict[str, Any]:
+    """Strides, dilation, output padding, windows and the spec's output shape."""
     kw = case.kwargs
     window, strides = geometry.window(case), geometry.strides(case)
     spatial = case.spatial_shape
     op = kw.get("output_padding")
+    dilation = max(kw.get("dilation_rate") or (1,))
     out_shape, empty_size = geometry.spec_output(case)
     out_spatial: tuple[int, ...] = ()
     out_channels = 0
@@ -176,29 +197,15 @@ def _derived(case: ConvCase) -> dict[str, Any]:
         first = kw.get("data_format") == "channels_first"
         out_spatial = out_shape[2:] if first else out_shape[1:-1]
         out_channels = out_shape[1] if first else out_shape[-1]
-    same_pads = [_same_pads(n, k, s) for n, k, s in zip(spatial, window, strides)]
-    raws = _same_raw_pads(case)
-    reversed_pads = _same_pads_reversed(case)
-    odd_crops = _transpose_odd_same_crops(case)
-    edge_visible = _edge_replication_visible(case)
     return {
-        "batch": case.input_shape[0],
-        # the input's value regime (conv_parity.values): "nan", "large", "ties", ...
-        "values": case.values,
-        "channels": kinds.channels(kw, case.input_shape),
-        "rank": len(case.input_shape) - 2,
         "any_stride_gt_1": max(strides) > 1,
         "unequal_strides": len(set(strides)) > 1,
         "strides_none": kw.get("strides", 0) is None,
-        # how the case calls (conv_parity.modes.call_form): list arguments, NumPy inputs
-        "list_arguments": case.call_form.endswith("list"),
-        "numpy_inputs": case.call_form.startswith("numpy"),
-        "any_dilation_gt_1": max(kw.get("dilation_rate") or (1,)) > 1,
-        "strides_and_dilation": max(strides) > 1 and max(kw.get("dilation_rate") or (1,)) > 1,
+        "any_dilation_gt_1": dilation > 1,
+        "strides_and_dilation": max(strides) > 1 and dilation > 1,
         # the conv *layers* refuse this pair in their constructors, on every backend
         "layer_with_strides_and_dilation": not case.layer.startswith("ops.")
-        and max(strides) > 1 and max(kw.get("dilation_rate") or (1,)) > 1,
-        "same_pad_deficit": _same_pad_deficit(case) if kw.get("padding") == "same" else 0,
+        and max(strides) > 1 and dilation > 1,
         "has_output_padding": op is not None,
         "output_padding_ge_strides": op is not None
         and any(p >= s for p, s in zip(op, strides)),
@@ -207,15 +214,54 @@ def _derived(case: ConvCase) -> dict[str, Any]:
         and any(k % 2 == 0 and p == 0 for k, p in zip(window, op)),
         "window_larger_than_input": any(k > n for k, n in zip(window, spatial)),
         "zero_size_window": 0 in window,
+        # the pooling window's element count (max pooling of one element is a copy)
+        "window_taps": prod(window),
         "out_channels_equal_last_spatial": out_channels > 1
         and bool(out_spatial) and out_spatial[-1] == out_channels,
         # the spec rejects the case: an output axis of size 0 or less (its size: next key)
         "spec_empty_output": empty_size is not None,
         "spec_empty_output_size": empty_size,
         "spec_valid": out_shape is not None,
+    }
+
+
+def _same_padding_facts(case: ConvCase) -> dict[str, Any]:
+    """How "same" padding is split, and the ways old backends split it differently."""
+    kw = case.kwargs
+    window, strides = geometry.window(case), geometry.strides(case)
+    same_pads = [_same_pads(n, k, s) for n, k, s in zip(case.spatial_shape, window, strides)]
+    raws = _same_raw_pads(case)
+    reversed_pads = _same_pads_reversed(case)
+    odd_crops = _transpose_odd_same_crops(case)
+    return {
+        "same_pad_deficit": _same_pad_deficit(case) if kw.get("padding") == "same" else 0,
         "same_symmetric_window_gt_input": kw.get("padding") == "same"
         and all(b == a for b, a in same_pads)
-        and any(k > n for k, n in zip(window, spatial)),
+        and any(k > n for k, n in zip(window, case.spatial_shape)),
+        # Keras < 3.9 torch "same" padding (negative totals, pads passed in reversed order)
+        "same_pad_negative": bool(raws) and min(raws or ()) < 0,
+        "same_pads_even": bool(raws) and all(t % 2 == 0 for t in raws or ()),
+        "same_pads_reversed_differ": reversed_pads[0],
+        "same_pads_reversed_rejected": reversed_pads[1],
+        # Keras < 3.5 torch average pool's own "same" padding
+        "same_uneven_not_trailing": _same_uneven_not_trailing(case),
+        "same_uneven_misplaced_rejected": _same_uneven_misplaced_rejected(case),
+        # Keras < 3.15 torch transposed "same" crops
+        "transpose_odd_same_crop": bool(odd_crops),
+        "transpose_odd_same_crop_visible": _transpose_odd_crop_visible(case),
+        # the shortest input axis among the odd-crop axes with stride 1 (0: none)
+        "transpose_odd_same_crop_stride_1": min(
+            (case.spatial_shape[i] for i in odd_crops
+             if (kw.get("strides") or (1,) * len(window))[i] == 1), default=0),
+    }
+
+
+def _bug_model_facts(case: ConvCase) -> dict[str, Any]:
+    """Whether a modelled backend bug changes this case's values beyond its tolerance
+    (:mod:`conv_parity.bug_models`): a bug that happens to be invisible is no discrepancy."""
+    kw = case.kwargs
+    edge_visible = _edge_replication_visible(case)
+    return {
         "edge_replication_visible": edge_visible,
         # ... and beyond the tolerance of the case's dtype, on its seeded input
         "edge_replication_shows": edge_visible
@@ -225,29 +271,12 @@ def _derived(case: ConvCase) -> dict[str, Any]:
         "tf_onednn_passthrough_cf3d": bug_models.tf_onednn_passthrough(case, xla_cf3d=False)
         if kw.get("data_format") == "channels_first" and len(case.input_shape) == 5 else None,
         "tf_depthwise_strided_dilated": bug_models.tf_depthwise_strided_dilated(case),
-        # Keras < 3.9 torch "same" padding (negative totals, pads passed in reversed order)
-        "same_pad_negative": bool(raws) and min(raws or ()) < 0,
-        "same_pads_even": bool(raws) and all(t % 2 == 0 for t in raws or ()),
-        "same_pads_reversed_differ": reversed_pads[0],
-        "same_pads_reversed_rejected": reversed_pads[1],
-        # Keras < 3.5 torch average pool's own "same" padding
-        "same_uneven_not_trailing": _same_uneven_not_trailing(case),
-        # ... and whether the zero it averages in shows at the case's dtype (bug_models)
-        "zero_padded_average_shows": case.kwargs.get("padding") == "same"
+        # ... whether the zero a Keras < 3.5 torch average pool averages in shows (bug_models)
+        "zero_padded_average_shows": kw.get("padding") == "same"
         and bug_models.torch_zero_padded_average_shows(case),
-        "same_uneven_misplaced_rejected": _same_uneven_misplaced_rejected(case),
         # a float16 / bfloat16 average pool summed in its own precision (bug_models)
         "low_precision_running_average_shows":
             bug_models.low_precision_running_average_shows(case),
-        # the pooling window's element count (max pooling of one element is a copy)
-        "window_taps": prod(window),
-        # Keras < 3.15 torch transposed "same" crops
-        "transpose_odd_same_crop": bool(odd_crops),
-        "transpose_odd_same_crop_visible": _transpose_odd_crop_visible(case),
-        # the shortest input axis among the odd-crop axes with stride 1 (0: none)
-        "transpose_odd_same_crop_stride_1": min(
-            (case.spatial_shape[i] for i in odd_crops
-             if (kw.get("strides") or (1,) * len(window))[i] == 1), default=0),
     }
 
 
