@@ -129,10 +129,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def cmd_check(args: argparse.Namespace) -> int:
     """One layer on every selected backend: table (or JSON), exit 0 / 1."""
-    from conv_parity import reference
-    from conv_parity.case import ConvCase
-    from conv_parity.cli import parse
-
     if args.mixed_dtypes:
         if args.layer or args.input_shape or args.cases:
             raise UsageError("--mixed-dtypes checks the ops on their own: give no LAYER, "
@@ -149,34 +145,10 @@ def cmd_check(args: argparse.Namespace) -> int:
     if not args.layer or not args.input_shape:
         raise UsageError("check needs a LAYER and --input-shape (or --cases FILE), e.g. "
                          "conv-parity check \"Conv2D(8, 3)\" --input-shape 1,28,28,3")
-    parsed = parse.parse_layer(args.layer)
-    shape = parse.parse_input_shape(args.input_shape)
-    notes = parse.check_input_shape(parsed, shape)
-    dtype = args.dtype or parsed.dtype or "float32"
-    if args.dtype and parsed.dtype and args.dtype != parsed.dtype:
-        notes.append(f"note: --dtype {args.dtype} overrides the layer's dtype={parsed.dtype!r}")
-    mode_names = selected_modes(args.modes) or ["eager"]
-    try:
-        cases = [ConvCase.make(parsed.name, parsed.kwargs, shape, dtype=dtype, seed=args.seed,
-                               mode=m, values=args.values, call_form=args.call_form)
-                 for m in mode_names]
-    except UsageError as exc:
-        raise UsageError(parse.with_example(str(exc), parsed.name)) from None
-    case = cases[0]
-    ref_shape: tuple[int, ...] | None
-    try:
-        ref_shape = tuple(reference.output_shape(case.layer, case.input_shape, **case.kwargs))
-        rule = parse.shape_rule(case.layer, case.kwargs, case.input_shape)
-    except InvalidConfig as exc:
-        why = " ".join(str(exc).split())
-        if not args.expect_error:
-            raise UsageError(f"the spec rejects this layer: {why} (add --expect-error to check "
-                             f"that every backend rejects it too)") from None
-        ref_shape, rule = None, f"rejected by the spec: {why}"
+    cases, notes = _cases(args)
+    case, mode_names = cases[0], [c.mode for c in cases]
+    ref_shape, rule = _spec_shape(case, args.expect_error)
     backends = selected_backends(args.backends)
-    if parsed.ignored:
-        notes.append(f"note: ignored {', '.join(parsed.ignored)} (no effect on the forward "
-                     f"pass; weights are drawn from the seed)")
     for note in notes:
         log(note)
 
@@ -215,6 +187,47 @@ def cmd_check(args: argparse.Namespace) -> int:
         if written:
             print(f"report: {written['json']} (and report.md, report.html)")
     return EXIT_DISCREPANCY if failed else EXIT_OK
+
+
+def _cases(args: argparse.Namespace) -> tuple[list[ConvCase], list[str]]:
+    """The case in each selected mode, and the notes to print first (a dtype override, the
+    arguments without effect, an input-shape hint)."""
+    from conv_parity.case import ConvCase
+    from conv_parity.cli import parse
+
+    parsed = parse.parse_layer(args.layer)
+    shape = parse.parse_input_shape(args.input_shape)
+    notes = parse.check_input_shape(parsed, shape)
+    dtype = args.dtype or parsed.dtype or "float32"
+    if args.dtype and parsed.dtype and args.dtype != parsed.dtype:
+        notes.append(f"note: --dtype {args.dtype} overrides the layer's dtype={parsed.dtype!r}")
+    if parsed.ignored:
+        notes.append(f"note: ignored {', '.join(parsed.ignored)} (no effect on the forward "
+                     f"pass; weights are drawn from the seed)")
+    try:
+        cases = [ConvCase.make(parsed.name, parsed.kwargs, shape, dtype=dtype, seed=args.seed,
+                               mode=m, values=args.values, call_form=args.call_form)
+                 for m in selected_modes(args.modes) or ["eager"]]
+    except UsageError as exc:
+        raise UsageError(parse.with_example(str(exc), parsed.name)) from None
+    return cases, notes
+
+
+def _spec_shape(case: ConvCase, expect_error: bool) -> tuple[tuple[int, ...] | None, str]:
+    """The reference's output shape and its rule in words; a case the spec rejects is a usage
+    error unless ``--expect-error`` asks to check that every backend rejects it too."""
+    from conv_parity import reference
+    from conv_parity.cli import parse
+
+    try:
+        shape = tuple(reference.output_shape(case.layer, case.input_shape, **case.kwargs))
+        return shape, parse.shape_rule(case.layer, case.kwargs, case.input_shape)
+    except InvalidConfig as exc:
+        why = " ".join(str(exc).split())
+        if not expect_error:
+            raise UsageError(f"the spec rejects this layer: {why} (add --expect-error to check "
+                             f"that every backend rejects it too)") from None
+        return None, f"rejected by the spec: {why}"
 
 
 def _check_doc(case: ConvCase, results: list[dict[str, Any]], env: dict[str, Any],
