@@ -58,3 +58,18 @@ def test_an_entry_expecting_another_failure_leaves_the_verdict_and_says_so() -> 
     out = _judged("fail-shape", _entry())
     assert out.verdict == "fail-shape"
     assert out.message.endswith("(known discrepancy demo expects fail-values instead)")
+
+
+def test_a_model_layer_whose_weights_hide_the_bug_is_not_stale_when_seeded_arrays_show_it() -> None:
+    from conv_parity.judge.known import stale_but_seeded_reproduces
+
+    real = _judged("pass", _entry())  # the entry did not show on the layer's own weights
+    assert real.known is not None and real.known["stale"]
+    assert not stale_but_seeded_reproduces(real, _judged("pass", _entry()))  # nor on seeded
+    assert real.known["stale"]
+    assert not stale_but_seeded_reproduces(real, None)
+    assert stale_but_seeded_reproduces(real, _judged("fail-values", _entry()))
+    assert real.known["stale"] is False and real.known["hidden_by_weights"] is True
+    assert real.verdict == "pass" and "reproduces with seeded non-zero weights" in real.message
+    fresh = _judged("fail-values", _entry())  # not stale: nothing to recheck
+    assert not stale_but_seeded_reproduces(fresh, _judged("fail-values", _entry()))

@@ -196,26 +196,16 @@ def prepared_items(extraction: Extraction, label: str) -> list[tuple[ConvCase, A
 
 
 def _recheck_stale(engine: Engine, outcomes: list[Outcome]) -> None:
-    """A registered discrepancy that does not show on a layer's real weights is stale only if
-    it does not show on seeded ones either.
+    """Rerun the cases whose entry looked stale on the layer's real weights on seeded arrays,
+    and apply :func:`conv_parity.judge.known.stale_but_seeded_reproduces` to each."""
+    from conv_parity.judge.known import stale_but_seeded_reproduces
 
-    Real weights can hide a real bug: a bias still at Keras's zero initialisation hides the TF
-    channels_first bias-on-the-wrong-axis one. The engine calls the entry stale (a failure for
-    the registry's maintainers); here the case is rerun on its seeded arrays, and where the
-    entry reproduces there, the real-weights result is a pass that says so instead.
-    """
     stale = [o for o in outcomes if o.known and o.known.get("stale")]
     if not stale:
         return
     seeded = {(o.case, o.backend): o for o in engine.check(list({o.case for o in stale}))}
     for o in stale:
-        again = seeded.get((o.case, o.backend))
-        if again is None or again.verdict != "xfail" or o.known is None:
-            continue
-        o.known = {**o.known, "stale": False, "hidden_by_weights": True}
-        o.message = (f"known discrepancy {o.known.get('id')} does not show with this layer's "
-                     f"own weights (a zero bias hides a bias bug) but reproduces with seeded "
-                     f"non-zero weights: it is real here, and these weights are unaffected")
+        stale_but_seeded_reproduces(o, seeded.get((o.case, o.backend)))
 
 
 @dataclass
