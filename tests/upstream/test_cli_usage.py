@@ -8,8 +8,15 @@ from conv_parity.cli.main import main
 
 
 @pytest.mark.parametrize(("argv", "words"), [
-    (["bisect", "tf-bias-add-channels-first-wrong-axis", "--nightly", "2026-10-01..2026-12-01"],
-     "--nightly is not implemented yet"),
+    (["bisect", "tf-bias-add-channels-first-wrong-axis", "--nightly", "2026-10-01..2026-12-01",
+      "--write"], "--write proposes release bounds"),
+    (["bisect", "tf-bias-add-channels-first-wrong-axis", "--nightly", "2026-10-32.."],
+     "'2026-10-32' is not a date"),
+    (["bisect", "tf-bias-add-channels-first-wrong-axis", "--nightly", "2026-12-01..2026-10-01"],
+     "ends before it starts"),
+    (["run", "--baseline", "report.json"], "give --keras too"),
+    (["run", "--keras", "banana", "--backends", "numpy"], "--keras 'banana': expected 'nightly'"),
+    (["run", "--keras", "nightly", "--bisect-nightlies", "0"], "must be >= 1"),
     (["bisect", "tf-bias-add-channels-first-wrong-axis", "--apply"], "give both"),
     (["bisect", "Conv2D(4, 3)", "--input-shape", "1,8,8,2"], "needs --backends"),
     (["bisect", "Conv2D(4, 3)", "--input-shape", "1,8,8,2", "--backends", "jax", "--write"],

@@ -76,6 +76,7 @@ def cmd_bisect(args: argparse.Namespace) -> int:
     from conv_parity.registry import DEFAULT_PATH, Registry
     from conv_parity.upstream import bisect, nightlies, releases
 
+    nightlies.date_range(args.nightly)  # a typo costs no pip query
     if args.write and args.nightly:
         raise UsageError("--write proposes release bounds: bisect releases (--keras) for it, "
                          "not --nightly")

@@ -102,16 +102,24 @@ def _date(text: str, spec: str) -> dt.date | None:
                          f"2026-10-01..2026-12-01 or one date like 2026-10-27") from None
 
 
+def date_range(spec: str | None) -> tuple[dt.date | None, dt.date | None]:
+    """The dates of a --nightly range ("2026-10-01..2026-12-01": both ends inclusive, either may
+    be left out; "2026-10-27": that day; None or "": every day); UsageError naming a bad one."""
+    if not spec:
+        return None, None
+    if ".." in spec:
+        lo_text, hi_text = spec.split("..", 1)
+        lo, hi = _date(lo_text, spec), _date(hi_text, spec)
+    else:
+        lo = hi = _date(spec, spec)
+    if lo is not None and hi is not None and lo > hi:
+        raise UsageError(f"--nightly {spec!r}: the range ends before it starts")
+    return lo, hi
+
+
 def select_nightlies(versions: Sequence[Version], spec: str | None) -> list[Version]:
-    """The nightlies built in ``spec`` ("2026-10-01..2026-12-01": both ends inclusive, either
-    may be left out; "2026-10-27": that day's; None or "": all), oldest first."""
-    lo = hi = None
-    if spec:
-        if ".." in spec:
-            lo_text, hi_text = spec.split("..", 1)
-            lo, hi = _date(lo_text, spec), _date(hi_text, spec)
-        else:
-            lo = hi = _date(spec, spec)
+    """The nightlies built in the dates of ``spec`` (see :func:`date_range`), oldest first."""
+    lo, hi = date_range(spec)
     chosen = [v for v in versions
               if (lo is None or nightly_date(v) >= lo) and (hi is None or nightly_date(v) <= hi)]
     if not chosen:
@@ -119,7 +127,7 @@ def select_nightlies(versions: Sequence[Version], spec: str | None) -> list[Vers
                  if versions else "none")
         raise UsageError(f"--nightly {spec!r} holds none of the nightlies known here "
                          f"({len(versions)}: {known})")
-    return chosen
+    return sorted(chosen)
 
 
 def last_nightlies(versions: Sequence[Version], upto: Version, count: int) -> list[Version]:
@@ -178,6 +186,6 @@ def label(version: Version | str) -> str:
     return f"{version} (nightly {nightly_date(version)})" if is_nightly(version) else str(version)
 
 
-__all__ = ["PACKAGE", "cached_nightlies", "candidates", "ensure_nightly", "index_nightlies", "is_nightly",
+__all__ = ["PACKAGE", "cached_nightlies", "candidates", "date_range", "ensure_nightly", "index_nightlies", "is_nightly",
            "known_nightlies", "label", "last_nightlies", "nightly_date", "nightly_dir", "parse_nightlies",
            "select_nightlies"]
