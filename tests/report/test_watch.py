@@ -31,6 +31,7 @@ def _doc(keras: str, results: list[dict]) -> dict[str, Any]:
 
 
 ENTRY = {"id": "jax-pool-op-list-arguments", "keras": ">=3.0", "fixed_in": None}
+SCOPED = {"id": "jax-pool-op-strides-none", "keras": "<3.16.0.dev0,>=3.0", "fixed_in": None}
 BASE = _doc("3.15.1", [
     _r("pool-a", "jax", "xfail", ENTRY, "fail-error-parity"),    # fixed on the nightly
     _r("pool-a", "numpy", "xfail", ENTRY, "fail-error-parity"),  # fixed on the nightly
@@ -38,6 +39,7 @@ BASE = _doc("3.15.1", [
     _r("conv-c", "jax", "fail-values"),                          # fails on both
     _r("conv-d", "numpy", "pass"),                               # unchanged
     _r("conv-e", "torch", "unsupported"),                        # only on the installed
+    _r("pool-g", "jax", "xfail", SCOPED, "fail-error-parity"),   # the scope ends too early
 ])
 WATCHED = _doc(NIGHTLY, [
     _r("pool-a", "jax", "pass", {**ENTRY, "stale": True, "strict": False}),
@@ -46,6 +48,7 @@ WATCHED = _doc(NIGHTLY, [
     _r("conv-c", "jax", "fail-values"),
     _r("conv-d", "numpy", "pass"),
     _r("conv-f", "jax", "crash"),                                # only on the nightly
+    _r("pool-g", "jax", "fail-error-parity"),
 ])
 
 
@@ -67,7 +70,12 @@ def test_new_failures_say_whether_the_installed_release_had_them(section):
            for i in section["new"]}
     assert got == {("conv-b", "torch"): ("fail-shape", "pass", True),
                    ("conv-c", "jax"): ("fail-values", "NEW fail-values", False),
-                   ("conv-f", "jax"): ("crash", None, True)}
+                   ("conv-f", "jax"): ("crash", None, True),
+                   ("pool-g", "jax"): ("fail-error-parity",
+                                       "known fail-error-parity (jax-pool-op-strides-none)",
+                                       False)}
+    assert [i["baseline_entry"] for i in section["new"]] == [
+        None, None, None, {"id": "jax-pool-op-strides-none", "keras": "<3.16.0.dev0,>=3.0"}]
 
 
 def test_changed_lists_every_result_whose_state_moved(section):
@@ -77,13 +85,15 @@ def test_changed_lists_every_result_whose_state_moved(section):
                             "stale: passes (jax-pool-op-list-arguments)"),
         ("pool-a", "numpy"): ("known fail-error-parity (jax-pool-op-list-arguments)",
                               "stale: passes (jax-pool-op-list-arguments)"),
-        ("conv-b", "torch"): ("pass", "NEW fail-shape")}
-    assert (section["compared"], section["only_watched"], section["only_baseline"]) == (5, 1, 1)
+        ("conv-b", "torch"): ("pass", "NEW fail-shape"),
+        ("pool-g", "jax"): ("known fail-error-parity (jax-pool-op-strides-none)",
+                            "NEW fail-error-parity")}
+    assert (section["compared"], section["only_watched"], section["only_baseline"]) == (6, 1, 1)
 
 
 def test_the_same_run_twice_finds_nothing():
     same = watch.compare(BASE, BASE, "itself")
-    assert (same["stopped"], same["changed"]) == ([], [])
+    assert (same["stopped"], same["changed"], same["compared"]) == ([], [], 7)
     assert [i["case_id"] for i in same["new"]] == ["conv-c"]  # a failure, but not a regression
     assert not same["new"][0]["regression"]
 
@@ -93,8 +103,10 @@ def test_terminal_lines_name_every_item(section):
                                                  "(nightly 2026-10-26) (...)"}
     text = "\n".join(watch.text_lines(section))
     assert text.startswith(f"Nightly watch: Keras {NIGHTLY} (nightly 2026-10-27) against the "
-                           f"installed Keras 3.15.1 (a second run of the same cases): 5 results "
+                           f"installed Keras 3.15.1 (a second run of the same cases): 6 results "
                            f"compared, 1 only on {NIGHTLY}, 1 only on 3.15.1")
+    assert ("bisect: not bisected: known on the installed release as jax-pool-op-strides-none, "
+            "whose keras scope <3.16.0.dev0,>=3.0 leaves this Keras out: widen it") in text
     assert ("- jax-pool-op-list-arguments: 2 result(s) on jax, numpy pass (keras >=3.0): "
             f'propose fixed_in = "{NIGHTLY}"') in text
     assert "- conv-b on torch: fail-shape (Keras 3.15.1: pass)" in text
@@ -113,7 +125,7 @@ def test_report_md_carries_the_section_first(section, tmp_path):
     assert "### Entries that stopped reproducing (1)" in part
     assert f"| jax-pool-op-list-arguments | 2 | jax, numpy | &gt;=3.0 | fixed\\_in = \"{NIGHTLY}\" |" \
         in part
-    assert "### New failures (3)" in part and "### Results changed since Keras 3.15.1 (3)" in part
+    assert "### New failures (4)" in part and "### Results changed since Keras 3.15.1 (4)" in part
     assert "## Nightly watch" not in render_markdown(WATCHED)
 
 
@@ -137,7 +149,7 @@ def test_bisect_new_searches_the_last_nightlies_of_each_regression(section, monk
     _fake_bisect(monkeypatch, probed, "3.16.0.dev2026102304")
     target = upstream_watch.Target(Version(NIGHTLY), tmp_path, SERVED)
     upstream_watch.bisect_new(section, target, tmp_path, nightly_count=8, limit=1)
-    b, c, f = section["new"]
+    b, c, f, g = section["new"]
     assert b["bisect"]["direction"] == "introduced"
     assert (b["bisect"]["before"], b["bisect"]["after"]) == ("3.16.0.dev2026102204",
                                                              "3.16.0.dev2026102304")
@@ -149,6 +161,7 @@ def test_bisect_new_searches_the_last_nightlies_of_each_regression(section, monk
     assert "bisect: not bisected: the installed release gives" in "\n".join(
         watch.text_lines(section))
     assert f["bisect"] is None and "the first 1 new failures were" in f["bisect_note"]
+    assert g["bisect"] is None and "bisect_note" not in g  # the entry's scope, not a regression
     assert "the 8 nightlies from 2026-10-20 to 2026-10-27" in section["notes"][0]
 
 

@@ -76,9 +76,13 @@ def _new(results: Sequence[Mapping[str, Any]],
         if bucket(r) != "new" or (r.get("known") or {}).get("stale"):
             continue
         old = before.get(_key(r))
+        old_known = (old or {}).get("known") or {}
         out.append({"case_id": r["case_id"], "backend": r["backend"], "case": r.get("case"),
                     "verdict": r["verdict"], "message": r.get("message") or "",
                     "baseline": state(old) if old else None,
+                    # the entry that explains it on the installed release, when one does
+                    "baseline_entry": ({"id": old_known.get("id"), "keras": old_known.get("keras")}
+                                       if old and bucket(old) in KNOWN_BUCKETS else None),
                     # conformed on the installed release: the watched Keras brought it
                     "regression": old is None or bucket(old) in _RAN_FINE,
                     "bisect": None})
@@ -129,6 +133,10 @@ def _bisect_words(item: Mapping[str, Any]) -> str:
     found = item.get("bisect")
     if found:
         return str(found.get("conclusion"))
+    entry = item.get("baseline_entry")
+    if entry:
+        return (f"not bisected: known on the installed release as {entry.get('id')}, whose "
+                f"keras scope {entry.get('keras')} leaves this Keras out: widen it")
     if not item.get("regression"):
         return f"not bisected: the installed release gives {item.get('baseline')} too"
     return str(item.get("bisect_note") or "not bisected")
