@@ -127,6 +127,9 @@ def test_report_md_carries_the_section_first(section, tmp_path):
         in part
     assert "### New failures (4)" in part and "### Results changed since Keras 3.15.1 (4)" in part
     assert "## Nightly watch" not in render_markdown(WATCHED)
+    page = (tmp_path / "report.html").read_text()
+    assert "<h2>Nightly watch</h2>" in page and "<h3>New failures (4)</h3>" in page
+    assert f"<td>fixed_in = &quot;{NIGHTLY}&quot;</td>" in page
 
 
 def _fake_bisect(monkeypatch, probed: list[str], first_bad: str):
