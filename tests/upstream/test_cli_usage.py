@@ -34,3 +34,12 @@ def test_help_lists_both(capsys):
     assert main(["--help"]) == 0
     out = capsys.readouterr().out
     assert "bisect    the Keras release" in out and "upstream  a ready-to-file" in out
+
+
+def test_a_baseline_run_with_other_arguments_is_named():
+    from conv_parity.cli.run_watch import _mismatch
+
+    notes = _mismatch({"run": {"profile": "smoke", "backends": ["numpy"]}},
+                      {"run": {"profile": "smoke", "backends": ["jax", "numpy"]}})
+    assert notes == ["the baseline ran backends = ['jax', 'numpy'], this run backends = "
+                     "['numpy']: only the cases both ran are compared"]
