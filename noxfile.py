@@ -1,5 +1,5 @@
-"""nox sessions: per-backend tests, lint, fuzz, nightly Keras, oldest Keras, registry docs, the
-docs site.
+"""nox sessions: per-backend tests, lint, fuzz, nightly Keras, the nightly watch, oldest Keras,
+registry docs, the docs site.
 
 `nox -l` lists them. Each backend session installs only that backend's extra and selects only
 that backend, so a CI job proves the suite runs where only one backend is installed.
@@ -65,6 +65,18 @@ def nightly(session: nox.Session, backend: str) -> None:
     session.run("pytest", "-q", "tests/cli/test_nightly_smoke.py",
                 env={"CONV_PARITY_NIGHTLY_SMOKE": "1"})
     _suite(session, backend, "full")
+
+
+@nox.session(python=PYTHONS[-1])
+def watch(session: nox.Session) -> None:
+    """The nightly watch: the default profile on the newest keras-nightly (installed with
+    --no-deps --target into .keras-cache) against the installed release; report.md's "Nightly
+    watch" section lists fixed entries, new failures (bisected over the last nightlies) and
+    every changed result (docs/upstream.md). Extra run options after --."""
+    session.install("torch==2.13.0")
+    session.install("-e", ".[all,dev]")
+    session.run("conv-parity", "run", "--keras", "nightly", "--report",
+                "conv-parity-report/watch", "--cache", ".keras-cache", *session.posargs)
 
 
 @nox.session(python=PYTHONS)

@@ -30,13 +30,16 @@ examples:
   conv-parity bisect "Conv3D(2, 3, data_format='channels_first')" --input-shape 1,3,4,4,4 \\
       --backends tensorflow:onednn-off --keras 3.1..3.6
   conv-parity bisect Conv2D-f8-k3x3-...-float32 --report out/report.json   # a case of a report
+  conv-parity bisect tf-bias-add-channels-first-wrong-axis --nightly 2026-10-01..2026-10-27
 
 Releases come from pip's index (pip index versions keras) and are installed with
 pip install --no-deps --target into the cache (--cache, or $CONV_PARITY_KERAS_CACHE, default
 ~/.cache/conv-parity/keras-releases), then reused. Each release tried runs in fresh workers with
 the installed backends; one whose Keras does not import with them is 'no-import', not a pass.
 --write shows the registry change as a diff; --apply writes it (atomically).
---nightly (keras-nightly dates) is not implemented yet.
+--nightly searches keras-nightly builds (pip index versions keras-nightly --pre) by build date
+instead, installed the same way into <cache>/keras-nightly-<version>; with --keras as well, the
+releases and the nightlies are searched together in version order.
 """
 
 
@@ -50,7 +53,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="releases to search, e.g. 3.1..3.15 (both ends inclusive; default "
                         "3.1 to the newest)")
     p.add_argument("--nightly", metavar="DATES", default=None,
-                   help="keras-nightly date range (not implemented yet)")
+                   help="keras-nightly builds to search, by build date, e.g. "
+                        "2026-10-01..2026-12-01 (both ends inclusive, either may be left "
+                        "out); with --keras too, releases and nightlies in version order")
     p.add_argument("--cache", metavar="DIR", default=None,
                    help="where releases are installed (default $CONV_PARITY_KERAS_CACHE or "
                         "~/.cache/conv-parity/keras-releases)")
@@ -69,10 +74,12 @@ def cmd_bisect(args: argparse.Namespace) -> int:
     from conv_parity.cli.common import selected_backends
     from conv_parity.cli.target import resolve
     from conv_parity.registry import DEFAULT_PATH, Registry
-    from conv_parity.upstream import bisect, releases
+    from conv_parity.upstream import bisect, nightlies, releases
 
-    if args.nightly:
-        raise UsageError("--nightly is not implemented yet: bisect releases with --keras")
+    nightlies.date_range(args.nightly)  # a typo costs no pip query
+    if args.write and args.nightly:
+        raise UsageError("--write proposes release bounds: bisect releases (--keras) for it, "
+                         "not --nightly")
     if args.apply and not args.write:
         raise UsageError("--apply applies the change --write proposes: give both")
     registry_path = Path(args.registry) if args.registry else DEFAULT_PATH
@@ -88,52 +95,31 @@ def cmd_bisect(args: argparse.Namespace) -> int:
     if args.write and target.entry is None:
         raise UsageError("--write edits a registry entry: give an entry id as CASE_OR_ENTRY")
     cache = releases.cache_dir(args.cache)
-    try:
-        known = releases.index_versions()
-    except releases.ReleaseUnavailable as exc:
-        known = releases.cached_versions(cache)
-        log(f"conv-parity bisect: {exc}; using the {len(known)} releases in {cache}")
-    chosen = releases.select(known, args.keras)
+    chosen, known, notes = nightlies.candidates(args.keras, args.nightly, cache)
+    for note in notes:
+        log(f"conv-parity bisect: {note}")
     log(f"conv-parity bisect: {target.case.id} ({target.source}) on {', '.join(backends)}, "
-        f"Keras {chosen[0]}..{chosen[-1]} ({len(chosen)} releases), cache {cache}")
+        f"Keras {nightlies.label(chosen[0])}..{nightlies.label(chosen[-1])} ({len(chosen)} "
+        f"versions), cache {cache}")
     started = time.monotonic()
 
     def said(t: bisect.Tried) -> None:
-        log(f"  keras {t.version}: {t.state} ({t.seconds:.0f} s)"
+        log(f"  keras {nightlies.label(t.version)}: {t.state} ({t.seconds:.0f} s)"
             + (f" - {one_line(t.detail, 200)}" if t.detail else ""))
 
     found = bisect.search(chosen, bisect.release_probe([target.case], backends, cache,
                                                        args.timeout), on_tried=said)
-    rows = [[str(t.version), t.state, f"{t.seconds:.0f}", one_line(t.detail, 100) or "-"]
+    rows = [[nightlies.label(t.version), t.state, f"{t.seconds:.0f}", one_line(t.detail, 100) or "-"]
             for t in found.tried]
     print(f"{target.case.id} on {', '.join(backends)}")
     for line in table(["keras", "verdict", "s", "note"], rows):
         print(line)
     print()
-    print(_conclusion(found))
+    print(bisect.conclusion(found))
     if args.write and target.entry is not None:
         _propose(target.entry, found, known, registry_path, apply=args.apply)
     print(f"({time.monotonic() - started:.0f} s)")
     return EXIT_OK
-
-
-def _conclusion(found: Bisection) -> str:
-    """The change found, in one line."""
-    ran = [t for t in found.tried if t.ran]
-    if not ran:
-        return "no release in the range ran here (none imports with the installed backends)"
-    if found.after is None or found.before is None:
-        return (f"same verdict on every release tried ({ran[0].state}, Keras {ran[0].version} "
-                f"to {ran[-1].version}): no change in this range")
-    gap = (f"; releases between them did not import or were unreachable: "
-           f"{', '.join(map(str, found.gap))}" if found.gap else "")
-    b, a = found.before, found.after
-    if found.direction == "fixed":
-        return f"fixed in Keras {a.version} (last bad {b.version}: {b.state}; first good: {a.state}){gap}"
-    if found.direction == "introduced":
-        return (f"introduced in Keras {a.version} (last good {b.version}: {b.state}; first bad: "
-                f"{a.state}){gap}")
-    return f"changed in Keras {a.version}: {b.version} gave {b.state}, {a.version} gives {a.state}{gap}"
 
 
 def _propose(entry: Entry, found: Bisection, known: list[Version], path: Path,

@@ -17,7 +17,7 @@ import os
 import sys
 from pathlib import Path
 
-from conv_parity.cli import progress
+from conv_parity.cli import progress, run_watch
 from conv_parity.cli.common import (
     DEBUG_ENV,
     EXIT_DISCREPANCY,
@@ -49,6 +49,7 @@ examples:
   conv-parity run --modes eager,predict,jit,grad --backends all,tensorflow:*
   conv-parity run --profile smoke -- -x -q              # extra pytest arguments after --
   conv-parity run -- --hypothesis-profile ci            # the suite's fuzz tests at CI budget
+  conv-parity run --keras nightly --profile smoke       # the nightly watch (docs/upstream.md)
 
 Runs `python -m pytest --pyargs conv_parity.suite -p conv_parity` isolated from your own pytest
 configuration and writes report.json, report.md and report.html to --report.
@@ -109,6 +110,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--strict-registry", action="store_true",
                      help="a registered discrepancy that does not reproduce fails (for the "
                           "registry's maintainers; default: a pass with a note)")
+    run_watch.add_options(run)
     run.set_defaults(func=cmd_run, pytest_args=[])
 
 
@@ -159,9 +161,9 @@ def pytest_command(args: argparse.Namespace, backends: list[str], report: Path) 
     return cmd + list(args.pytest_args)
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    """The conformance suite through pytest; validates everything before starting it."""
-    from conv_parity import kinds
+def _validated(args: argparse.Namespace) -> list[str]:
+    """The backends to run; every other argument checked (and normalised) in place."""
+    from conv_parity import kinds, policies
     from conv_parity.generate import grid
 
     if args.shard:
@@ -175,14 +177,24 @@ def cmd_run(args: argparse.Namespace) -> int:
         args.layers = ",".join(names)
     modes = selected_modes(args.modes)
     args.modes = ",".join(modes) if modes else None
-    from conv_parity import policies
-
     chosen = policies.parse(args.policies)
     args.policies = ",".join(chosen) if chosen else None
     backends = selected_backends(args.backends)
     if args.n is not None and importlib.util.find_spec("xdist") is None:
         raise UsageError("-n needs pytest-xdist: pip install pytest-xdist (or drop -n)")
-    report = Path(args.report).absolute()
+    if getattr(args, "baseline", None) and not getattr(args, "keras", None):
+        raise UsageError("--baseline is the installed release's report that a --keras run is "
+                         "compared with: give --keras too")
+    return backends
+
+
+def run_suite(args: argparse.Namespace, backends: list[str], report: Path,
+              keras_folder: Path | None = None) -> tuple[int, str]:
+    """One pytest run of the suite into ``report`` (with the Keras in ``keras_folder`` first on
+    its PYTHONPATH, and so its workers', when given): pytest's exit code (0 or 1; INTERRUPTED)
+    and the text of the report.json it wrote. Harness and usage failures raise."""
+    from conv_parity.upstream.releases import first_on_path
+
     try:
         report.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -192,7 +204,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         report_json.unlink()  # a stale report must not pass for this run's
     cmd = pytest_command(args, backends, report)
     log(f"conv-parity: profile {args.profile}, backends {', '.join(backends)}"
-        + (f", shard {args.shard}" if args.shard else "") + f"; report in {report}")
+        + (f", shard {args.shard}" if args.shard else "")
+        + (f", Keras from {keras_folder}" if keras_folder else "") + f"; report in {report}")
     if os.environ.get(DEBUG_ENV):
         log("conv-parity: " + " ".join(cmd))
     # --json: pytest's whole output goes to stderr; stdout carries only the report.
@@ -202,10 +215,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     # The live line carries pytest's output through stderr: by default only when both streams
     # are the terminal, so `run > log.txt` still gets pytest's output in the file.
     live = progress.wanted(args) and (args.progress or sys.stdout.isatty())
-    rc = run_pytest(cmd, live=live, stdout=sys.stderr if args.json else None)
+    with first_on_path(keras_folder):
+        rc = run_pytest(cmd, live=live, stdout=sys.stderr if args.json else None)
     if rc == INTERRUPTED:
         log(f"conv-parity run: the partial report (if any) is in {report}")
-        return EXIT_INTERRUPTED
+        return rc, ""
     if rc in (2, 3, 4) or rc < 0:
         meaning = {2: "was interrupted", 3: "hit an internal error", 4: "rejected its arguments"}
         raise HarnessError(
@@ -216,11 +230,25 @@ def cmd_run(args: argparse.Namespace) -> int:
                          "arguments")
     if not report_json.exists():
         raise HarnessError(f"pytest finished (exit code {rc}) but wrote no {report_json}")
-    text = report_json.read_text(encoding="utf-8")
+    return rc, report_json.read_text(encoding="utf-8")
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """The conformance suite through pytest; validates everything before starting it. With
+    --keras, the nightly watch (:mod:`conv_parity.cli.run_watch`)."""
+    backends = _validated(args)
+    report = Path(args.report).absolute()
+    if args.keras:
+        rc, text = run_watch.watch(args, report, lambda folder, where: run_suite(
+            args, backends, where, folder))
+    else:
+        rc, text = run_suite(args, backends, report)
+    if rc == INTERRUPTED:
+        return EXIT_INTERRUPTED
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise HarnessError(f"{report_json} is not valid JSON: {exc}") from None
+        raise HarnessError(f"{report / 'report.json'} is not valid JSON: {exc}") from None
     from conv_parity.report import FAILURE_VERDICTS
 
     summary = doc.get("summary") or {}
@@ -229,7 +257,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     else:  # a report written before the buckets were added
         bad = sum(int(n) for v, n in (summary.get("by_verdict") or {}).items()
                   if v in FAILURE_VERDICTS)
-    log(f"conv-parity: report written to {report_json} (and report.md, report.html)")
+    log(f"conv-parity: report written to {report / 'report.json'} (and report.md, report.html)")
     if args.json:
         emit_json(text)
     if rc == 1 and not bad:

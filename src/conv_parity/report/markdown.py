@@ -14,6 +14,7 @@ from typing import Any
 
 from conv_parity.facts import HEADLINE, describe
 from conv_parity.report import common
+from conv_parity.report import watch as watch_section
 from conv_parity.report.matrix import (
     KNOWN_BUCKETS,
     bucket,
@@ -154,12 +155,34 @@ def _model_lines(doc: Mapping[str, Any]) -> list[str]:
     return out
 
 
+def _watch_lines(doc: Mapping[str, Any]) -> list[str]:
+    """The nightly watch section (:mod:`conv_parity.report.watch`), when the run had one."""
+    section = doc.get("watch")
+    if not section:
+        return []
+    out = ["## Nightly watch", "", md_text(watch_section.title(section)), ""]
+    for heading, heads, rows in watch_section.tables(section):
+        out += [f"### {md_text(heading)}", ""]
+        if not rows:
+            out += ["None.", ""]
+            continue
+        out += ["| " + " | ".join(md_text(h) for h in heads) + " |", "|" + "---|" * len(heads)]
+        out += ["| " + " | ".join(md_text(c) for c in row) + " |"
+                for row in rows[:watch_section.MAX_ROWS]]
+        if len(rows) > watch_section.MAX_ROWS:
+            out.append(f"| …and {len(rows) - watch_section.MAX_ROWS} more (report.json has "
+                       f"them all) |" + " |" * (len(heads) - 1))
+        out.append("")
+    out += [f"- {md_text(n)}" for n in section.get("notes") or []]
+    return out + ([""] if section.get("notes") else [])
+
+
 def render_markdown(
     doc: Mapping[str, Any], max_failures: int = 100, max_chars: int = 60_000
 ) -> str:
     """The Markdown report of a (decoded) report document; fits in `max_chars` characters
     unless the matrix alone is larger."""
-    out = (_header_lines(doc) + _model_lines(doc) + _matrix_section(doc)
+    out = (_header_lines(doc) + _watch_lines(doc) + _model_lines(doc) + _matrix_section(doc)
            + _disagreement_lines(doc) + _environment_lines(doc) + _known_lines(doc))
     for strict in (True, False):  # a merged report can hold both kinds
         out += _stale_lines(doc, strict)

@@ -13,11 +13,14 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from packaging.version import Version
 
 from conv_parity.case import ConvCase
 from conv_parity.errors import HarnessError
+from conv_parity.upstream.nightlies import PACKAGE as NIGHTLY_PACKAGE
+from conv_parity.upstream.nightlies import is_nightly, label, nightly_date
 from conv_parity.upstream.releases import ReleaseUnavailable, ensure, first_on_path
 
 #: A release's state: "no-import", "unreachable", or the verdicts ("tensorflow=pass").
@@ -38,6 +41,13 @@ class Tried:
     @property
     def ran(self) -> bool:
         return self.state not in (NO_IMPORT, UNREACHABLE)
+
+    def to_json(self) -> dict[str, Any]:
+        """For report.json: version (its nightly date, if one), state, verdicts, detail."""
+        return {"version": str(self.version),
+                "date": str(nightly_date(self.version)) if is_nightly(self.version) else None,
+                "state": self.state, "verdicts": dict(self.verdicts), "detail": self.detail,
+                "seconds": round(self.seconds, 1)}
 
 
 @dataclass
@@ -62,6 +72,33 @@ class Bisection:
         if new_bad and not old_bad:
             return "introduced"
         return "changed"
+
+    def to_json(self) -> dict[str, Any]:
+        """For report.json: every version tried, the change found and its one-line conclusion."""
+        return {"tried": [t.to_json() for t in self.tried], "direction": self.direction,
+                "before": str(self.before.version) if self.before else None,
+                "after": str(self.after.version) if self.after else None,
+                "gap": [str(v) for v in self.gap], "conclusion": conclusion(self)}
+
+
+def conclusion(found: Bisection) -> str:
+    """The change found, in one line (a nightly is named with its date)."""
+    ran = [t for t in found.tried if t.ran]
+    if not ran:
+        return "no release in the range ran here (none imports with the installed backends)"
+    if found.after is None or found.before is None:
+        return (f"same verdict on every release tried ({ran[0].state}, Keras "
+                f"{label(ran[0].version)} to {label(ran[-1].version)}): no change in this range")
+    gap = (f"; releases between them did not import or were unreachable: "
+           f"{', '.join(map(str, found.gap))}" if found.gap else "")
+    b, a = found.before, found.after
+    first, last = label(a.version), label(b.version)
+    if found.direction == "fixed":
+        return f"fixed in Keras {first} (last bad {last}: {b.state}; first good: {a.state}){gap}"
+    if found.direction == "introduced":
+        return (f"introduced in Keras {first} (last good {last}: {b.state}; first bad: "
+                f"{a.state}){gap}")
+    return f"changed in Keras {first}: {last} gave {b.state}, {first} gives {a.state}{gap}"
 
 
 def _bad(t: Tried) -> bool:
@@ -161,13 +198,15 @@ def run_release(cases: Sequence[ConvCase], backends: Sequence[str], folder: Path
 
 def release_probe(cases: Sequence[ConvCase], backends: Sequence[str], cache: Path,
                   timeout: float = 120.0) -> Probe:
-    """A probe for :func:`search`: install the release when missing, then run it."""
+    """A probe for :func:`search`: install the release (or the nightly) when missing, then run
+    it."""
     import time
 
     def probe(version: Version) -> Tried:
         started = time.monotonic()
+        package = NIGHTLY_PACKAGE if is_nightly(version) else "keras"
         try:
-            folder = ensure(version, cache)
+            folder = ensure(version, cache, package=package)
         except ReleaseUnavailable as exc:
             return Tried(version, UNREACHABLE, detail=str(exc),
                          seconds=time.monotonic() - started)
@@ -178,5 +217,5 @@ def release_probe(cases: Sequence[ConvCase], backends: Sequence[str], cache: Pat
     return probe
 
 
-__all__ = ["NO_IMPORT", "UNREACHABLE", "Bisection", "Tried", "release_probe", "run_release",
-           "search"]
+__all__ = ["NO_IMPORT", "UNREACHABLE", "Bisection", "Tried", "conclusion", "release_probe",
+           "run_release", "search"]

@@ -115,42 +115,45 @@ def _release_dir_ok(path: Path) -> bool:
     return (path / "keras" / "__init__.py").is_file()
 
 
-def release_dir(version: Version | str, cache: Path) -> Path | None:
-    """The unpacked release in ``cache``, if it is there."""
-    for name in (f"keras-{version}", str(version)):
+def release_dir(version: Version | str, cache: Path, package: str = "keras") -> Path | None:
+    """The unpacked release of ``package`` (keras, or keras-nightly) in ``cache``, if it is
+    there."""
+    names = [f"{package}-{version}"] + ([str(version)] if package == "keras" else [])
+    for name in names:
         if _release_dir_ok(cache / name):
             return cache / name
     return None
 
 
 def ensure(version: Version | str, cache: Path, python: str = sys.executable,
-           timeout: float = 300.0) -> Path:
-    """The folder holding Keras ``version`` (installed there first when missing: unpacked into
-    a temporary folder and renamed, so an interrupted install never looks complete)."""
-    found = release_dir(version, cache)
+           timeout: float = 300.0, package: str = "keras") -> Path:
+    """The folder holding ``package`` (keras, or keras-nightly) ``version``, installed there
+    first when missing: unpacked into a temporary folder and renamed, so an interrupted install
+    never looks complete."""
+    found = release_dir(version, cache, package)
     if found is not None:
         return found
     cache.mkdir(parents=True, exist_ok=True)
-    target = cache / f"keras-{version}"
-    tmp = Path(tempfile.mkdtemp(prefix=f".keras-{version}-", dir=cache))
+    target = cache / f"{package}-{version}"
+    tmp = Path(tempfile.mkdtemp(prefix=f".{package}-{version}-", dir=cache))
     try:
         try:
             proc = subprocess.run(
                 [python, "-m", "pip", "install", "--quiet", "--no-deps", "--no-compile",
-                 "--disable-pip-version-check", "--target", str(tmp), f"keras=={version}"],
+                 "--disable-pip-version-check", "--target", str(tmp), f"{package}=={version}"],
                 capture_output=True, text=True, timeout=timeout)
         except (OSError, subprocess.TimeoutExpired) as exc:
-            raise ReleaseUnavailable(f"keras {version}: pip: {exc}") from None
+            raise ReleaseUnavailable(f"{package} {version}: pip: {exc}") from None
         if proc.returncode != 0 or not _release_dir_ok(tmp):
             lines = [ln for ln in (proc.stderr or proc.stdout).splitlines() if ln.strip()]
-            raise ReleaseUnavailable(f"keras {version}: pip could not install it: "
+            raise ReleaseUnavailable(f"{package} {version}: pip could not install it: "
                                      + (lines[-1].strip() if lines else f"exit {proc.returncode}"))
         try:
             tmp.rename(target)
         except OSError:
-            if release_dir(version, cache) is None:  # not a concurrent install that won
+            if release_dir(version, cache, package) is None:  # not a concurrent install that won
                 raise
-        return release_dir(version, cache) or target
+        return release_dir(version, cache, package) or target
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
