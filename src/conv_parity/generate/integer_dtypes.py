@@ -6,7 +6,8 @@ them, so an integer discrepancy is not hidden behind one). Beside those, a seede
 whole grid's eager float32 cases is remade in each integer dtype, wherever an integer case can
 be made (:func:`conv_parity.case.ConvCase.make` refuses a gradient, a non-integer activation
 or a kernel too large for an exact int8 result) and Keras does not refuse it (a layer under
-``int8``, :func:`conv_parity.integers.keras_refusal`: not drawn). The smoke profile (the
+``int8``, :func:`conv_parity.integers.keras_refusal`: not drawn). Beyond the smoke profile, a few plain layers
+(:data:`PLAIN_LAYERS`) run in every integer dtype a layer takes. The smoke profile (the
 repo's own pytest) gets a handful: the plain ``ops.conv`` and ``ops.average_pool`` in each
 integer dtype. The choice is made on the whole grid; a selection filters it.
 """
@@ -26,6 +27,13 @@ from conv_parity.generate.call_forms import PLAIN_OPS
 SHARE_EVERY = {"smoke": 0, "default": 16, "full": 4}
 #: Profile -> the plain ops run in every integer dtype (None: every op kind).
 PLAIN = {"smoke": ("ops.conv", "ops.average_pool"), "default": None, "full": None}
+#: Plain layers run in every integer dtype Keras takes for a layer, beyond the smoke profile:
+#: a layer's own paths (a global average pool's eager ``ops.mean``; a layer's weights).
+PLAIN_LAYERS: dict[str, tuple[dict[str, object], tuple[int, ...]]] = {
+    "Conv2D": ({"filters": 3, "kernel_size": 2}, (2, 5, 4, 3)),
+    "AveragePooling2D": ({"pool_size": 2}, (2, 6, 5, 3)),
+    "GlobalAveragePooling2D": ({}, (2, 5, 4, 3)),
+}
 
 
 def remade(case: ConvCase, dtype: str) -> ConvCase | None:
@@ -51,6 +59,9 @@ def integer_cases(whole: Iterable[ConvCase], profile: str) -> list[ConvCase]:
     every = SHARE_EVERY.get(profile, 0)
     if not every:
         return out
+    for layer, (kw, shape) in PLAIN_LAYERS.items():
+        base = ConvCase.make(layer, kw, shape)
+        out += [c for c in (remade(base, d) for d in integers.INT_DTYPES) if c is not None]
     for case in whole:
         if (case.mode, case.policy_name, case.values, case.call_form) != (
                 "eager", "float32", "normal", "tensor"):
@@ -63,4 +74,4 @@ def integer_cases(whole: Iterable[ConvCase], profile: str) -> list[ConvCase]:
     return out
 
 
-__all__ = ["PLAIN", "SHARE_EVERY", "integer_cases", "remade"]
+__all__ = ["PLAIN", "PLAIN_LAYERS", "SHARE_EVERY", "integer_cases", "remade"]

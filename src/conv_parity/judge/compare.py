@@ -145,7 +145,8 @@ def compare_values(
     max_abs_err = float(shown.max())
     # Worst element: the largest error relative to its tolerance among the mismatches.
     if mismatches:
-        with np.errstate(divide="ignore", invalid="ignore"):
+        # over: an exact (integer) comparison has tolerance 0, so the ratio overflows to inf
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             ratio = np.where(bad, shown / np.maximum(tol, np.finfo(np.float64).tiny), -1.0)
         flat = int(np.nanargmax(ratio))
     else:

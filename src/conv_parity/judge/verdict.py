@@ -336,6 +336,8 @@ def _compare_outputs(ref: Expected, result: BackendResult,
     def badness(item: tuple[str, ValueCheck]) -> tuple[bool, float]:
         check = item[1]
         err = abs((check.worst_value or 0) - (check.worst_reference or 0))
-        return (not check.ok, err / max(check.worst_tolerance or 0, np.finfo(np.float64).tiny))
+        with np.errstate(over="ignore"):  # tolerance 0 (an integer case): inf
+            return (not check.ok,
+                    float(err / max(check.worst_tolerance or 0, np.finfo(np.float64).tiny)))
 
     return max(checks, key=badness)
