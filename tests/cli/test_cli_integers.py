@@ -53,3 +53,10 @@ def test_an_integer_gradient_is_a_usage_error() -> None:
                "--dtype", "int8", "--modes", "grad", "--backends", "numpy")
     assert proc.returncode == 2
     assert "is not differentiable" in proc.stderr
+
+
+def test_fuzz_refuses_integer_policies_and_says_where_they_are_checked() -> None:
+    proc = cli("fuzz", "--policies", "float32,int8", "--backends", "numpy")
+    assert proc.returncode == 2
+    assert "the fuzzer draws float dtypes" in proc.stderr
+    assert "conv-parity check --dtype int8" in proc.stderr
