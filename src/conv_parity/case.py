@@ -17,13 +17,16 @@ from typing import Any, cast
 
 import numpy as np
 
-from conv_parity import kinds, policies
+from conv_parity import integers, kinds, policies
 from conv_parity.errors import UsageError
 from conv_parity.formats import freeze
 from conv_parity.vocabulary import CALL_FORMS, MODE_NAMES, VALUE_REGIMES
 
 #: The compute dtypes a case runs in (a mixed policy is ``policy`` beside one of them).
 DTYPES = policies.DTYPES
+
+#: The activations whose result of an integer is an integer (other ones are refused).
+INTEGER_ACTIVATIONS = (None, "linear", "relu")
 
 _ABBREV = {
     "filters": "f",
@@ -100,6 +103,7 @@ class ConvCase:
             raise UsageError(f"values={values!r} with mode 'grad': a gradient at a NaN or inf "
                              f"input is not defined; check the {values} regime in a forward "
                              f"mode (eager, predict, jit)")
+        _check_integer(kind, dtype, mode, values, kwargs.get("activation"))
         if call_form not in CALL_FORMS:
             raise UsageError(f"call_form must be one of {CALL_FORMS}, got {call_form!r}")
         if call_form.startswith("numpy") and mode != "eager":
@@ -110,6 +114,8 @@ class ConvCase:
         canon = kinds.canonicalize(layer, kwargs, input_shape)
         case = cls(layer, tuple(canon.items()), tuple(input_shape), dtype, 0, mode, policy,
                    values, call_form)
+        if integers.is_integer(dtype):
+            case.integer_ranges()  # UsageError when no integer input keeps the result exact
         if seed is None:
             seed = case.default_seed
         if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
@@ -171,6 +177,10 @@ class ConvCase:
         the bits the backend computes with (:meth:`as_input`).
         """
         rng = np.random.default_rng(self.seed)
+        if integers.is_integer(self.dtype):
+            a, b = self.integer_ranges()
+            return (integers.draw(rng, self.input_shape, a, self.dtype),
+                    [integers.draw(rng, s, b, self.dtype) for s in self.weight_shapes()])
         x = self.as_input(self._regime_input(rng))
         weights = []
         for shape in self.weight_shapes():
@@ -178,6 +188,11 @@ class ConvCase:
             w = rng.standard_normal(shape) / np.sqrt(fan_in)
             weights.append(self.as_input(w))
         return x, weights
+
+    def integer_ranges(self) -> tuple[int, int]:
+        """(input magnitude, kernel magnitude) of an integer case: the widest seeded integers
+        whose exact result cannot leave the dtype (:func:`conv_parity.integers.case_ranges`)."""
+        return integers.case_ranges(self.layer, self.kwargs, self.input_shape, self.dtype)
 
     def window_extent(self) -> tuple[int, ...]:
         """The effective window per spatial axis, dilation included (a global pool's: the
@@ -298,13 +313,33 @@ class ConvCase:
         return self.id
 
 
+def _check_integer(kind: kinds.Kind, dtype: str, mode: str, values: str,
+                   activation: Any) -> None:
+    """UsageError for what an integer case cannot be (docs/integer-dtypes.md): a gradient
+    (an integer function has none), a value regime other than ``normal``, or an activation
+    whose values are not integers (relu and linear keep them)."""
+    if not integers.is_integer(dtype):
+        return
+    if mode == "grad":
+        raise UsageError(f"dtype {dtype!r} with mode 'grad': an integer {kind.name} is not "
+                         f"differentiable; check {dtype} in a forward mode (eager, predict, "
+                         f"jit) or the gradient in a float dtype")
+    if values != "normal":
+        raise UsageError(f"dtype {dtype!r} with values {values!r}: an integer case holds "
+                         f"seeded small integers (values 'normal'); the {values} regime is "
+                         f"for float dtypes")
+    if activation not in INTEGER_ACTIVATIONS:
+        raise UsageError(f"dtype {dtype!r} with activation {activation!r}: its values are not "
+                         f"integers; an integer case takes activation None, 'linear' or 'relu'")
+
+
 def _split_policy(dtype: Any, policy: Any) -> tuple[str, str | None]:
     """(compute dtype, mixed policy or None) from a ``dtype`` that may name any policy and an
     optional ``policy``; UsageError when they are unknown or disagree.
     ``_split_policy("mixed_float16", None) == ("float16", "mixed_float16")``."""
     names = tuple(policies.POLICIES)
     if dtype not in names:
-        raise UsageError(f"dtype must be one of {DTYPES} or a policy ({', '.join(names)}), "
+        raise UsageError(f"dtype must be one of {policies.ALL_DTYPES} or a policy ({', '.join(names)}), "
                          f"got {dtype!r}")
     if policy is not None and policy not in names:
         raise UsageError(f"policy must be one of {names}, got {policy!r}")

@@ -100,9 +100,4 @@ def reduction_size(case: ConvCase) -> int:
     geo = or_none(case)
     if geo is None:
         return max(1, prod(window(case)))
-    taps = max(1, geo.taps)
-    if case.kind.is_pool or geo.family == "depthwise":
-        return taps
-    if geo.family == "separable":
-        return taps * geo.c_in * geo.depth_multiplier
-    return taps * max(1, geo.c_in // geo.groups)
+    return geo.products

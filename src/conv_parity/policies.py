@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from conv_parity.errors import UsageError
+from conv_parity.integers import INT_DTYPES
 
 
 @dataclass(frozen=True)
@@ -51,9 +52,14 @@ POLICIES: dict[str, Policy] = {p.name: p for p in (
     Policy("mixed_bfloat16", "bfloat16", "float32"),
     Policy("float32", "float32", "float32"),
     Policy("float64", "float64", "float64"),
+    # Integer policies (docs/integer-dtypes.md): Keras takes uint8 / int32 / int64 as plain
+    # policies; a layer refuses "int8" (it names the int8 quantization mode), an op takes it.
+    *(Policy(name, name, name) for name in INT_DTYPES),
 )}
-#: The compute dtypes (a case's ``dtype``).
+#: The float compute dtypes (a case's ``dtype``; the integer ones are :data:`INT_DTYPES`).
 DTYPES: tuple[str, ...] = ("float16", "bfloat16", "float32", "float64")
+#: Every compute dtype a case can run in.
+ALL_DTYPES: tuple[str, ...] = DTYPES + INT_DTYPES
 
 
 def get(name: str) -> Policy:
@@ -131,5 +137,5 @@ def for_numpy(a: np.ndarray) -> np.ndarray:
     return a.astype(np.float32) if a.dtype.name == "bfloat16" else a
 
 
-__all__ = ["DTYPES", "POLICIES", "Policy", "finfo", "for_numpy", "get", "name_of",
+__all__ = ["ALL_DTYPES", "DTYPES", "INT_DTYPES", "POLICIES", "Policy", "finfo", "for_numpy", "get", "name_of",
            "numpy_dtype", "parse", "round_to"]

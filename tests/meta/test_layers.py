@@ -26,7 +26,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     # Records: values and facts, import nothing above them.
     "records": ("errors", "vocabulary", "formats", "_version", "facts", "kinds", "policies", "case",
                 "backends", "variants", "geometry", "reference", "expected", "results", "values",
-                "keras_internal", "mutants", "phases", "requests"),
+                "keras_internal", "mutants", "phases", "requests", "integers"),
     # Pure rules: no processes, no pytest. What a verdict is, what the registry knows, what each
     # mode computes, what explains a failure.
     "rules": ("judge", "registry", "bug_models", "modes", "mutations",

@@ -25,7 +25,8 @@ CONV = ("Conv2D", {"filters": 3, "kernel_size": 3, "padding": "same"}, (2, 5, 6,
 
 def test_policy_records() -> None:
     assert list(policies.POLICIES) == ["float16", "bfloat16", "mixed_float16",
-                                       "mixed_bfloat16", "float32", "float64"]
+                                       "mixed_bfloat16", "float32", "float64",
+                                       "int8", "uint8", "int32", "int64"]
     mixed = policies.get("mixed_bfloat16")
     assert (mixed.compute, mixed.variable, mixed.mixed) == ("bfloat16", "float32", True)
     assert not policies.get("bfloat16").mixed

@@ -29,7 +29,7 @@ from conv_parity.cli.common import (
 )
 from conv_parity.cli.progress import Progress, add_progress_option, wanted
 from conv_parity.cli.text import one_line
-from conv_parity.errors import HarnessError
+from conv_parity.errors import HarnessError, UsageError
 
 if TYPE_CHECKING:
     from conv_parity.fuzzing import CampaignEvent, CampaignResult
@@ -147,6 +147,12 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
     from conv_parity import policies
 
     chosen = policies.parse(args.policies)
+    integer = [p for p in chosen or () if p in policies.INT_DTYPES]
+    if integer:  # its strategies draw activations, modes and sizes an integer case refuses
+        raise UsageError(f"--policies {','.join(integer)}: the fuzzer draws float dtypes; "
+                         f"integer dtypes are checked by the profiles' integer cases "
+                         f"(conv-parity run --policies {integer[0]}) and by conv-parity check "
+                         f"--dtype {integer[0]} (docs/integer-dtypes.md)")
     if chosen:
         kwargs["policies"] = chosen
     with stdout_to_stderr(args.json), Progress(wanted(args)) as live:

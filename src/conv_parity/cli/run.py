@@ -87,8 +87,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                      help="comma-separated dtype policies whose cases of the profile to "
                           "run (float16, bfloat16, mixed_float16, mixed_bfloat16, float32, "
                           "float64; float32 is the drawn grid, each other policy its seeded "
-                          "share of it, 1 in 4 where the profile lists none; default: all "
-                          "of the profile's; ops skip the mixed ones)")
+                          "share of it, 1 in 4 where the profile lists none; int8, uint8, "
+                          "int32, int64: the profile's integer cases, docs/integer-dtypes.md; "
+                          "default: all of the profile's; ops skip the mixed ones)")
     run.add_argument("--report", metavar="DIR", default=DEFAULT_REPORT,
                      help=f"report folder (default: ./{DEFAULT_REPORT})")
     run.add_argument("--shard", metavar="I/N", default=None,

@@ -24,6 +24,7 @@ import numpy as np
 from conv_parity import backends as targets
 from conv_parity import geometry, kinds, modes
 from conv_parity.case import ConvCase
+from conv_parity.integers import is_integer
 from conv_parity.modes import Arrays, call_form
 
 _LETTERS = "dhw"
@@ -331,6 +332,11 @@ def render(case: ConvCase, backend: str, note: str | None = None,
             + _main_source(setting_src, prepare, call, check) + _REPEATED_SOURCE)
 
 
+def _int_ranges(case: ConvCase) -> tuple[int, int] | None:
+    """The seeded integers' magnitudes of an integer case (None for a float one)."""
+    return case.integer_ranges() if is_integer(case.dtype) else None
+
+
 def _header(case: ConvCase, backend: str, note: str | None, arrays_file: str | None,
             focus_value: tuple[str, tuple[int, ...]] | None, repeats: int) -> str:
     """The script's docstring, imports and constants (the case, its arrays, the focus)."""
@@ -366,6 +372,7 @@ DTYPE = {case.dtype!r}  # the compute dtype
 POLICY = {case.policy_name!r}  # the layer's dtype policy
 INPUT_DTYPE = {case.input_dtype!r}  # the input's dtype (the variable dtype)
 SEED = {case.seed!r}
+INT_RANGES = {_int_ranges(case)!r}  # integer dtypes: (input, kernel) magnitudes, else None
 WEIGHT_SHAPES = {[tuple(s) for s in case.weight_shapes()]!r}
 STRIDES = {_geometry(case)["strides"]!r}
 KERNEL = {_geometry(case)["kernel"]!r}
@@ -387,6 +394,11 @@ _ARRAYS_SOURCE = '''def make_arrays():
         with np.load(os.path.join(os.path.dirname(os.path.abspath(__file__)), ARRAYS_FILE)) as f:
             return f["x"], [f[f"w{i}"] for i in range(len(WEIGHT_SHAPES))]
     rng = np.random.default_rng(SEED)
+    if INT_RANGES:  # seeded small integers whose exact result fits DTYPE
+        low = [0 if DTYPE.startswith("u") else -m for m in INT_RANGES]
+        x = rng.integers(low[0], INT_RANGES[0] + 1, size=INPUT_SHAPE).astype(DTYPE)
+        return x, [rng.integers(low[1], INT_RANGES[1] + 1, size=s).astype(DTYPE)
+                   for s in WEIGHT_SHAPES]
     x = rounded(rng.standard_normal(INPUT_SHAPE))
     weights = []
     for shape in WEIGHT_SHAPES:
@@ -465,10 +477,14 @@ def _main_source(setting_src: str, prepare: str, call: str, check: str) -> str:
     if str(y.dtype) != DTYPE:
         print(f"DISCREPANCY: output dtype {{y.dtype}} is not the compute dtype {{DTYPE}}")
         return 1
-    import ml_dtypes
+    if INT_RANGES:  # an integer result is exact: no rounding anywhere
+        tol = np.zeros_like(y_ref)
+    else:
+        import ml_dtypes
 
-    info = ml_dtypes.finfo(exact(DTYPE))
-    tol = 100 * float(info.tiny) + 64 * float(info.eps) * mag + 2 * float(info.eps) * np.abs(y_ref)
+        info = ml_dtypes.finfo(exact(DTYPE))
+        tol = (100 * float(info.tiny) + 64 * float(info.eps) * mag
+               + 2 * float(info.eps) * np.abs(y_ref))
     y64 = y.astype(np.float64)
     with np.errstate(invalid="ignore"):
         err = np.abs(y64 - y_ref)

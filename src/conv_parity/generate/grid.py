@@ -20,6 +20,7 @@ from typing import Any
 from conv_parity import geometry, kinds
 from conv_parity.case import ConvCase
 from conv_parity.errors import InvalidConfig, UsageError
+from conv_parity.integers import is_integer
 
 PROFILES = ("smoke", "default", "full")
 GRID_SEED = 20261126
@@ -95,7 +96,8 @@ def with_policies(case_list: Iterable[ConvCase], profile: str,
     for name in [*shares, *(named or ())]:
         records.get(name)
     for name in named or ():
-        if name not in shares and name not in prof.dtypes:
+        # integer policies have their own cases (generate/integer_dtypes.py), never a share
+        if name not in shares and name not in prof.dtypes and not is_integer(name):
             shares[name] = DEFAULT_MODE_EVERY
     base = list(case_list)
     out: list[ConvCase] = list(base)
@@ -331,7 +333,8 @@ def cases(profile: str = "default", seed: int = GRID_SEED,
     named_policies = None if policies is None else set(policies)
     named_modes = None if modes is None else set(modes)
     # value-regime and call-form cases: drawn on the whole grid, then filtered
-    for case in (*_regime_cases(profile, seed), *_call_form_cases(profile, seed)):
+    for case in (*_regime_cases(profile, seed), *_call_form_cases(profile, seed),
+                 *_integer_cases(profile, seed)):
         if ((chosen is None or case.layer in chosen)
                 and (named_policies is None or case.policy_name in named_policies)
                 and (named_modes is None or case.mode in named_modes)):
@@ -358,6 +361,15 @@ def _call_form_cases(profile: str, seed: int) -> tuple[ConvCase, ...]:
 
     whole = with_modes(with_policies(_drawn(profile, seed), profile), profile)
     return tuple(call_form_cases(whole, profile))
+
+
+@functools.lru_cache(maxsize=8)
+def _integer_cases(profile: str, seed: int) -> tuple[ConvCase, ...]:
+    """The integer-dtype cases of a profile (:mod:`conv_parity.generate.integer_dtypes`)."""
+    from conv_parity.generate.integer_dtypes import integer_cases
+
+    whole = with_modes(with_policies(_drawn(profile, seed), profile), profile)
+    return tuple(integer_cases(whole, profile))
 
 
 @functools.lru_cache(maxsize=8)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from conv_parity.integers import is_integer
 from conv_parity.policies import finfo
 
 #: rtol = RTOL_EPS_FACTOR * eps(dtype), applied to the accumulated magnitude B (see tolerance()).
@@ -79,7 +80,12 @@ def tolerance(reference: np.ndarray, magnitude: np.ndarray, dtype: str | np.dtyp
     * ``2 * eps * |y_ref|``: rounding of the result itself and of a 1-Lipschitz activation.
     * ``atol``: the smallest normal number times 100, so exact zeros compare equal to denormals
       a backend produces when it flushes or does not flush them.
+
+    An integer dtype's tolerance is zero: its inputs are chosen so that the exact result fits
+    (:mod:`conv_parity.integers`), and the float64 reference of integers below 2**53 is exact.
     """
+    if is_integer(dtype if isinstance(dtype, str) else np.dtype(dtype).name):
+        return np.zeros(np.shape(reference))
     eps, tiny = finfo(dtype)
     atol = 100.0 * tiny
     rtol = rtol_for(dtype, reduction_size)
@@ -115,6 +121,8 @@ def compare_values(
     """
     out = np.asarray(output, dtype=np.float64)
     ref = np.asarray(reference, dtype=np.float64)
+    if is_integer(dtype if isinstance(dtype, str) else np.dtype(dtype).name):
+        reference_error = 0.0  # integers below 2**53: the float64 reference is exact
     tol = tolerance(ref, magnitude, dtype, reduction_size) + reference_error
     if out.size == 0:
         return ValueCheck(True, 0, 0.0, None, None, None, None, 0.0)
@@ -137,7 +145,8 @@ def compare_values(
     max_abs_err = float(shown.max())
     # Worst element: the largest error relative to its tolerance among the mismatches.
     if mismatches:
-        with np.errstate(divide="ignore", invalid="ignore"):
+        # over: an exact (integer) comparison has tolerance 0, so the ratio overflows to inf
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             ratio = np.where(bad, shown / np.maximum(tol, np.finfo(np.float64).tiny), -1.0)
         flat = int(np.nanargmax(ratio))
     else:

@@ -14,6 +14,7 @@ import numpy as np
 from conv_parity.case import ConvCase
 from conv_parity.expected import Expected
 from conv_parity.formats import fmt_shape
+from conv_parity.integers import is_integer, rounding_of
 from conv_parity.judge.compare import ValueCheck, compare_values, reference_error_bound
 from conv_parity.results import BackendResult
 from conv_parity.vocabulary import OK_VERDICTS
@@ -266,8 +267,10 @@ def _values(out: Outcome, case: ConvCase, ref: Expected, result: BackendResult) 
             "reference": check.worst_reference,
             "tolerance": check.worst_tolerance,
         }
+    integer = is_integer(case.dtype)
     if check.ok:
-        out.message = f"max |err| {check.max_abs_err:.3g} within tolerance"
+        out.message = (f"{result.backend} returned {result.dtype}, every value exact"
+                       if integer else f"max |err| {check.max_abs_err:.3g} within tolerance")
         return
     size = int(np.prod(ref.outputs[name].shape))
     where = name + "[" + ", ".join(map(str, check.worst_index or ())) + "]"
@@ -276,7 +279,16 @@ def _values(out: Outcome, case: ConvCase, ref: Expected, result: BackendResult) 
         f"{check.worst_value:.7g} vs reference {check.worst_reference:.7g} "
         f"(|err| {abs((check.worst_value or 0) - (check.worst_reference or 0)):.3g} > "
         f"tolerance {check.worst_tolerance:.3g}); max |err| {check.max_abs_err:.3g}"
+        + (_integer_note(result, ref, name) if integer else "")
     ))
+
+
+def _integer_note(result: BackendResult, ref: Expected, name: str) -> str:
+    """For an integer case: the dtype the backend returned and, where the exact values are
+    not integers (an average), which rounding its output matches."""
+    rounding = rounding_of(result.outputs[name], ref.outputs[name])
+    how = f"; its {result.dtype} output is the exact mean {rounding}" if rounding else ""
+    return f" ({result.backend} returned {result.dtype}{how})"
 
 
 def expected_dtypes(case: ConvCase, names: list[str] | tuple[str, ...]) -> dict[str, str]:
@@ -294,8 +306,9 @@ def dtype_mismatch(case: ConvCase, result: BackendResult) -> str | None:
     policy = f"policy {case.policy_name}"
     got_y = result.dtypes.get("y", result.dtype) if result.dtypes else result.dtype
     if got_y != case.dtype:
-        return (f"{result.backend} returned dtype {got_y}, expected {case.dtype} "
-                f"(the compute dtype of {policy})")
+        why = (f"the dtype Keras's symbolic output claims for a {case.dtype} input"
+               if is_integer(case.dtype) else f"the compute dtype of {policy}")
+        return f"{result.backend} returned dtype {got_y}, expected {case.dtype} ({why})"
     for name, want in expected_dtypes(case, list(result.dtypes)).items():
         got = result.dtypes[name]
         if got != want:
@@ -324,6 +337,8 @@ def _compare_outputs(ref: Expected, result: BackendResult,
     def badness(item: tuple[str, ValueCheck]) -> tuple[bool, float]:
         check = item[1]
         err = abs((check.worst_value or 0) - (check.worst_reference or 0))
-        return (not check.ok, err / max(check.worst_tolerance or 0, np.finfo(np.float64).tiny))
+        with np.errstate(over="ignore"):  # tolerance 0 (an integer case): inf
+            return (not check.ok,
+                    float(err / max(check.worst_tolerance or 0, np.finfo(np.float64).tiny)))
 
     return max(checks, key=badness)

@@ -105,7 +105,11 @@ class Eager:
         from conv_parity.errors import InvalidConfig
         from conv_parity.expected import Expected
         from conv_parity.geometry import reduction_size
+        from conv_parity.integers import keras_refusal
 
+        refusal = keras_refusal(not case.kind.is_op, case.dtype)
+        if refusal is not None:  # docs/integer-dtypes.md: a layer under "int8"
+            return Expected(invalid=refusal)
         kwargs = case.kwargs
         try:
             shape = reference.output_shape(case.layer, case.input_shape, **kwargs)

@@ -53,7 +53,8 @@ _OPTIONS: list[tuple[str, str, str | None]] = [
     ("policies", "comma-separated dtype policies (float16, bfloat16, mixed_float16, "
                  "mixed_bfloat16, float32, float64): keep only the profile's cases under "
                  "those (float32: the drawn grid; a policy the profile does not list gets a "
-                 "seeded 1-in-4 share; default: every policy of the profile)", None),
+                 "seeded 1-in-4 share; int8, uint8, int32, int64: the profile's integer "
+                 "cases; default: every policy of the profile)", None),
     ("registry", "path of a known-discrepancies TOML (default: the packaged one)", None),
     ("cases", "JSON file of cases to run instead of the grid: a list of case objects, or a "
               "report.json (reruns the cases it holds)", None),

@@ -97,6 +97,19 @@ class Geometry:
     def batch(self) -> int:
         return self.input_shape[0]
 
+    @property
+    def products(self) -> int:
+        """How many products one output element sums (the K of the reference's error bound and
+        of the integer ranges): the taps times the input channels one output reads (a group's
+        for grouped convs; one for depthwise; the pointwise stage's C * m more for separable;
+        transposed convs: an upper bound, every tap of every channel)."""
+        taps = max(1, self.taps)
+        if self.family in ("max_pool", "average_pool", "depthwise"):
+            return taps
+        if self.family == "separable":
+            return taps * self.c_in * self.depth_multiplier
+        return taps * max(1, self.c_in // self.groups)
+
 
 def same_padding(n: int, k_eff: int, s: int) -> tuple[int, int]:
     """TF-style "same" padding (before, after): the odd extra element goes after."""

@@ -218,7 +218,7 @@ def _parse_entry(raw: Mapping[str, Any], source: str) -> Entry:
             raise UsageError(f"{source}: entry {eid!r}: unknown policy {p!r} (one of "
                              f"{', '.join(policy_records.POLICIES)})")
     for d in raw.get("dtypes", ()):
-        if d not in policy_records.DTYPES:
+        if d not in policy_records.ALL_DTYPES:
             raise UsageError(f"{source}: entry {eid!r}: unknown dtype {d!r}")
     return Entry(
         id=eid, keras=spec, backends=backends, layers=layers, verdict=verdict, requires=requires,
