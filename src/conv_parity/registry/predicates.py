@@ -14,6 +14,7 @@ from packaging.version import Version
 
 from conv_parity import bug_models, geometry, kinds
 from conv_parity.case import ConvCase
+from conv_parity.registry import adaptive
 
 
 def _same_pads(n: int, k: int, s: int) -> tuple[int, int]:
@@ -248,6 +249,7 @@ def _derived(case: ConvCase) -> dict[str, Any]:
         "transpose_odd_same_crop_stride_1": min(
             (case.spatial_shape[i] for i in odd_crops
              if (kw.get("strides") or (1,) * len(window))[i] == 1), default=0),
+        **adaptive.derived(case),  # adaptive pooling's bins (registry/adaptive.py)
     }
 
 
