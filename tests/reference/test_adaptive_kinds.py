@@ -104,6 +104,17 @@ def test_vjp_equals_the_loop(layer: str, first: bool) -> None:
     np.testing.assert_allclose(_cl(mag, first), want_mag, rtol=1e-13, atol=1e-13)
 
 
+@pytest.mark.parametrize("layer", LAYERS)
+def test_empty_batch_has_an_empty_gradient(layer: str) -> None:
+    """Batch 0 is valid (an empty output); its gradient is empty too, not an error."""
+    shape, out = _case(layer, True)
+    x = np.zeros((0, *shape[1:]))
+    kw = {"output_size": out, "data_format": "channels_first"}
+    dy = np.zeros(reference.output_shape(layer, x.shape, **kw))
+    assert reference.forward(layer, x, [], **kw).shape == dy.shape
+    assert reference.vjp(layer, x, [], dy, **kw)["dx"].shape == x.shape
+
+
 def test_widest_bin_is_the_geometry_window() -> None:
     """The error bound reads the geometry's window: the most elements one output reduces."""
     from conv_parity import kinds

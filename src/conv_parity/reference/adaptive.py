@@ -123,6 +123,8 @@ def vjp(x: np.ndarray, dy: np.ndarray, output_size: int | Sequence[int], mode: s
     if mode != "max":
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     dx = np.zeros_like(x)
+    if x.size == 0:  # an empty batch (or no channels): nothing to route, and no argmax to take
+        return dx
     per_axis = [bins(x.shape[a], s) for a, s in zip(axes, sizes)]
     for out_idx in np.ndindex(*sizes):
         box = [slice(*per_axis[k][i]) for k, i in enumerate(out_idx)]
