@@ -3,7 +3,8 @@
 Adaptive pooling has no window, stride or padding to get wrong; what an implementation can get
 wrong is the bins (the end edge floored instead of ceiled, so neighbouring bins no longer
 overlap; or one fixed window ``ceil(n / m)`` moved by ``floor(n / m)``, the "kernel and stride"
-reading), the reduction (max for average), and the layout. Each candidate recomputes the case
+reading) and the reduction (max for average); the layout, batch order and one-pixel shifts
+are tried as for every kind with a spatial output. Each candidate recomputes the case
 with the float64 reference's own per-axis reduction, only the bin edges changed.
 """
 
@@ -14,7 +15,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from conv_parity.case import ConvCase
 from conv_parity.reference import adaptive
 
 if TYPE_CHECKING:
@@ -47,7 +47,7 @@ def pooled(x: np.ndarray, sizes: tuple[int, ...], mode: str, first: bool,
 
 
 def adaptive_candidates(ctx: _Ctx) -> Iterator[Candidate]:
-    """Other bins, the other reduction, the other layout."""
+    """Other bins and the other reduction (layout, batch and shifts: :mod:`.candidates`)."""
     case = ctx.case
     sizes = tuple(case.kwargs["output_size"])
     first = case.kwargs["data_format"] == "channels_first"
@@ -69,14 +69,3 @@ def adaptive_candidates(ctx: _Ctx) -> Iterator[Candidate]:
     yield ("adaptive-other-reduction",
            f"{ctx.who()} equals the adaptive {other} pool, not the {mode}",
            lambda: agrees(adaptive.bins, other))
-    fmt = "channels_last" if first else "channels_first"
-
-    def swapped() -> bool:
-        alt = ConvCase.make(case.layer, {**case.kwargs, "data_format": fmt}, case.input_shape,
-                            case.policy_name, case.seed, case.mode)
-        return ctx.matches(*ctx.evaluate(alt, ctx.x, ctx.weights))
-
-    yield ("data-format-swapped",
-           f"{ctx.who()} equals the reference computed as if data_format were {fmt} "
-           f"(data_format={case.kwargs['data_format']!r} ignored: the wrong axes pooled)",
-           swapped)

@@ -204,7 +204,9 @@ def _value_candidates(ctx: _Ctx) -> Iterator[Candidate]:
     yield from _value_regime_candidates(ctx)
     if ctx.case.kind.is_adaptive:  # bins instead of a window (explain/adaptive_candidates.py)
         yield from adaptive_candidates(ctx)
+        yield from _layout_candidates(ctx)
         yield from _batch_candidates(ctx)
+        yield from _shift_candidates(ctx)
         return
     if ctx.case.kind.is_global:  # no window, padding or spatial output to get wrong
         yield from _global_pool_candidates(ctx)
