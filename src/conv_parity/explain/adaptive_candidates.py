@@ -11,15 +11,27 @@ with the float64 reference's own per-axis reduction, only the bin edges changed.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 
+from conv_parity.case import ConvCase
 from conv_parity.reference import adaptive
 
-if TYPE_CHECKING:
-    from conv_parity.explain.candidates import Candidate, _Ctx
 
+class Context(Protocol):
+    """What the candidates read of :class:`.candidates._Ctx` (a protocol: no import cycle)."""
+
+    case: ConvCase
+    x: np.ndarray
+
+    def who(self) -> str: ...
+
+    def matches(self, cand: np.ndarray, mag: np.ndarray) -> bool: ...
+
+
+#: (code, what it means, whether the backend's output matches it), as :mod:`.candidates`.
+Candidate = tuple[str, str, Callable[[], bool]]
 Edges = Callable[[int, int], list[tuple[int, int]]]
 
 
@@ -46,7 +58,7 @@ def pooled(x: np.ndarray, sizes: tuple[int, ...], mode: str, first: bool,
     return y
 
 
-def adaptive_candidates(ctx: _Ctx) -> Iterator[Candidate]:
+def adaptive_candidates(ctx: Context) -> Iterator[Candidate]:
     """Other bins and the other reduction (layout, batch and shifts: :mod:`.candidates`)."""
     case = ctx.case
     sizes = tuple(case.kwargs["output_size"])
