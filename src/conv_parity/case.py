@@ -32,6 +32,7 @@ _ABBREV = {
     "filters": "f",
     "kernel_size": "k",
     "pool_size": "p",
+    "output_size": "o",
     "strides": "s",
     "dilation_rate": "d",
     "groups": "g",
@@ -196,10 +197,15 @@ class ConvCase:
 
     def window_extent(self) -> tuple[int, ...]:
         """The effective window per spatial axis, dilation included (a global pool's: the
-        whole input), as given (valid or not)."""
+        whole input; an adaptive pool's: its widest bin), as given (valid or not)."""
         kw = self.kwargs
         if self.kind.is_global:
             return self.spatial_shape
+        if self.kind.is_adaptive:  # its widest bin; imported here as values is: start-up time
+            from conv_parity.reference.adaptive import largest_bin
+
+            return tuple(largest_bin(n, m) if n > 0 and m > 0 else 1
+                         for n, m in zip(self.spatial_shape, kw["output_size"]))
         window = tuple(kw["pool_size"] if self.kind.is_pool else kw["kernel_size"])
         dilation = tuple(kw.get("dilation_rate") or (1,) * len(window))
         return tuple((k - 1) * d + 1 for k, d in zip(window, dilation))
@@ -235,7 +241,8 @@ class ConvCase:
     def _base_id(self) -> str:
         kw = self.kwargs
         parts = [self.layer]
-        for key in ("filters", "kernel_size", "pool_size", "strides", "padding", "data_format",
+        for key in ("filters", "kernel_size", "pool_size", "output_size", "strides", "padding",
+                    "data_format",
                     "dilation_rate", "groups", "depth_multiplier", "output_padding"):
             if key not in kw:
                 continue

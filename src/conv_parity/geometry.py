@@ -21,6 +21,7 @@ from conv_parity.reference._geometry import (
     conv_transpose_window,
     same_padding,
 )
+from conv_parity.reference.adaptive import largest_bin
 
 if TYPE_CHECKING:
     from conv_parity.case import ConvCase
@@ -66,10 +67,13 @@ def or_none(case: ConvCase) -> Geometry | None:
 
 def window(case: ConvCase) -> tuple[int, ...]:
     """The kernel or pool window as given (valid or not): ``kernel_size`` or ``pool_size``
-    (a global pool's is the whole input)."""
+    (a global pool's is the whole input; an adaptive pool's its widest bin)."""
     kw = case.kwargs
     if case.kind.is_global:
         return case.spatial_shape
+    if case.kind.is_adaptive:
+        return tuple(largest_bin(n, m) if n > 0 and m > 0 else 1
+                     for n, m in zip(case.spatial_shape, kw["output_size"]))
     return tuple(kw["pool_size"] if case.kind.is_pool else kw["kernel_size"])
 
 

@@ -19,7 +19,11 @@ from typing import Any
 
 from conv_parity.errors import UsageError
 
-FAMILIES = ("conv", "conv_transpose", "depthwise", "separable", "max_pool", "average_pool")
+FAMILIES = ("conv", "conv_transpose", "depthwise", "separable", "max_pool", "average_pool",
+            "adaptive_max_pool", "adaptive_average_pool")
+#: The pooling families: no weights; the adaptive ones size their bins from ``output_size``.
+POOL_FAMILIES = ("max_pool", "average_pool", "adaptive_max_pool", "adaptive_average_pool")
+ADAPTIVE_FAMILIES = ("adaptive_max_pool", "adaptive_average_pool")
 PADDINGS = ("valid", "same", "causal")
 DATA_FORMATS = ("channels_last", "channels_first")
 # Element-wise Keras activations a conv layer accepts (reference/_activations.py defines them).
@@ -51,7 +55,18 @@ class Kind:
 
     @property
     def is_pool(self) -> bool:
-        return self.family in ("max_pool", "average_pool")
+        return self.family in POOL_FAMILIES
+
+    @property
+    def is_adaptive(self) -> bool:
+        """Adaptive pooling: ``output_size`` bins the input (no pool_size, strides or padding;
+        Keras 3.13+)."""
+        return self.family in ADAPTIVE_FAMILIES
+
+    @property
+    def is_max(self) -> bool:
+        """A max reduction: its gradient goes to one element per window (ties matter)."""
+        return self.family in ("max_pool", "adaptive_max_pool")
 
     @property
     def is_global(self) -> bool:
@@ -118,6 +133,9 @@ _AVG_POOL = {**_MAX_POOL, "pool_size": _REQUIRED}  # Keras's AveragePooling*D ha
 
 # GlobalAveragePooling*D / GlobalMaxPooling*D: one window over all spatial positions.
 _GLOBAL_POOL = {"data_format": None, "keepdims": False}
+
+# Adaptive{Average,Max}Pooling*D and keras.ops.adaptive_{average,max}_pool (Keras 3.13+).
+_ADAPTIVE_POOL = {"output_size": _REQUIRED, "data_format": None}
 
 _OP_CONV = {"strides": 1, "padding": "valid", "data_format": None, "dilation_rate": 1}
 _OP_CONV_T = {
@@ -231,6 +249,18 @@ def _build_kinds() -> dict[str, Kind]:
         ),
         Kind("ops.max_pool", "max_pool", None, _OP_POOL, ("pool_size", "strides")),
         Kind("ops.average_pool", "average_pool", None, _OP_POOL, ("pool_size", "strides")),
+    ]
+    # Last, so that the kinds before them keep their place (the grid draws in this order).
+    for rank in (1, 2, 3):
+        kinds.append(Kind(f"AdaptiveMaxPooling{rank}D", "adaptive_max_pool", rank,
+                          _ADAPTIVE_POOL, ("output_size",)))
+        kinds.append(Kind(f"AdaptiveAveragePooling{rank}D", "adaptive_average_pool", rank,
+                          _ADAPTIVE_POOL, ("output_size",)))
+    kinds += [
+        Kind("ops.adaptive_max_pool", "adaptive_max_pool", None, _ADAPTIVE_POOL,
+             ("output_size",)),
+        Kind("ops.adaptive_average_pool", "adaptive_average_pool", None, _ADAPTIVE_POOL,
+             ("output_size",)),
     ]
     return {k.name: k for k in kinds}
 

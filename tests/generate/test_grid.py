@@ -21,9 +21,10 @@ def test_profiles_are_deterministic_and_sized() -> None:
     smoke, default = grid.cases("smoke"), grid.cases("default")
     assert smoke == grid.cases("smoke")
     # the value-regime and call-form cases (issue 23) add about 10% to each, the integer
-    # cases (issue 23, item 3) 8 to smoke and about 10% to default
-    assert 20 <= len(smoke) <= 72
-    assert 150 <= len(default) <= 1000  # every kind, modes, policies, regimes, call forms, ints
+    # cases (issue 23 item 3) 8 to smoke and 100 to default, the adaptive kinds (item 5) 9 to
+    # smoke and 126 to default
+    assert 20 <= len(smoke) <= 80
+    assert 150 <= len(default) <= 1100  # every kind, modes, policies, regimes, forms, ints
     assert {c.layer for c in default} == set(kinds.KINDS)
     assert len({c.id for c in default}) == len(default)
 
@@ -204,3 +205,35 @@ def test_shards_of_a_selection_are_the_selection_of_the_shards(profile: str) -> 
     for spec in ("1/3", "2/3", "3/3"):
         assert grid.shard(picked, spec) == [c for c in grid.shard(whole, spec) if c in picked]
     assert _ids([c for i in (1, 2, 3) for c in grid.shard(whole, f"{i}/3")]) == _ids(whole)
+
+
+def test_adaptive_kinds_cover_their_features() -> None:
+    """Every adaptive kind in both profiles; default has each of ADAPTIVE_FEATURES per kind,
+    smoke each of them among the adaptive kinds together (one draw per kind)."""
+    adaptive = [k.name for k in kinds.KINDS.values() if k.is_adaptive]
+    assert len(adaptive) == 8
+    for profile in ("smoke", "default"):
+        got = [c for c in grid.cases(profile) if c.kind.is_adaptive and c.mode == "eager"
+               and c.values == "normal" and c.call_form == "tensor"]
+        assert {c.layer for c in got} == set(adaptive), profile
+        groups = [got] if profile == "smoke" else [
+            [c for c in got if c.layer == name] for name in adaptive]
+        for group in groups:
+            missing = [f for f, pred in grid.ADAPTIVE_FEATURES.items()
+                       if not any(pred(c) for c in group)
+                       and not (f.endswith("D input") and group[0].kind.rank is not None)
+                       and not (f.startswith("non-square") and group[0].kind.rank == 1)]
+            assert not missing, (profile, group[0].layer, missing)
+
+
+def test_adaptive_draws_leave_the_other_kinds_alone(monkeypatch) -> None:
+    """The adaptive kinds draw from generators of their own: a kind table without them gives
+    the rest of the grid as the same cases in the same order (they joined in issue 23)."""
+    whole = [c for c in grid._drawn("default", grid.GRID_SEED) if not c.kind.is_adaptive]
+    grid._drawn.cache_clear()
+    monkeypatch.setattr(kinds, "KINDS",
+                        {n: k for n, k in kinds.KINDS.items() if not k.is_adaptive})
+    try:
+        assert list(grid._drawn("default", grid.GRID_SEED)) == whole
+    finally:
+        grid._drawn.cache_clear()

@@ -45,6 +45,7 @@ _SEPARABLE_POS = ("filters", "kernel_size", "strides", "padding", "data_format",
                   "depth_multiplier", "activation", "use_bias")
 _POOL_POS = ("pool_size", "strides", "padding", "data_format")
 _GLOBAL_POOL_POS = ("data_format", "keepdims")
+_ADAPTIVE_POS = ("output_size", "data_format")
 
 #: keras.ops functions: (array arguments, literal positional arguments after them).
 _OP_SIGNATURES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
@@ -58,6 +59,8 @@ _OP_SIGNATURES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
                            ("strides", "padding", "data_format", "dilation_rate")),
     "ops.max_pool": (("inputs",), ("pool_size", "strides", "padding", "data_format")),
     "ops.average_pool": (("inputs",), ("pool_size", "strides", "padding", "data_format")),
+    "ops.adaptive_max_pool": (("inputs",), _ADAPTIVE_POS),
+    "ops.adaptive_average_pool": (("inputs",), _ADAPTIVE_POS),
 }
 
 #: Keras's own aliases, so code pasted as written is understood.
@@ -112,6 +115,8 @@ def positional_order(name: str, keras_version: str | None = None) -> tuple[str, 
         "separable": _SEPARABLE_POS,
         "max_pool": _POOL_POS,
         "average_pool": _POOL_POS,
+        "adaptive_max_pool": _ADAPTIVE_POS,
+        "adaptive_average_pool": _ADAPTIVE_POS,
     }[family]
 
 
@@ -126,7 +131,9 @@ def example_for(name: str | None) -> str:
     k = "(" + ", ".join(["3"] * rank) + ")" if rank > 1 else "3"
     if kind.is_op:
         arrays = ", ".join(_OP_SIGNATURES[name][0])
-        if kind.is_pool:
+        if kind.is_adaptive:
+            expr = f"{name}({arrays}, output_size={k})"
+        elif kind.is_pool:
             expr = f"{name}({arrays}, pool_size={k}, strides=2, padding='same')"
         else:
             geo = {"conv": "kernel_size={k}, filters=8",
@@ -137,6 +144,8 @@ def example_for(name: str | None) -> str:
         return f"conv-parity check \"{expr}\" --input-shape {shape}"
     if kind.is_global:
         expr = f"{name}(keepdims=True)"
+    elif kind.is_adaptive:
+        expr = f"{name}(output_size={k})"
     elif kind.is_pool:
         expr = f"{name}(pool_size={k}, strides=2, padding='same')"
     elif kind.family == "depthwise":
@@ -232,8 +241,9 @@ def _resolve_name(dotted: str) -> str:
         f"{dotted} is not a convolution or pooling layer conv-parity covers{hint} (covered: "
         f"Conv{{1,2,3}}D, Conv{{1,2,3}}DTranspose, DepthwiseConv{{1,2}}D, SeparableConv{{1,2}}D, "
         f"MaxPooling{{1,2,3}}D, AveragePooling{{1,2,3}}D, GlobalMaxPooling{{1,2,3}}D, "
-        f"GlobalAveragePooling{{1,2,3}}D and keras.ops conv, conv_transpose, "
-        f"depthwise_conv, separable_conv, max_pool, average_pool)"
+        f"GlobalAveragePooling{{1,2,3}}D, Adaptive{{Max,Average}}Pooling{{1,2,3}}D and "
+        f"keras.ops conv, conv_transpose, depthwise_conv, separable_conv, max_pool, "
+        f"average_pool, adaptive_max_pool, adaptive_average_pool)"
     ))
 
 
@@ -496,6 +506,9 @@ def _axis_rules(name: str, kwargs: Mapping[str, Any],
     first = kwargs.get("data_format", "channels_last") == "channels_first"
     spatial = list(input_shape[2:] if first else input_shape[1:-1])
     c_in = input_shape[1] if first else input_shape[-1]
+    if kind.is_adaptive:  # bin i of n -> m: [floor(i * n / m), ceil((i + 1) * n / m))
+        return [(f"{n} -> {m} bins", m) for n, m in zip(spatial, kwargs["output_size"])], \
+            c_in, c_in
     if kind.is_global:
         window = strides = tuple(spatial)
         dilation = (1,) * rank
@@ -537,6 +550,9 @@ def shape_rule(name: str, kwargs: Mapping[str, Any], input_shape: Sequence[int])
             else input_shape[1:-1]
         return (f"global: the whole input ({'x'.join(map(str, spatial))}) is one window, its "
                 f"spatial axes {kept}; channels unchanged = {c_in}")
+    if kind.is_adaptive:
+        return (f"adaptive: output_size replaces the spatial sizes ({', '.join(texts)}; bin i "
+                f"pools [floor(i * n / m), ceil((i + 1) * n / m))); channels unchanged = {c_in}")
     padding = kwargs["padding"]
     label = {"conv_transpose": f"{padding} (transposed)"}.get(kind.family, padding)
     if len(set(texts)) == 1:

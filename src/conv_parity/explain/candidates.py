@@ -19,6 +19,7 @@ import numpy as np
 
 from conv_parity import geometry, kinds
 from conv_parity.case import ConvCase
+from conv_parity.explain.adaptive_candidates import adaptive_candidates
 from conv_parity.judge import compare
 from conv_parity.reference import _activations
 
@@ -201,6 +202,12 @@ def _stride_variants(kw: dict[str, Any], g: Any) -> Iterator[tuple[str, tuple[in
 
 def _value_candidates(ctx: _Ctx) -> Iterator[Candidate]:
     yield from _value_regime_candidates(ctx)
+    if ctx.case.kind.is_adaptive:  # bins instead of a window (explain/adaptive_candidates.py)
+        yield from adaptive_candidates(ctx)
+        yield from _layout_candidates(ctx)
+        yield from _batch_candidates(ctx)
+        yield from _shift_candidates(ctx)
+        return
     if ctx.case.kind.is_global:  # no window, padding or spatial output to get wrong
         yield from _global_pool_candidates(ctx)
         yield from _batch_candidates(ctx)

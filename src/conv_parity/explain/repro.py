@@ -89,6 +89,9 @@ def _geometry(case: ConvCase) -> dict[str, Any]:
     if kind.is_global:
         ksize = strides = tuple(spatial_in)
         dil = (1,) * rank
+    elif kind.is_adaptive:  # no window of its own: its widest bin (only printed)
+        ksize = geometry.window(case)
+        strides = dil = (1,) * rank
     elif kind.is_pool:
         ksize = tuple(kw["pool_size"])
         strides = tuple(kw["strides"]) if kw.get("strides") is not None else ksize
@@ -173,10 +176,33 @@ def _global_pool_source(case: ConvCase) -> str:
     ])
 
 
+def _adaptive_pool_source(case: ConvCase) -> str:
+    """`reference` for adaptive pooling: each spatial axis reduced bin by bin, in turn (a bin
+    is a box, so the max / mean of a box is the per-axis reductions applied one after another)."""
+    rank = kinds.spatial_rank(case.kind, case.input_shape)
+    first = case.kwargs["data_format"] == "channels_first"
+    axes = tuple(range(2, 2 + rank)) if first else tuple(range(1, 1 + rank))
+    how = "max" if case.kind.is_max else "mean"
+    return "\n".join([
+        "def reference(x, weights, activation=True):",
+        '    """Adaptive pooling in float64 NumPy: output i of an axis of size n pooled to m',
+        '    reads the bin [floor(i * n / m), ceil((i + 1) * n / m))."""',
+        "    y = np.asarray(x, dtype=np.float64)",
+        f"    # data_format={case.kwargs['data_format']!r}: the spatial axes are {axes}",
+        f"    for axis, m in zip({axes}, {tuple(case.kwargs['output_size'])}):",
+        "        n = y.shape[axis]",
+        "        bins = [range(i * n // m, -(-(i + 1) * n // m)) for i in range(m)]",
+        f"        y = np.stack([np.take(y, b, axis=axis).{how}(axis=axis) for b in bins], axis=axis)",
+        "    return y",
+    ])
+
+
 def _reference_source(case: ConvCase) -> str:
     """The body of `reference(x, weights, activation=True)` for this case, channels_last inside."""
     if case.kind.is_global:
         return _global_pool_source(case)
+    if case.kind.is_adaptive:
+        return _adaptive_pool_source(case)
     geo = _geometry(case)
     kind, kw = case.kind, case.kwargs
     rank = geo["rank"]

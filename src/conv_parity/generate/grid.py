@@ -215,6 +215,8 @@ def draw_kwargs(kind: kinds.Kind, rng: random.Random, max_spatial: int) -> tuple
     kmax = 5 if rank < 3 else 3
     if kind.is_global:
         kw["keepdims"] = rng.random() < 0.5
+    elif kind.is_adaptive:  # shrinking, growing (bins repeat) and equal sizes
+        kw["output_size"] = tuple(rng.randint(1, n + 2) for n in spatial)
     elif kind.is_pool:
         kw["pool_size"] = _tuple(rng, rank, list(range(1, kmax)))
         kw["strides"] = None if rng.random() < 0.4 else _tuple(rng, rank, [1, 2, 3])
@@ -380,14 +382,15 @@ def _drawn(profile: str, seed: int) -> tuple[ConvCase, ...]:
     prof = _PROFILES[profile]
     rng = random.Random(seed)
     out: dict[ConvCase, None] = {}
-    for kind in kinds.KINDS.values():
+    windowed = [k for k in kinds.KINDS.values() if not k.is_adaptive]
+    for kind in windowed:
         # a global pool varies only its sizes, data format and keepdims: a third of the draws
         for _ in range(max(1, prof.per_kind // 3) if kind.is_global else prof.per_kind):
             case = _valid_case(kind, rng, prof)
             if case is not None:
                 out.setdefault(case)
     # Coverage filling: targeted draws for every feature the random draws missed.
-    names = list(kinds.KINDS)
+    names = [k.name for k in windowed]
     for predicate in FEATURES.values():
         if any(predicate(c) for c in out):
             continue
@@ -398,7 +401,56 @@ def _drawn(profile: str, seed: int) -> tuple[ConvCase, ...]:
                 break
     for case in _invalid_cases(rng, prof.invalid):
         out.setdefault(case)
+    for case in adaptive_cases(prof, seed):
+        out.setdefault(case)
     return tuple(out)
+
+
+#: What adaptive pooling's bins hide bugs behind (the reference's docstring): bins that
+#: overlap (the output does not divide the input), an output larger than the input (bins
+#: repeat elements), output 1 (global pooling), both layouts (the symbolic shape of
+#: channels_last is wrong in Keras 3.13-3.15), every rank.
+ADAPTIVE_FEATURES: dict[str, Callable[[ConvCase], bool]] = {
+    "bins overlap": lambda c: any(n % m for n, m in zip(c.spatial_shape, c.kwargs["output_size"])),
+    "output larger than the input": lambda c: any(
+        m > n for n, m in zip(c.spatial_shape, c.kwargs["output_size"])),
+    "output 1": lambda c: 1 in c.kwargs["output_size"],
+    "channels_first": FEATURES["channels_first"],
+    "channels_last": FEATURES["channels_last"],
+    "non-square input (H != W)": FEATURES["non-square input (H != W)"],
+    "1D input": lambda c: len(c.spatial_shape) == 1,
+    "2D input": lambda c: len(c.spatial_shape) == 2,
+    "3D input": FEATURES["3D input"],
+}
+
+
+def adaptive_cases(prof: Profile, seed: int) -> list[ConvCase]:
+    """The adaptive kinds' cases: half the draws of a kind, then filling for every
+    :data:`ADAPTIVE_FEATURES` entry missing (per kind; in a profile of one draw per kind, over
+    the adaptive kinds together, so the smoke run stays small). Drawn from generators of
+    their own, so the kinds drawn before them keep their cases (they joined in issue 23)."""
+    adaptive = [k for k in kinds.KINDS.values() if k.is_adaptive]
+    rngs = {k.name: random.Random(f"{seed}:{k.name}") for k in adaptive}
+    groups: list[list[ConvCase]] = []
+    for kind in adaptive:
+        draws = (_valid_case(kind, rngs[kind.name], prof)
+                 for _ in range(max(1, prof.per_kind // 2)))
+        groups.append([c for c in draws if c is not None])
+    if prof.per_kind < 4:
+        groups = [[c for g in groups for c in g]]
+    fill = random.Random(f"{seed}:adaptive")
+    for mine in groups:
+        for predicate in ADAPTIVE_FEATURES.values():
+            if any(predicate(c) for c in mine):
+                continue
+            names = sorted({c.layer for c in mine}) or [k.name for k in adaptive]
+            for name in fill.sample(names, len(names)):
+                case = _valid_case(kinds.KINDS[name], rngs[name], prof, want=predicate,
+                                   tries=200)
+                if case is not None:
+                    mine.append(case)
+                    break
+    return list(dict.fromkeys(c for g in groups for c in g))
 
 
 def missing_features(case_list: Iterable[ConvCase]) -> list[str]:

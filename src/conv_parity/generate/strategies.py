@@ -208,6 +208,14 @@ def _raw_case(draw: Callable[[st.SearchStrategy[Any]], Any], layer: str, dtypes:
         return ConvCase.make(layer, {"data_format": fmt, "keepdims": keepdims},
                              _shape(fmt, batch, sizes, channels),
                              dtype=draw(st.sampled_from(tuple(dtypes))))
+    if kind.is_adaptive:  # output_size bins the input: sizes, shrinking or growing, to draw
+        channels, batch = draw(_ints(1, 4)), draw(st.sampled_from((1, 2, 0, 3)))
+        sizes = [draw(_ints(1, MAX_SIZE[rank])) for _ in range(rank)]
+        out = tuple(draw(_ints(1, n + 2)) for n in sizes)
+        policy = draw(st.sampled_from(tuple(dtypes)))
+        return ConvCase.make(layer, {"data_format": fmt, "output_size": out},
+                             _shape(fmt, batch, sizes, channels),
+                             dtype=_op_dtype(policy) if kind.is_op else policy)
     paddings = ("valid", "same", "causal") if layer == "Conv1D" else ("valid", "same")
     padding = draw(st.sampled_from(paddings))
     kmax = MAX_KERNEL[rank]
@@ -262,12 +270,17 @@ def _raw_case(draw: Callable[[st.SearchStrategy[Any]], Any], layer: str, dtypes:
     if edge is not None:
         _apply_edge(draw, edge, _Draft(layer, fam, kw, spatial, window, dilation, strides))
     policy = draw(st.sampled_from(tuple(dtypes)))  # a dtype or any dtype policy
-    if kind.is_op:  # ops have no policy: a mixed one's compute dtype for both arrays
-        from conv_parity.policies import get
-
-        policy = get(policy).compute
+    if kind.is_op:
+        policy = _op_dtype(policy)
     case = ConvCase.make(layer, kw, _shape(fmt, batch, spatial, channels), dtype=policy)
     return case
+
+
+def _op_dtype(policy: str) -> str:
+    """Ops have no policy: a mixed one's compute dtype for both arrays."""
+    from conv_parity.policies import get
+
+    return get(policy).compute
 
 
 @dataclass
@@ -551,10 +564,12 @@ def invalid_cases(layers: Iterable[str] | None = None, *, dtypes: Sequence[str] 
     negative stride/kernel/dilation, groups not dividing the channels, ``output_padding >=
     strides``, strides and dilation both > 1 on ``ConvND``, ``causal`` outside Conv1D).
     """
-    names = [n for n in _layers(layers) if not kinds.get_kind(n).is_global]
-    if not names:  # a global pool takes no window, stride or padding to break
+    names = [n for n in _layers(layers)
+             if not kinds.get_kind(n).is_global and not kinds.get_kind(n).is_adaptive]
+    if not names:  # a global or adaptive pool takes no window, stride or padding to break
         raise UsageError(f"no rule of the spec can be broken for {list(layers or ())}: "
-                         "global pooling has no window, stride or padding arguments")
+                         "global and adaptive pooling have no window, stride or padding "
+                         "arguments")
     raw = st.one_of(*(_invalid_case(n, tuple(dtypes)) for n in names))
     strategy = raw.filter(lambda c: not is_valid(c))
     if exclude_known is not None:

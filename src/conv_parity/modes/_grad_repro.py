@@ -25,7 +25,7 @@ def prepare_source(case: ConvCase) -> str:
     from conv_parity.errors import InvalidConfig
 
     lines = ["grad_rng = np.random.default_rng([SEED, 1])  # the grad mode's own stream"]
-    if case.kind.family == "max_pool":
+    if case.kind.is_max:  # adaptive max pooling too
         lines += [
             "size = int(np.prod(INPUT_SHAPE))  # max pooling: a shuffled ramp, every max unique",
             "x = rounded(((grad_rng.permutation(size) - size / 2) / max(size / 4, 1.0))"

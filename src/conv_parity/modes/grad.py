@@ -63,7 +63,7 @@ class Grad(Eager):
 
         x, weights = case.arrays()
         rng = np.random.default_rng([case.seed, 1])  # a stream of its own: x, w stay the same
-        if case.kind.family == "max_pool" and case.values == "normal":
+        if case.kind.is_max and case.values == "normal":
             x = _distinct_input(case, rng)  # other regimes keep theirs: ties are the point
         try:
             shape = reference.output_shape(case.layer, case.input_shape, **case.kwargs)

@@ -15,7 +15,7 @@ import numpy as np
 from conv_parity import kinds
 from conv_parity.errors import UsageError
 from conv_parity.formats import freeze
-from conv_parity.reference import _conv, _geometry, _pool, _vjp
+from conv_parity.reference import _conv, _geometry, _pool, _vjp, adaptive
 from conv_parity.reference._geometry import Geometry
 from conv_parity.reference._windows import DEFAULT_SCRATCH_BYTES
 
@@ -78,6 +78,9 @@ def _compute(
     if budget <= 0:
         raise UsageError(f"scratch_bytes must be positive, got {scratch_bytes!r}")
     fam = g.family
+    if fam in kinds.ADAPTIVE_FAMILIES:
+        return adaptive.forward(np.abs(x) if absolute else x, g.out_spatial,
+                                adaptive_mode(fam), _data_format(g))
     if fam in ("max_pool", "average_pool"):
         y = _pool.pool(x, g, absolute)
         return _conv.finish(y, g, None, absolute).reshape(g.output_shape)
@@ -96,6 +99,15 @@ def _compute(
     else:  # conv_transpose
         y = _conv.conv_transpose(x, weights[0], g, budget, absolute)
     return _conv.finish(y, g, bias, absolute)
+
+
+def adaptive_mode(family: str) -> str:
+    """The reduction of an adaptive family: ``adaptive_mode("adaptive_max_pool") == "max"``."""
+    return "max" if family == "adaptive_max_pool" else "average"
+
+
+def _data_format(g: Geometry) -> str:
+    return "channels_first" if g.channels_first else "channels_last"
 
 
 def forward(

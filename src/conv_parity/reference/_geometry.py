@@ -37,6 +37,10 @@ Decisions where Keras's docs are silent (each mirrors what the Keras layer const
 * ``ops.*`` take ``padding`` ``valid``/``same`` only; ``causal`` is a ``Conv1D`` layer feature.
 * Global pooling is one ``valid`` window over the whole input; without ``keepdims`` the
   spatial axes are dropped, giving ``(batch, channels)`` whatever the data_format.
+* Adaptive pooling (Keras 3.13+) has no window of its own: output ``i`` of an axis pools the
+  bin ``[floor(i * n / m), ceil((i + 1) * n / m))`` (:mod:`conv_parity.reference.adaptive`).
+  Its geometry records the widest bin as ``window`` (what the error bound needs), unit
+  strides and no padding; ``output_size`` larger than the input is valid (bins repeat).
 * ``ops.depthwise_conv`` and ``ops.separable_conv`` are documented for 1D and 2D inputs only
   (and the TensorFlow backend raises for rank 5), so a 3D input is rejected (``input_shape``).
 """
@@ -50,6 +54,7 @@ from typing import Any, NamedTuple
 
 from conv_parity import kinds
 from conv_parity.errors import InvalidConfig, UsageError
+from conv_parity.reference.adaptive import largest_bin
 
 # Kinds whose Keras layer constructor rejects strides > 1 together with dilation > 1.
 _STRIDE_DILATION_EXCLUSIVE = frozenset(
@@ -174,6 +179,8 @@ def build(layer: str, canon: Mapping[str, Any], input_shape: Sequence[int]) -> G
     window, strides, dilation = w.window, w.strides, w.dilation
     if family == "conv_transpose":
         pads, out_spatial = _transpose_axes(canon, in_spatial, w, padding, input_shape)
+    elif kind.is_adaptive:
+        pads, out_spatial = ((0, 0),) * rank, tuple(canon["output_size"])
     else:
         pads, out_spatial = _forward_axes(kind, in_spatial, w, padding, input_shape)
 
@@ -239,10 +246,16 @@ def _check_input(layer: str, kind: kinds.Kind, input_shape: tuple[int, ...], ran
 
 def _window(layer: str, kind: kinds.Kind, canon: Mapping[str, Any], rank: int, c_in: int,
             in_spatial: tuple[int, ...], input_shape: tuple[int, ...]) -> _Window:
-    """The window and channel arithmetic of a global pool, a pool or a conv, validated."""
+    """The window and channel arithmetic of a global pool, an adaptive pool (its widest bin),
+    a pool or a conv, validated."""
     if kind.is_global:
         return _Window(tuple(in_spatial), tuple(in_spatial), (1,) * rank, 1, 1, c_in,
                        False, None)
+    if kind.is_adaptive:
+        sizes = tuple(canon["output_size"])
+        _positive("output_size", sizes)
+        window = tuple(largest_bin(n, m) for n, m in zip(in_spatial, sizes))
+        return _Window(window, (1,) * rank, (1,) * rank, 1, 1, c_in, False, None)
     if kind.is_pool:
         window = tuple(canon["pool_size"])
         _positive("pool_size", window)

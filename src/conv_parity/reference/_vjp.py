@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from conv_parity.reference import _activations
+from conv_parity.reference import _activations, adaptive
 from conv_parity.reference._geometry import Geometry
 from conv_parity.reference._pool import _window_counts
 from conv_parity.reference._windows import channels_last, padded_input
@@ -127,6 +127,14 @@ def _pool_vjp(x: np.ndarray, dy: np.ndarray, g: Geometry) -> np.ndarray:
     return dxp[g.interior] if g.needs_padding else dxp
 
 
+def _adaptive_vjp(x: np.ndarray, dz: np.ndarray, g: Geometry) -> np.ndarray:
+    """dx of adaptive pooling, in the input's own layout (max: routed by ``x``'s own values,
+    also for the magnitude, as for max pooling)."""
+    mode = "max" if g.family == "adaptive_max_pool" else "average"
+    fmt = "channels_first" if g.channels_first else "channels_last"
+    return np.ascontiguousarray(adaptive.vjp(x, dz, g.out_spatial, mode, fmt))
+
+
 def activation_derivative(activation: str | None, z: np.ndarray) -> np.ndarray | None:
     """d act / d z at the pre-activation output ``z``; None for the identity (the
     definitions live with the activations, reference/_activations.py)."""
@@ -141,6 +149,8 @@ def vjp(
     the activation (the caller applies the activation's derivative), all in the arrays' own
     layouts. With ``absolute`` every input is taken by magnitude: the sums of ``|products|``
     that bound the rounding error of each gradient element."""
+    if g.family in ("adaptive_max_pool", "adaptive_average_pool"):
+        return [_adaptive_vjp(x, np.abs(dz) if absolute else dz, g)]
     if absolute:
         if g.family not in ("max_pool", "average_pool"):  # pooling routes by x's own values
             x = np.abs(np.asarray(x, np.float64))

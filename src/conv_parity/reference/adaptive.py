@@ -8,8 +8,8 @@ output larger than the input repeats elements. A bin is a box (the product of it
 so both reductions are separable: the average of a box is the per-axis averages applied in turn,
 and so is its maximum. Written from that definition, not from any backend's code.
 
-Standalone on purpose: the kinds, the grid and the workers do not use it yet (issue 23 item 5
-is not wired in; see docs/call-forms-and-adaptive-pooling.md).
+The reference's entry points (:func:`conv_parity.reference.forward`, ``vjp``, ``output_shape``)
+dispatch the adaptive kinds here; :mod:`._geometry` sizes them with :func:`largest_bin`.
 """
 
 from __future__ import annotations
@@ -28,6 +28,12 @@ def bins(n: int, m: int) -> list[tuple[int, int]]:
     """The ``m`` input bins ``[start, end)`` of an axis of size ``n``:
     ``bins(5, 3) == [(0, 2), (1, 4), (3, 5)]``."""
     return [((i * n) // m, -((-(i + 1) * n) // m)) for i in range(m)]
+
+
+def largest_bin(n: int, m: int) -> int:
+    """The widest bin of an axis of size ``n`` pooled to ``m``: the most elements one output
+    reads (the reduction size of the error bound). ``largest_bin(5, 3) == 3``."""
+    return max(end - start for start, end in bins(n, m))
 
 
 def _spatial_axes(ndim: int, data_format: str) -> list[int]:
@@ -117,6 +123,8 @@ def vjp(x: np.ndarray, dy: np.ndarray, output_size: int | Sequence[int], mode: s
     if mode != "max":
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     dx = np.zeros_like(x)
+    if x.size == 0:  # an empty batch (or no channels): nothing to route, and no argmax to take
+        return dx
     per_axis = [bins(x.shape[a], s) for a, s in zip(axes, sizes)]
     for out_idx in np.ndindex(*sizes):
         box = [slice(*per_axis[k][i]) for k, i in enumerate(out_idx)]

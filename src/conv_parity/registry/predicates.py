@@ -14,6 +14,7 @@ from packaging.version import Version
 
 from conv_parity import bug_models, geometry, kinds
 from conv_parity.case import ConvCase
+from conv_parity.registry import adaptive
 
 
 def _same_pads(n: int, k: int, s: int) -> tuple[int, int]:
@@ -166,7 +167,8 @@ def _derived(case: ConvCase) -> dict[str, Any]:
     """Case attributes a predicate may name besides the kwargs themselves (cached: every entry
     asks for them, and they include the reference's shape rule). Callers must not mutate it."""
     return {**_input_facts(case), **_geometry_facts(case), **_same_padding_facts(case),
-            **_bug_model_facts(case)}
+            **_bug_model_facts(case),
+            **adaptive.derived(case)}  # adaptive pooling's bins (registry/adaptive.py)
 
 
 def _input_facts(case: ConvCase) -> dict[str, Any]:
