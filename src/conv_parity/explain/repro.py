@@ -24,7 +24,7 @@ import numpy as np
 from conv_parity import backends as targets
 from conv_parity import geometry, kinds, modes
 from conv_parity.case import ConvCase
-from conv_parity.explain import repro_values
+from conv_parity.explain import repro_symbolic, repro_values
 from conv_parity.modes import Arrays, call_form
 
 _LETTERS = "dhw"
@@ -320,7 +320,8 @@ def render(case: ConvCase, backend: str, note: str | None = None,
     mode = modes.get(case.mode)
     call = textwrap.indent(mode.repro_call(case), "        ")
     prepare = textwrap.indent(mode.repro_prepare(case), "    ")
-    check = textwrap.indent(mode.repro_check(case, backend), "    ")
+    check = textwrap.indent(mode.repro_check(case, backend)
+                            + repro_symbolic.check_source(case), "    ")
     focus_value = (focus["output"], tuple(focus["index"])) \
         if focus and focus.get("output") not in (None, "y") and focus.get("index") else None
     slope = _SLOPE_SOURCE.get(case.kwargs.get("activation") or "", "1.0")
