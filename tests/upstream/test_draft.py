@@ -3,6 +3,8 @@ each, no Keras)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from conv_parity.case import ConvCase
@@ -102,3 +104,15 @@ def test_a_rejected_case_that_aborts_says_the_process_was_killed():
     assert "crashes the process instead of raising" in draft.title(ev)
     assert ("actual (jax): the process was killed: the jax worker crashed on this case: SIGFPE."
             in draft.markdown(ev))
+
+
+def test_a_conforming_case_says_which_error_the_backend_raised():
+    case = ConvCase.make("Conv1D", {"filters": 2, "kernel_size": 3}, (1, 2, 1))
+    raised = Outcome(case, "tensorflow", "unsupported", "raised too", None, error={
+        "type": "ValueError", "message": "\x1b[1muser code:\n  File x, line 3\n"
+                                         "ValueError: Negative dimension size\x1b[0m"})
+    runs = draft.Runs({case: [raised]}, {}, {})
+    with pytest.raises(draft.NotReproduced, match=r"conforms here on tensorflow=unsupported "
+                                                  r"\(raised ValueError: Negative dimension "
+                                                  r"size\)"):
+        draft.evidence(case, ["tensorflow"], None, runs, None, Path("."))

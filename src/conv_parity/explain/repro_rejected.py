@@ -115,7 +115,10 @@ def _call_source(setting: str, prepare: str, call: str) -> str:
     except Exception as exc:  # what the spec wants
         lines = [ln.strip() for ln in str(exc).splitlines()
                  if ln.strip() and not ln.startswith("Exception encountered")]
-        print(f"raised {{type(exc).__name__}}: {{lines[0] if lines else ''}}")
+        said = lines[0] if lines else ""
+        if said.endswith("user code:"):  # a tf.function's traceback: its error is further down
+            said = next((ln for ln in reversed(lines) if "Error: " in ln), said)
+        print(f"raised {{type(exc).__name__}}: {{said}}")
         return 0
     print("output shape   ", tuple(y.shape))
     return RETURNED

@@ -126,7 +126,8 @@ def evidence(case: ConvCase, backends: Sequence[str], entry: Entry | None, runs:
                                         for o in missing)[:300])
     failing = [o for o in outcomes if o.backend in backends and _failed(o)]
     if not failing:
-        seen = ", ".join(f"{o.backend}={o.verdict}" for o in outcomes if o.backend in backends)
+        seen = ", ".join(f"{o.backend}={o.verdict}{_raised(o)}" for o in outcomes
+                         if o.backend in backends)
         raise NotReproduced(f"{case.id} conforms here on {seen} (Keras "
                             f"{release or installed_keras_version()}): nothing to report")
     first = failing[0]
@@ -142,6 +143,17 @@ def evidence(case: ConvCase, backends: Sequence[str], entry: Entry | None, runs:
     keras = _worker_keras(env, first.backend) or release or installed_keras_version() or "?"
     return Evidence(case, entry, keras, outcomes, env, first.backend, script, output,
                     runs.facts.get(first.backend, {}), rejected)
+
+
+def _raised(o: Outcome) -> str:
+    """`` (raised ValueError: ...)`` for an outcome that raised: which error, so a reason says
+    whether the backend refused the case for the spec's reason or for another one."""
+    if not o.error:
+        return ""
+    text = _one_line(str(o.error.get("message", "")))
+    if "user code:" in text and "Error: " in text:  # a tf.function's traceback: the error
+        text = text[text.rfind("Error: ") + len("Error: "):]  # is its last line
+    return f" (raised {o.error.get('type', '?')}: {text[:160]})"
 
 
 def _failed(o: Outcome) -> bool:
