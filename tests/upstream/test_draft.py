@@ -116,3 +116,14 @@ def test_a_conforming_case_says_which_error_the_backend_raised():
                                                   r"\(raised ValueError: Negative dimension "
                                                   r"size\)"):
         draft.evidence(case, ["tensorflow"], None, runs, None, Path("."))
+
+
+def test_a_reason_drops_tensorflows_function_node_prefix():
+    case = ConvCase.make("Conv1D", {"filters": 2, "kernel_size": 3}, (1, 2, 1))
+    raised = Outcome(case, "tensorflow", "unsupported", "raised too", None, error={
+        "type": "InvalidArgumentError", "message": "{{function_node __wrapped__X_device_/job:"
+                                                   "localhost/CPU:0}} cropped_shape[1]=-1"})
+    with pytest.raises(draft.NotReproduced, match=r"\(raised InvalidArgumentError: "
+                                                  r"cropped_shape\[1\]=-1\)"):
+        draft.evidence(case, ["tensorflow"], None, draft.Runs({case: [raised]}, {}, {}), None,
+                       Path("."))

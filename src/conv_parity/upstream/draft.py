@@ -131,7 +131,8 @@ def evidence(case: ConvCase, backends: Sequence[str], entry: Entry | None, runs:
         raise NotReproduced(f"{case.id} conforms here on {seen} (Keras "
                             f"{release or installed_keras_version()}): nothing to report")
     first = failing[0]
-    note = first.diagnosis or first.message
+    # the first line only: a crash's message goes on with the worker's stderr (harness frames)
+    note = (first.diagnosis or first.message).split("\n")[0]
     repeats = REPRO_REPEATS if entry is not None and entry.nondeterministic else 1
     rejected = repro_rejected.rejection(case)
     script = (repro_rejected.render(case, first.backend, rejected, note=_one_line(note))
@@ -153,6 +154,7 @@ def _raised(o: Outcome) -> str:
     text = _one_line(str(o.error.get("message", "")))
     if "user code:" in text and "Error: " in text:  # a tf.function's traceback: the error
         text = text[text.rfind("Error: ") + len("Error: "):]  # is its last line
+    text = re.sub(r"\{\{function_node [^}]*\}\}\s*", "", text)  # TF's op path, not the error
     return f" (raised {o.error.get('type', '?')}: {text[:160]})"
 
 
