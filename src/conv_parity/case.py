@@ -214,12 +214,16 @@ class ConvCase:
         """The input of the case's value regime in float64 (:mod:`conv_parity.values`)."""
         from conv_parity.values import make_input
 
-        shapes = self.weight_shapes()
-        terms = max([int(np.prod(self.input_shape)), *(int(np.prod(s)) for s in shapes[:1])])
         return make_input(self.values, rng, self.input_shape, self.dtype,
                           extent=self.window_extent(),
                           channels_first=self.kwargs.get("data_format") == "channels_first",
-                          is_pool=self.kind.is_pool, terms=terms)
+                          is_pool=self.kind.is_pool, terms=self.value_terms())
+
+    def value_terms(self) -> int:
+        """The ``terms`` of :func:`conv_parity.values.large_scale`: the larger of the input's
+        and the first weight's element counts."""
+        shapes = self.weight_shapes()
+        return max([int(np.prod(self.input_shape)), *(int(np.prod(s)) for s in shapes[:1])])
 
     def as_input(self, a: np.ndarray) -> np.ndarray:
         """``a`` rounded to the compute dtype, carried in the input dtype's NumPy dtype

@@ -3,6 +3,8 @@ each, no Keras)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from conv_parity.case import ConvCase
@@ -71,3 +73,57 @@ def test_keras_for_uses_the_example_release_only_when_needed():
     assert draft.keras_for(by_id["openvino-pooling-not-implemented-before-3.13"],
                            "3.15.1") == "3.12.1"
     assert draft.keras_for(None, "3.15.1") is None
+
+
+def _rejected_evidence(verdict: str, **fields) -> draft.Evidence:
+    case = ConvCase.make("MaxPooling1D", {"pool_size": 3, "strides": 1,
+                                          "data_format": "channels_first"}, (1, 6, 2))
+    entry = next(e for e in Registry.load().entries if e.id == "pool-empty-output-not-rejected")
+    bad = Outcome(case, "jax", verdict, "returned a tensor", None, **fields)
+    good = Outcome(case, "torch", "unsupported", "raised too", None,
+                   error={"type": "ValueError", "message": "negative"})
+    env = {"python": "3.11.7", "numpy": "2.4.6", "platform": "Linux", "facts": {}}
+    return draft.Evidence(case, entry, "3.15.1", [bad, good], env, "jax", "print('hi')\n",
+                          "DISCREPANCY: expected an error", {},
+                          rejected="output size would be -1 on spatial axis 0")
+
+
+def test_a_rejected_case_expects_an_error_and_shows_what_came_instead():
+    ev = _rejected_evidence("fail-error-parity", shape=(1, 6, 0))
+    assert draft.title(ev).endswith("returns a tensor instead of raising on the JAX backend")
+    md = draft.markdown(ev)
+    assert ("- Expected: an error (the spec has no output: output size would be -1 on spatial "
+            "axis 0); actual (jax): returned shape (1, 6, 0).") in md
+    assert "- The same call raises on torch, as it should" in md
+    assert "Expected (float64 reference)" not in md and "child process" in md
+
+
+def test_a_rejected_case_that_aborts_says_the_process_was_killed():
+    ev = _rejected_evidence("crash")
+    ev.outcomes[0].message = "the jax worker crashed on this case: SIGFPE\nlast lines"
+    assert "crashes the process instead of raising" in draft.title(ev)
+    assert ("actual (jax): the process was killed: the jax worker crashed on this case: SIGFPE."
+            in draft.markdown(ev))
+
+
+def test_a_conforming_case_says_which_error_the_backend_raised():
+    case = ConvCase.make("Conv1D", {"filters": 2, "kernel_size": 3}, (1, 2, 1))
+    raised = Outcome(case, "tensorflow", "unsupported", "raised too", None, error={
+        "type": "ValueError", "message": "\x1b[1muser code:\n  File x, line 3\n"
+                                         "ValueError: Negative dimension size\x1b[0m"})
+    runs = draft.Runs({case: [raised]}, {}, {})
+    with pytest.raises(draft.NotReproduced, match=r"conforms here on tensorflow=unsupported "
+                                                  r"\(raised ValueError: Negative dimension "
+                                                  r"size\)"):
+        draft.evidence(case, ["tensorflow"], None, runs, None, Path("."))
+
+
+def test_a_reason_drops_tensorflows_function_node_prefix():
+    case = ConvCase.make("Conv1D", {"filters": 2, "kernel_size": 3}, (1, 2, 1))
+    raised = Outcome(case, "tensorflow", "unsupported", "raised too", None, error={
+        "type": "InvalidArgumentError", "message": "{{function_node __wrapped__X_device_/job:"
+                                                   "localhost/CPU:0}} cropped_shape[1]=-1"})
+    with pytest.raises(draft.NotReproduced, match=r"\(raised InvalidArgumentError: "
+                                                  r"cropped_shape\[1\]=-1\)"):
+        draft.evidence(case, ["tensorflow"], None, draft.Runs({case: [raised]}, {}, {}), None,
+                       Path("."))

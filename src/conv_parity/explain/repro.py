@@ -24,6 +24,7 @@ import numpy as np
 from conv_parity import backends as targets
 from conv_parity import geometry, kinds, modes
 from conv_parity.case import ConvCase
+from conv_parity.explain import repro_symbolic, repro_values
 from conv_parity.integers import is_integer
 from conv_parity.modes import Arrays, call_form
 
@@ -346,7 +347,8 @@ def render(case: ConvCase, backend: str, note: str | None = None,
     mode = modes.get(case.mode)
     call = textwrap.indent(mode.repro_call(case), "        ")
     prepare = textwrap.indent(mode.repro_prepare(case), "    ")
-    check = textwrap.indent(mode.repro_check(case, backend), "    ")
+    check = textwrap.indent(mode.repro_check(case, backend)
+                            + repro_symbolic.check_source(case), "    ")
     focus_value = (focus["output"], tuple(focus["index"])) \
         if focus and focus.get("output") not in (None, "y") and focus.get("index") else None
     slope = _SLOPE_SOURCE.get(case.kwargs.get("activation") or "", "1.0")
@@ -354,7 +356,9 @@ def render(case: ConvCase, backend: str, note: str | None = None,
     if repeats < 1:
         raise ValueError(f"repeats must be >= 1, got {repeats!r}")
     return (_header(case, backend, note, arrays_file, focus_value, repeats)
-            + _ARRAYS_SOURCE + _reference_section(ref_src, slope)
+            + repro_values.arrays_source(case, _ARRAYS_SOURCE)
+            + repro_values.tolerance_source(case)
+            + _reference_section(ref_src, slope)
             + _main_source(setting_src, prepare, call, check) + _REPEATED_SOURCE)
 
 
@@ -509,8 +513,8 @@ def _main_source(setting_src: str, prepare: str, call: str, check: str) -> str:
         import ml_dtypes
 
         info = ml_dtypes.finfo(exact(DTYPE))
-        tol = (100 * float(info.tiny) + 64 * float(info.eps) * mag
-               + 2 * float(info.eps) * np.abs(y_ref))
+        eps = float(info.eps)
+        tol = 100 * float(info.tiny) + RTOL_EPS * eps * mag + 2 * eps * np.abs(y_ref)
     y64 = y.astype(np.float64)
     with np.errstate(invalid="ignore"):
         err = np.abs(y64 - y_ref)

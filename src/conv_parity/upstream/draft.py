@@ -59,6 +59,8 @@ class Evidence:
     script: str
     script_output: str
     facts: dict[str, Any] = field(default_factory=dict)
+    #: Why the spec rejects the case (no output exists), None when it accepts it.
+    rejected: str | None = None
 
 
 def keras_for(entry: Entry | None, installed: str | None = None) -> str | None:
@@ -112,7 +114,7 @@ def evidence(case: ConvCase, backends: Sequence[str], entry: Entry | None, runs:
              release: str | None, cache: Path) -> Evidence:
     """The draft's evidence from a run: the first failing one of ``backends``, and its repro
     script run in a fresh interpreter on the same release."""
-    from conv_parity.explain import repro
+    from conv_parity.explain import repro, repro_rejected
 
     unavailable = [o for o in runs.outcomes[case]
                    if (o.error or {}).get("type") == "BackendUnavailable"]
@@ -124,19 +126,36 @@ def evidence(case: ConvCase, backends: Sequence[str], entry: Entry | None, runs:
                                         for o in missing)[:300])
     failing = [o for o in outcomes if o.backend in backends and _failed(o)]
     if not failing:
-        seen = ", ".join(f"{o.backend}={o.verdict}" for o in outcomes if o.backend in backends)
+        seen = ", ".join(f"{o.backend}={o.verdict}{_raised(o)}" for o in outcomes
+                         if o.backend in backends)
         raise NotReproduced(f"{case.id} conforms here on {seen} (Keras "
                             f"{release or installed_keras_version()}): nothing to report")
     first = failing[0]
-    note = first.diagnosis or first.message
+    # the first line only: a crash's message goes on with the worker's stderr (harness frames)
+    note = (first.diagnosis or first.message).split("\n")[0]
     repeats = REPRO_REPEATS if entry is not None and entry.nondeterministic else 1
-    script = repro.render(case, first.backend, note=_one_line(note), repeats=repeats)
+    rejected = repro_rejected.rejection(case)
+    script = (repro_rejected.render(case, first.backend, rejected, note=_one_line(note))
+              if rejected else repro.render(case, first.backend, note=_one_line(note),
+                                            repeats=repeats))
     with first_on_path(ensure(release, cache) if release else None):
         output = run_script(script)
     env = runs.environment
     keras = _worker_keras(env, first.backend) or release or installed_keras_version() or "?"
     return Evidence(case, entry, keras, outcomes, env, first.backend, script, output,
-                    runs.facts.get(first.backend, {}))
+                    runs.facts.get(first.backend, {}), rejected)
+
+
+def _raised(o: Outcome) -> str:
+    """`` (raised ValueError: ...)`` for an outcome that raised: which error, so a reason says
+    whether the backend refused the case for the spec's reason or for another one."""
+    if not o.error:
+        return ""
+    text = _one_line(str(o.error.get("message", "")))
+    if "user code:" in text and "Error: " in text:  # a tf.function's traceback: the error
+        text = text[text.rfind("Error: ") + len("Error: "):]  # is its last line
+    text = re.sub(r"\{\{function_node [^}]*\}\}\s*", "", text)  # TF's op path, not the error
+    return f" (raised {o.error.get('type', '?')}: {text[:160]})"
 
 
 def _failed(o: Outcome) -> bool:
@@ -201,7 +220,10 @@ def title(ev: Evidence) -> str:
     o = next(o for o in ev.outcomes if o.backend == ev.backend)
     verdict = o.observed_verdict or o.verdict
     what = _WHAT.get(verdict, verdict)
-    if verdict == "fail-error-parity" and o.error:
+    if ev.rejected is not None:  # the spec has no output: the bug is not raising
+        what = ("crashes the process instead of raising" if verdict == "crash" else
+                "returns a tensor instead of raising")
+    elif verdict == "fail-error-parity" and o.error:
         what = f"raises {o.error.get('type', 'an error')}"
     spec = targets.get(ev.backend)
     keys = [k for k in ("data_format", "padding", "strides", "dilation_rate", "groups",
@@ -227,10 +249,13 @@ def markdown(ev: Evidence, fingerprint_text: str | None = None) -> str:
                   + (f", entry fingerprint {fingerprint_text}" if fingerprint_text else "")
                   + f"; regenerate: conv-parity upstream {ev.entry.id} -->", ""]
     lines += ["## Environment", "", *_environment(ev, spec), ""]
+    checks = ("makes the call in a child process and exits 1 when it returns or kills the "
+              "process instead of raising" if ev.rejected is not None else
+              "computes the expected output with a direct-loop float64 NumPy reference, and "
+              "exits 1 on a discrepancy")
     lines += ["## Standalone reproduction", "",
               f"Plain keras + numpy; the script sets `KERAS_BACKEND={spec.keras_backend}` "
-              "itself, regenerates the input and weights from a seed, computes the expected "
-              "output with a direct-loop float64 NumPy reference, and exits 1 on a discrepancy.",
+              f"itself, regenerates the input and weights from a seed, {checks}.",
               "", "```python", ev.script.rstrip(), "```", "",
               "Output (run before this report was written, in the environment above):", "",
               "```", ev.script_output, "```", ""]
@@ -269,26 +294,48 @@ def _expected_actual(ev: Evidence, o: Outcome) -> list[str]:
     verdict = o.observed_verdict or o.verdict
     kwargs = ", ".join(f"{k}={v!r}" for k, v in ev.case.kwargs.items())
     out = [f"- Call: `{ev.case.layer}({kwargs})` on an input of shape "
-           f"{tuple(ev.case.input_shape)} ({ev.case.input_dtype}), mode {ev.case.mode}.",
-           f"- Expected (float64 reference): output shape {_shape(o.reference_shape)}."]
-    if verdict == "fail-error-parity" or (verdict == "crash" and o.error):
-        err = o.error or {}
-        msg = _one_line(str(err.get("message", "")))[:400]
-        out.append(f"- Actual ({ev.backend}): raises `{err.get('type', '?')}`: {msg}")
+           f"{tuple(ev.case.input_shape)} ({ev.case.input_dtype}), mode {ev.case.mode}."]
+    if ev.rejected is not None:
+        out.append(_rejected_line(ev, o, verdict))
     else:
-        out.append(f"- Actual ({ev.backend}): output shape {_shape(o.shape)}"
-                   + (f", largest |error| {o.max_abs_err:.3g} against a tolerance of "
-                      f"{o.tolerance:.3g}" if o.max_abs_err is not None and o.tolerance
-                      is not None else "") + ".")
-        if o.message:
-            out.append(f"- Where: {_one_line(o.message)[:500]}")
+        out.append(f"- Expected (float64 reference): output shape {_shape(o.reference_shape)}.")
+        out += _actual_lines(ev, o, verdict)
     if o.diagnosis:
         out.append(f"- Diagnosis: {_one_line(o.diagnosis)}")
-    conforming = [x.backend for x in ev.outcomes if (x.observed_verdict or x.verdict) == "pass"]
-    if conforming:
+    agree = "unsupported" if ev.rejected is not None else "pass"  # a rejected case: they raise
+    conforming = [x.backend for x in ev.outcomes if (x.observed_verdict or x.verdict) == agree]
+    if conforming and ev.rejected is not None:
+        out.append(f"- The same call raises on {', '.join(conforming)}, as it should (same "
+                   "Keras, same arrays).")
+    elif conforming:
         out.append(f"- The same call conforms on {', '.join(conforming)} (same Keras, same "
                    "arrays).")
     return out
+
+
+def _actual_lines(ev: Evidence, o: Outcome, verdict: str) -> list[str]:
+    """What the backend did with a case the spec accepts: the error, or shape and values."""
+    if verdict == "fail-error-parity" or (verdict == "crash" and o.error):
+        err = o.error or {}
+        msg = _one_line(str(err.get("message", "")))[:400]
+        return [f"- Actual ({ev.backend}): raises `{err.get('type', '?')}`: {msg}"]
+    out = [f"- Actual ({ev.backend}): output shape {_shape(o.shape)}"
+           + (f", largest |error| {o.max_abs_err:.3g} against a tolerance of "
+              f"{o.tolerance:.3g}" if o.max_abs_err is not None and o.tolerance
+              is not None else "") + "."]
+    if o.message:
+        out.append(f"- Where: {_one_line(o.message)[:500]}")
+    return out
+
+
+def _rejected_line(ev: Evidence, o: Outcome, verdict: str) -> str:
+    """Expected against actual for a case with no output: an error, and what came instead."""
+    if verdict == "crash":
+        actual = "the process was killed: " + _one_line(o.message.split("\n")[0])[:300]
+    else:
+        actual = f"returned shape {_shape(o.shape)}"
+    return (f"- Expected: an error (the spec has no output: {ev.rejected}); actual "
+            f"({ev.backend}): {actual}.")
 
 
 def _affected(ev: Evidence) -> list[str]:
