@@ -126,6 +126,7 @@ def _record(name: str, doc: dict[str, Any], seconds: float, peak: int) -> None:
             "distinct": section["distinct_cases"], "backends": section["backends"],
             "seconds": round(seconds, 1), "peak_mib": peak // 2**20,
             "layer_verdicts": dict(verdicts), "end_to_end": dict(e2e),
+            "named": [r["name"] for r in _named_convs(name, section["layers"])],
             "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "(default)")}) + "\n")
 
 
