@@ -50,21 +50,27 @@ def walk_conv_layers(model: Any) -> list[Any]:
             if isinstance(layer, _CONV_FAMILY)]
 
 
-def _peak_rss(proc: subprocess.Popen[str]) -> tuple[str, str, int]:
-    """(stdout, stderr, peak resident bytes of the process and its workers together)."""
+def _run_sampling_rss(args: list[str], env: dict[str, str], cwd: Path
+                      ) -> tuple[int, str, str, int]:
+    """(exit code, stdout, stderr, peak resident bytes of the process and its workers
+    together). Output goes to files: a pipe nobody reads while sampling would fill (64 KiB)
+    and block the CLI."""
     import psutil
 
     peak = 0
-    root = psutil.Process(proc.pid)
-    while proc.poll() is None:
-        try:
-            tree = [root, *root.children(recursive=True)]
-            peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()))
-        except psutil.Error:
-            pass
-        time.sleep(0.25)
-    out, err = proc.communicate()
-    return out, err, peak
+    with open(cwd / "stdout", "w+") as out, open(cwd / "stderr", "w+") as err:
+        proc = subprocess.Popen(args, stdout=out, stderr=err, text=True, env=env, cwd=cwd)
+        root = psutil.Process(proc.pid)
+        while proc.poll() is None:
+            try:
+                tree = [root, *root.children(recursive=True)]
+                peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()))
+            except psutil.Error:
+                pass
+            time.sleep(0.25)
+        out.seek(0)
+        err.seek(0)
+        return proc.returncode, out.read(), err.read(), peak
 
 
 def run_model_cli(name: str, tmp_path: Path) -> tuple[int, dict[str, Any], str, float, int]:
@@ -82,12 +88,10 @@ def run_model_cli(name: str, tmp_path: Path) -> tuple[int, dict[str, Any], str, 
     if os.environ.get("CONV_PARITY_CORPUS_BACKENDS"):
         args += ["--backends", os.environ["CONV_PARITY_CORPUS_BACKENDS"]]
     started = time.monotonic()
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=env, cwd=tmp_path)
-    out, err, peak = _peak_rss(proc)
+    rc, out, err, peak = _run_sampling_rss(args, env, tmp_path)
     seconds = time.monotonic() - started
     doc = json.loads(out) if out.strip().startswith("{") else {}
-    return proc.returncode, doc, err, seconds, peak
+    return rc, doc, err, seconds, peak
 
 
 def _named_convs(name: str, layers: list[dict[str, Any]]) -> list[dict[str, Any]]:
