@@ -114,6 +114,13 @@ def _named_convs(name: str, layers: list[dict[str, Any]]) -> list[dict[str, Any]
 
 _NAMED = {"vit": 1, "mobilenetv5": 3, "deeplabv3": 2}
 
+#: Real bugs of a corpus model that conv-parity must report (exit 1), not miss: keras-hub
+#: 0.32.0's ResNetBackbone.get_config leaves out data_format, so from_config (and a .keras
+#: save -> load) rebuilds a channels_first backbone channels_last: its stem kernel is made for
+#: 32 input channels (the image's width) instead of 3.
+_MODEL_BUGS = {"resnet_channels_first": "weight shape (7, 7, 32, 64) is not compatible with "
+                                        "provided weight shape (7, 7, 3, 64)"}
+
 
 def _record(name: str, doc: dict[str, Any], seconds: float, peak: int) -> None:
     log = os.environ.get("CONV_PARITY_CORPUS_LOG")
@@ -141,9 +148,13 @@ def test_corpus_model_is_found_checked_and_conforms(name: str, tmp_path: Path) -
         pytest.skip("needs keras-hub (pip install --no-deps keras-hub==0.32.0 regex tokenizers; "
                     "the [models] extra)")
     rc, doc, err, seconds, peak = run_model_cli(name, tmp_path)
-    assert rc == 0, f"exit {rc}: {err[-4000:]}"
+    assert rc == (1 if name in _MODEL_BUGS else 0), f"exit {rc}: {err[-4000:]}"
     _record(name, doc, seconds, peak)
     section = doc["model"]
+    assert {r["verdict"] for r in doc["results"]} <= {"pass", "xfail"}, doc["results"]
+    if name in _MODEL_BUGS:  # the model's own bug, found by the round trip; nothing else
+        bad = [c for c in section["round_trip"]["checks"] if not c["ok"]]
+        assert bad and _MODEL_BUGS[name] in bad[0]["problem"], section["round_trip"]
     keras.utils.set_random_seed(0)
     walked = walk_conv_layers(corpus_models.BUILDERS[name]())
     found = section["layers"]
