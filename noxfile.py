@@ -103,6 +103,8 @@ def slow(session: nox.Session) -> None:
     session.install("torch==2.13.0")
     session.install("-e", ".[all,dev]")
     session.install("--no-deps", "tf-keras==2.21.0")
+    # the [models] extra without its tensorflow-text (which pulls `tensorflow`): the corpus test
+    session.install("--no-deps", "keras-hub==0.32.0", "regex", "tokenizers")
     session.run("pytest", "-m", "slow", *session.posargs)
 
 

@@ -33,5 +33,19 @@ class UsageError(ConvParityError, ValueError):
     """Bad input from a person or a caller (unknown layer, malformed shape, unknown backend)."""
 
 
+class Uncheckable(UsageError):
+    """A configuration Keras accepts but conv-parity cannot compute (a softmax head mixes the
+    channels, so the element-wise reference has no answer for it).
+
+    A batch lists it as not checked, as ``model`` does for the same layer, and does not fail for
+    it: the entry is a gap in what the suite covers, not a mistake of the person who wrote it.
+    ``argument`` names the keyword at fault.
+    """
+
+    def __init__(self, message: str, *, argument: str | None = None) -> None:
+        super().__init__(message)
+        self.argument = argument
+
+
 class HarnessError(ConvParityError, RuntimeError):
     """conv-parity itself failed (not the backend under test): maps to exit code 3."""

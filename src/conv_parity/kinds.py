@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from conv_parity.errors import UsageError
+from conv_parity.errors import Uncheckable, UsageError
 
 FAMILIES = ("conv", "conv_transpose", "depthwise", "separable", "max_pool", "average_pool",
             "adaptive_max_pool", "adaptive_average_pool")
@@ -32,6 +32,8 @@ ACTIVATIONS = (None, "linear", "relu", "relu6", "leaky_relu", "sigmoid", "tanh",
                "softplus", "softsign", "mish", "exponential", "log_sigmoid", "hard_tanh",
                "tanh_shrink", "soft_shrink", "hard_shrink", "squareplus", "sparse_plus",
                "sparse_sigmoid")
+# Keras activations that mix the channels: a real layer may use them, conv-parity cannot check it.
+CHANNEL_MIXING_ACTIVATIONS = ("softmax", "log_softmax", "sparsemax", "glu")
 
 _REQUIRED = object()  # marks a keyword argument without a default
 
@@ -376,6 +378,9 @@ def _canonical_value(name: str, kind: Kind, key: str, value: Any, rank: int) -> 
             raise UsageError(f"{key} must be True or False, got {value!r}")
         return value
     if key == "activation":
+        if value in CHANNEL_MIXING_ACTIVATIONS:
+            raise Uncheckable(f"activation {value!r} mixes the channels: conv-parity computes "
+                              f"element-wise activations only", argument="activation")
         if value not in ACTIVATIONS:
             raise UsageError(
                 f"activation {value!r} is not one conv-parity computes; element-wise Keras "

@@ -275,3 +275,22 @@ def test_check_cases_runs_a_batch_and_lists_bad_entries(tmp_path: Path) -> None:
         (good.id, "pass"), (rejected.id, "unsupported")]
     assert doc["run"]["rejected"][0]["index"] == 1
     assert "entry 1 is not a valid case, skipped: Conv2D does not take 'stride'" in proc.stderr
+
+
+@pytest.mark.skipif("jax" not in INSTALLED, reason="the batch test drives jax, not installed")
+def test_check_cases_lists_an_uncheckable_head_and_does_not_fail_the_batch(tmp_path: Path
+                                                                           ) -> None:
+    """Issue 24 item 9: a softmax head is a layer Keras accepts and conv-parity cannot compute;
+    the batch lists it as not checked (as `model` does) and exits 0 when the rest conforms."""
+    from conv_parity.case import ConvCase
+
+    good = ConvCase.make("Conv2D", {"filters": 3, "kernel_size": 3}, (1, 6, 6, 2))
+    head = {"layer": "Conv2D", "input_shape": [1, 4, 4, 3],
+            "kwargs": {"filters": 5, "kernel_size": 1, "activation": "softmax"}}
+    path = tmp_path / "cases.json"
+    path.write_text(json.dumps([good.to_json(), head]))
+    proc = cli("check", "--cases", str(path), "--backends", "jax")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert ("not checked: entry 1: Conv2D: activation 'softmax' mixes the channels"
+            in proc.stdout)
+    assert "not a valid case" not in proc.stderr + proc.stdout

@@ -593,10 +593,72 @@ def test_keras2_h5_blockers_are_named_and_repaired(keras2_h5: Path) -> None:
     dw = next(b for b in migration.blockers if b.layer == "dw")
     assert dw.message == "Unrecognized keyword arguments passed to DepthwiseConv2D: {'groups': 1}"
     assert all(b.repair for b in migration.blockers)
-    assert sum(line.startswith("conv-parity: repair: drop") for line in lines) == 6
+    # one line per (key, value): groups=1 in three layers is one line, not three
+    assert sum(line.startswith("conv-parity: repair: ") for line in lines) == 4
+    assert ("conv-parity: repair: groups=1 dropped from 3 layers (DepthwiseConv2D ×1, "
+            "SeparableConv2D ×1, Conv2DTranspose ×1: 'dw', 'sep', 'up'): Keras 2 writes") in lines[
+        [line.startswith("conv-parity: repair: groups=1") for line in lines].index(True)]
     assert [type(layer).__name__ for layer in model.layers] == [
         "DepthwiseConv2D", "BatchNormalization", "SeparableConv2D", "Conv2DTranspose", "Conv2D"]
     assert migration.to_json()["blocked"] is True
+
+
+#: Many separable and depthwise convs: the shape of a Keras 2 Xception's 136 blocker lines.
+_KERAS2_MANY = """
+import sys
+import tf_keras as k2
+layers = [k2.Input((6, 6, 4))]
+layers += [k2.layers.DepthwiseConv2D(3, padding="same", name=f"dw{i}") for i in range(8)]
+layers += [k2.layers.SeparableConv2D(4, 3, padding="same", name=f"sep{i}") for i in range(12)]
+k2.Sequential(layers).save(sys.argv[1])
+"""
+
+
+@pytest.fixture(scope="module")
+def keras2_many_h5(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _keras2_file(tmp_path_factory, "many.h5", _KERAS2_MANY)
+
+
+def test_keras2_h5_blockers_are_grouped_by_key_and_value(keras2_many_h5: Path) -> None:
+    """Issue 24 item 9: 20 layers x their rejected keys are 56 blockers but 4 lines."""
+    from conv_parity.model.migrate import migrate_h5
+
+    lines: list[str] = []
+    _, migration = migrate_h5(keras2_many_h5, lines.append)
+    assert len(migration.blockers) == 20 + 3 * 12
+    blocked = [line for line in lines if line.startswith("conv-parity: migration blocker:")]
+    repairs = [line for line in lines if line.startswith("conv-parity: repair:")]
+    assert len(blocked) == len(repairs) == 4, lines
+    assert repairs[0].startswith("conv-parity: repair: groups=1 dropped from 20 layers "
+                                 "(DepthwiseConv2D ×8, SeparableConv2D ×12: 'dw0', 'dw1', "
+                                 "'dw2', ...): Keras 2 writes groups=1")
+    assert blocked[1].endswith("rejects kernel_initializer=GlorotUniform "
+                               "in 12 layers (SeparableConv2D ×12: 'sep0', 'sep1', 'sep2', ...)")
+    groups = migration.to_json()["groups"]
+    assert [(g["key"], len(g["layers"])) for g in groups] == [
+        ("groups", 20), ("kernel_initializer", 12), ("kernel_regularizer", 12),
+        ("kernel_constraint", 12)]
+
+
+@pytest.mark.slow  # a jax and a numpy worker (the module's engine)
+def test_model_text_groups_blockers_and_verbose_lists_each(keras2_many_h5: Path, engine: Any,
+                                                           capsys: pytest.CaptureFixture[str]
+                                                           ) -> None:
+    from conv_parity import check_model
+    from conv_parity.cli.model import print_model
+
+    result = check_model(keras2_many_h5, engine=engine, round_trip=False, end_to_end=False)
+    print_model(result, 1.0)
+    grouped = capsys.readouterr().out
+    assert "  groups=1 dropped from 20 layers (DepthwiseConv2D ×8, SeparableConv2D ×12" in grouped
+    assert "  (56 blockers in 4 groups; --verbose lists each)" in grouped
+    assert "dw5 (DepthwiseConv2D)" not in grouped
+    print_model(result, 1.0, verbose=True)
+    every = capsys.readouterr().out
+    assert sum(" (SeparableConv2D) kernel_constraint=" in line
+               for line in every.splitlines()) == 12
+    assert "  dw5 (DepthwiseConv2D) groups=1: repaired: key dropped" in every
+    assert "--verbose lists each" not in every
 
 
 def test_keras2_h5_unrepairable_blocker_is_a_usage_error(keras2_h5: Path, tmp_path: Path) -> None:

@@ -4,7 +4,9 @@ Starting the backends costs seconds, checking a case milliseconds: a batch (the 
 a real model, a rerun of a report) must pay the start once. A batch never aborts: an entry that
 is not a valid case is listed with its index and reason, a configuration the spec rejects runs
 anyway (every backend must reject it too), and the last lines count, per backend, what conforms
-and what does not (conv_parity.report.matrix).
+and what does not (conv_parity.report.matrix). An entry Keras accepts but conv-parity cannot
+compute (a softmax head) is listed as not checked, as ``model`` lists the same layer, and does
+not change the exit code: the batch was right to contain it.
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ from conv_parity.cli.common import (
 
 
 def check_cases(args: argparse.Namespace) -> int:
-    """Run a case file; exit 1 on a new discrepancy, else 2 when entries were rejected, else 0."""
+    """Run a case file; exit 1 on a new discrepancy, else 2 when entries were rejected, else 0
+    (uncheckable entries are listed, not counted against the batch)."""
     from conv_parity.engine import Engine
     from conv_parity.generate.case_file import read_cases
     from conv_parity.report import build_doc, dumps, write_all
@@ -34,6 +37,8 @@ def check_cases(args: argparse.Namespace) -> int:
     found = read_cases(args.cases)
     for index, why in found.rejected:
         log(f"conv-parity: {args.cases}: entry {index} is not a valid case, skipped: {why}")
+    for index, why in found.uncheckable:
+        log(f"conv-parity: {args.cases}: entry {index} not checked: {why}")
     backends = selected_backends(args.backends)
     started = time.monotonic()
     log(f"conv-parity: checking {len(found.cases)} cases from {args.cases} on "
@@ -49,7 +54,8 @@ def check_cases(args: argparse.Namespace) -> int:
             results = [o.to_json() for o in engine.check(found.cases)]
             env = engine.environment()
     run = {"front_door": "check --cases", "backends": backends, "cases_file": str(args.cases),
-           "rejected": [{"index": i, "reason": why} for i, why in found.rejected]}
+           "rejected": [{"index": i, "reason": why} for i, why in found.rejected],
+           "not_checked": [{"index": i, "reason": why} for i, why in found.uncheckable]}
     doc = build_doc([normalize_result(r) for r in results], run, env or default_environment(),
                     complete=True)
     if args.report:
@@ -65,6 +71,8 @@ def check_cases(args: argparse.Namespace) -> int:
         print()
         for line in counts_line(results):
             print(line)
+        for index, why in found.uncheckable:
+            print(f"not checked: entry {index}: {why}")
         if found.rejected:
             print(f"{len(found.rejected)} entries of {args.cases} were not valid cases "
                   f"(listed above, on stderr)")

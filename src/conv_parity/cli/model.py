@@ -109,7 +109,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        help="per-backend timeout in seconds (default 120)")
     model.add_argument("--verbose", "-v", action="store_true",
                        help="also print where the time went, phase by phase (report.json "
-                            "always has it, as phases)")
+                            "always has it, as phases), and every migration blocker of a "
+                            "Keras 2 file on its own line (default: grouped by key and value)")
     model.add_argument("--report", metavar="DIR", default=None,
                        help="also write report.json/md/html, logs and repro scripts here")
     add_progress_option(model)
@@ -149,7 +150,7 @@ def cmd_model(args: argparse.Namespace) -> int:
 
         emit_json(dumps(doc))
     else:
-        print_model(result, time.monotonic() - started)
+        print_model(result, time.monotonic() - started, verbose=args.verbose)
         if written:
             print(f"report: {written['json']} (and report.md, report.html)")
     if args.verbose:
@@ -185,8 +186,9 @@ def _cell(row: dict) -> str:
     return text
 
 
-def print_model(result: ModelResult, seconds: float) -> None:
-    """The per-layer table, the layers not checked, then each discrepancy."""
+def print_model(result: ModelResult, seconds: float, verbose: bool = False) -> None:
+    """The per-layer table, the layers not checked, then each discrepancy; a Keras 2 file's
+    migration blockers grouped by key and value (each one with ``verbose``)."""
     from conv_parity.model.check import conform_word
     from conv_parity.report.common import coverage_phrase
 
@@ -201,11 +203,18 @@ def print_model(result: ModelResult, seconds: float) -> None:
                  f"BLOCKED: {len(m['blockers'])} config keys Keras 3 rejects; checked after "
                  f"{len(m['repairs'])} repairs")
         print(f"migration (saved by Keras {m['keras_version']}): {state}")
-        for b in m["blockers"]:
-            fix = "repaired: key dropped" if b["repair"] else "no known repair"
-            # Keras's message names every rejected key of the layer at once: its head here.
-            print(f"  {b['layer']} ({b['cls']}) {b['key']}={one_line(repr(b['value']), 40)}: "
-                  f"{fix} (Keras: {one_line(b['message'].split(':')[0], 70)})")
+        if verbose:
+            for b in m["blockers"]:
+                fix = "repaired: key dropped" if b["repair"] else "no known repair"
+                # Keras's message names every rejected key of the layer at once: its head.
+                print(f"  {b['layer']} ({b['cls']}) {b['key']}={one_line(repr(b['value']), 40)}"
+                      f": {fix} (Keras: {one_line(b['message'].split(':')[0], 70)})")
+        else:
+            for g in m["groups"]:
+                print(f"  {g['line']}")
+            if len(m["groups"]) < len(m["blockers"]):
+                print(f"  ({len(m['blockers'])} blockers in {len(m['groups'])} groups; "
+                      f"--verbose lists each)")
     print()
     headers = ["layer", "class", "input shape", *result.backends]
     rows = []

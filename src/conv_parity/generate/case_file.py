@@ -2,7 +2,9 @@
 
 One reader for every front door (``check --cases``, ``--conv-cases``): a batch never aborts on
 one bad entry. Each entry that is not a valid case is listed with its index and the reason, and
-the rest run. The format of an entry is :meth:`ConvCase.to_json`'s::
+the rest run. An entry Keras accepts but conv-parity cannot compute (a softmax head: the
+layers ``model`` lists as not checked) is kept apart as *uncheckable*: a gap in coverage to
+list, not bad input to fail the batch for. The format of an entry is :meth:`ConvCase.to_json`'s::
 
     {"layer": "Conv2D", "kwargs": {"filters": 8, "kernel_size": [3, 3], "padding": "same"},
      "input_shape": [1, 28, 28, 3], "dtype": "float32"}
@@ -18,15 +20,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from conv_parity.case import ConvCase
-from conv_parity.errors import ConvParityError, UsageError
+from conv_parity.errors import ConvParityError, Uncheckable, UsageError
 
 
 @dataclass
 class CaseFile:
-    """The cases of a file (in order, each once) and the entries that are not cases."""
+    """The cases of a file (in order, each once), the entries that are not cases, and the
+    entries that are layers conv-parity cannot check."""
 
     cases: list[ConvCase] = field(default_factory=list)
     rejected: list[tuple[int, str]] = field(default_factory=list)  # (index, why)
+    uncheckable: list[tuple[int, str]] = field(default_factory=list)  # (index, why)
 
 
 def read_cases(path: Path | str) -> CaseFile:
@@ -49,6 +53,10 @@ def read_cases(path: Path | str) -> CaseFile:
             if not isinstance(item, dict):
                 raise UsageError(f"expected a case object, got {type(item).__name__}")
             case = ConvCase.from_json(item)
+        except Uncheckable as exc:
+            what = f"{item.get('layer')}: " if isinstance(item.get("layer"), str) else ""
+            out.uncheckable.append((i, what + " ".join(str(exc).split())))
+            continue
         except ConvParityError as exc:
             out.rejected.append((i, " ".join(str(exc).split())))
             continue

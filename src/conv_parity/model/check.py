@@ -26,6 +26,7 @@ from conv_parity.model.inputs import (
     seeded_inputs,
 )
 from conv_parity.model.load import Loaded, load, reseed
+from conv_parity.model.migrate import group_blockers
 from conv_parity.report.common import coverage_phrase
 
 if TYPE_CHECKING:
@@ -149,9 +150,8 @@ class ModelResult:
                  + (f"{len(self.failures)} discrepancies" if not self.passed
                     else conform_word(self.extraction.coverage()))]
         if self.migration is not None:
-            for b in self.migration.blockers:
-                lines.append(f"  migration blocker: {b.layer} ({b.cls}) {b.key}={b.value!r}"
-                             + (" (repaired)" if b.repair else ""))
+            for g in group_blockers(self.migration.blockers):
+                lines.append(f"  migration blocker: {g.line()}")
         for c in (self.round_trip or {}).get("checks", []) + (self.round_trip or {}).get(
                 "layers", []):
             if not c["ok"]:

@@ -56,7 +56,9 @@ def h5_model_config(path: Path) -> dict[str, Any]:
 
 
 def layer_configs(config: Any) -> list[dict[str, Any]]:
-    """Every ``{"class_name": ..., "config": ...}`` record in a model config, nested ones too."""
+    """Every ``{"class_name": ..., "config": ...}`` record in a model config, nested ones too,
+    in the file's order (a container before its layers): messages list layers as the model
+    does."""
     found: list[dict[str, Any]] = []
     stack = [config]
     while stack:
@@ -64,9 +66,9 @@ def layer_configs(config: Any) -> list[dict[str, Any]]:
         if isinstance(node, dict):
             if isinstance(node.get("class_name"), str) and isinstance(node.get("config"), dict):
                 found.append(node)
-            stack.extend(node.values())
+            stack.extend(reversed(list(node.values())))
         elif isinstance(node, list):
-            stack.extend(node)
+            stack.extend(reversed(node))
     return found
 
 

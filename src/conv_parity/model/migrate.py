@@ -69,6 +69,53 @@ class Blocker:
     repair: str | None = None  # the repair's reason when one applies
 
 
+@dataclass(frozen=True)
+class BlockerGroup:
+    """The blockers that share a key, a value and a fate: a Keras 2 Xception has 34 separable
+    convs, each blocked by the same four keys; a person needs four lines, not 136."""
+
+    key: str
+    value: Any
+    repair: str | None
+    layers: tuple[tuple[str, str], ...]  # (layer, class) in the file's order
+
+    def line(self, examples: int = 3, outcome: bool = True) -> str:
+        """"groups=1 dropped from 40 layers (DepthwiseConv2D ×20, SeparableConv2D ×20:
+        'dw1', 'dw2', 'sep1', ...)" or "groups=2 in 1 layer (DepthwiseConv2D: 'dw'): no known
+        repair"; without the ``outcome``: "groups=1 in 40 layers (...)"."""
+        classes: dict[str, int] = {}
+        for _, cls in self.layers:
+            classes[cls] = classes.get(cls, 0) + 1
+        count = len(self.layers)
+        names = ", ".join(repr(name) for name, _ in self.layers[:examples])
+        more = ", ..." if count > examples else ""
+        which = ", ".join(f"{c} ×{n}" if count > 1 else c for c, n in classes.items())
+        what = f"{self.key}={_short(self.value)}"
+        layers = f"{count} layer{'s' if count > 1 else ''} ({which}: {names}{more})"
+        if not outcome:
+            return f"{what} in {layers}"
+        return (f"{what} dropped from {layers}" if self.repair
+                else f"{what} in {layers}: no known repair")
+
+
+def _short(value: Any) -> str:
+    """A value for one line: a serialized object by its class ("GlorotUniform")."""
+    if isinstance(value, dict) and isinstance(value.get("class_name"), str):
+        return value["class_name"]
+    text = repr(value)
+    return text if len(text) <= 40 else text[:39] + "…"
+
+
+def group_blockers(blockers: list[Blocker]) -> list[BlockerGroup]:
+    """The blockers grouped by (key, value, repair), in order of first appearance."""
+    groups: dict[tuple[str, str, str | None], list[Blocker]] = {}
+    for b in blockers:
+        groups.setdefault((b.key, repr(b.value), b.repair), []).append(b)
+    return [BlockerGroup(members[0].key, members[0].value, members[0].repair,
+                         tuple((b.layer, b.cls) for b in members))
+            for members in groups.values()]
+
+
 @dataclass
 class Migration:
     """The ``migration`` part of the model section."""
@@ -87,7 +134,10 @@ class Migration:
                 "blocked": self.blocked,
                 "blockers": [{**asdict(b), "value": _plain(b.value)} for b in self.blockers],
                 "repairs": [{"layer": b.layer, "class": b.cls, "key": b.key, "why": b.repair}
-                            for b in self.blockers if b.repair]}
+                            for b in self.blockers if b.repair],
+                "groups": [{"key": g.key, "value": _plain(g.value), "repair": g.repair,
+                            "layers": [name for name, _ in g.layers], "line": g.line()}
+                           for g in group_blockers(self.blockers)]}
 
 
 def _plain(value: Any) -> Any:
@@ -183,17 +233,18 @@ def migrate_h5(path: Path, say: Callable[[str], None]) -> tuple[Any, Migration]:
     config = h5_model_config(path)
     blockers = find_blockers(config)
     migration = Migration(version, loads_as_is=False, blockers=blockers)
-    for b in blockers:
-        say(f"conv-parity: migration blocker: layer {b.layer!r} ({b.cls}): Keras "
-            f"{keras.__version__} rejects {b.key}: {b.message[:200]}")
+    groups = group_blockers(blockers)
+    for g in groups:
+        say(f"conv-parity: migration blocker: Keras {keras.__version__} rejects "
+            f"{g.line(outcome=False)}")
     unrepaired = [b for b in blockers if not b.repair]
     if not blockers or unrepaired:
         what = "; ".join(f"{b.layer} ({b.cls}) {b.key}={b.value!r}" for b in unrepaired)
         raise UsageError(f"{path}: Keras {keras.__version__} cannot load this Keras "
                          f"{version or '?'} model"
                          + (f" and no known repair covers: {what}" if what else f": {first}"))
-    for b in blockers:
-        say(f"conv-parity: repair: drop {b.key} from layer {b.layer!r} ({b.cls}): {b.repair}")
+    for g in groups:
+        say(f"conv-parity: repair: {g.line()}: {g.repair}")
     tmp = Path(tempfile.mkdtemp(prefix="conv-parity-migrate-")) / path.name
     shutil.copyfile(path, tmp)
     import h5py

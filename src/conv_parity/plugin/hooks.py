@@ -200,8 +200,8 @@ class _State:
 
 
 def load_cases(path: Path) -> list[ConvCase]:
-    """Cases from a case file (conv_parity.generate.case_file): entries that are not valid cases are
-    warned about by index and reason, and the rest run."""
+    """Cases from a case file (conv_parity.generate.case_file): entries that are not valid cases,
+    and layers conv-parity cannot check, are warned about by index and reason; the rest run."""
     from conv_parity.generate.case_file import read_cases
 
     try:
@@ -212,6 +212,9 @@ def load_cases(path: Path) -> list[ConvCase]:
         warnings.warn(pytest.PytestWarning(
             f"conv-parity: --conv-cases {path}: entry {index} is not a valid case, skipped: "
             f"{why}"), stacklevel=1)
+    for index, why in found.uncheckable:
+        warnings.warn(pytest.PytestWarning(
+            f"conv-parity: --conv-cases {path}: entry {index} not checked: {why}"), stacklevel=1)
     return found.cases
 
 
