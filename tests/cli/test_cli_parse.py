@@ -137,7 +137,7 @@ def test_ignored_keywords_are_never_evaluated() -> None:
         ("Conv2D", "not a call"),
         ("1 + 2", "must be one call"),
         ("", "empty"),
-        ("Conv2D(8, 3, dtype='int8')", "dtype must be a dtype policy, one of"),
+        ("Conv2D(8, 3, dtype='int4')", "dtype must be a dtype policy, one of"),
         ("ops.conv(x, k, strides=2)", "kernel_size=..., filters=..."),
         ("Conv2D(8, 3, 1, 'same', None, 1, 1, None, True, 5)", "at most 9 positional"),
     ],

@@ -17,6 +17,7 @@ from conv_parity.errors import UsageError
 from conv_parity.explain.repro import render
 from conv_parity.generate import grid
 from conv_parity.generate.call_forms import PLAIN_OPS
+from conv_parity.integers import is_integer
 from conv_parity.modes import call_form
 
 POOL = {"pool_size": 2, "strides": 2}
@@ -67,7 +68,9 @@ def test_every_profile_calls_every_op_in_every_form_and_a_selection_is_a_subset(
     smoke = grid.cases("smoke")
     for op in PLAIN_OPS:
         assert "numpy-list" in {c.call_form for c in smoke if c.layer == op}, op
-    assert {c.dtype for c in smoke} == {"float32"}
+    # smoke's float cases are float32; its integer cases (issue 23 item 3) are ops in each
+    # integer dtype, drawn on purpose
+    assert {c.dtype for c in smoke if not is_integer(c.dtype)} == {"float32"}
     default = grid.cases("default")
     for op in PLAIN_OPS:
         forms = {c.call_form for c in default if c.layer == op}

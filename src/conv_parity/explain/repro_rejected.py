@@ -20,7 +20,7 @@ from conv_parity import modes
 from conv_parity.case import ConvCase
 from conv_parity.errors import InvalidConfig
 from conv_parity.explain import repro_values
-from conv_parity.explain.repro import _ARRAYS_SOURCE  # the same seeded arrays as the suite's
+from conv_parity.explain.repro import _ARRAYS_SOURCE, _int_ranges  # the suite's seeded arrays
 from conv_parity.modes import call_form
 
 #: The child's exit code when the call returned (1 would be any uncaught exception's).
@@ -86,6 +86,7 @@ DTYPE = {case.dtype!r}  # the compute dtype
 POLICY = {case.policy_name!r}  # the layer's dtype policy
 INPUT_DTYPE = {case.input_dtype!r}  # the input's dtype (the variable dtype)
 SEED = {case.seed!r}
+INT_RANGES = {_int_ranges(case)!r}  # integer dtypes: (input, kernel) magnitudes, else None
 WEIGHT_SHAPES = {[tuple(s) for s in case.weight_shapes()]!r}
 WHY = {why!r}  # why no output exists
 NOTE = {note!r}

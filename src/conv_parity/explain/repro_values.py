@@ -15,6 +15,7 @@ import numpy as np
 
 from conv_parity.case import ConvCase
 from conv_parity.geometry import reduction_size
+from conv_parity.integers import is_integer
 from conv_parity.judge.compare import rtol_for
 from conv_parity.policies import finfo
 from conv_parity.values import NON_FINITE_EVERY, first_window, large_scale
@@ -60,6 +61,8 @@ def tolerance_source(case: ConvCase) -> str:
     (:func:`conv_parity.judge.compare.rtol_for`), so a script does not pass a half-precision
     case the suite fails: 64 eps in general, ``ceil(log2(K)) + 2`` eps for float16 / bfloat16
     with K terms summed (a running sum kept in half precision exceeds it, pairwise sums do not)."""
+    if is_integer(case.dtype):  # exact: the script compares an integer result exactly
+        return "#: An integer result is exact (no tolerance).\nRTOL_EPS = 0.0\n\n\n"
     eps = finfo(case.dtype)[0]
     factor = rtol_for(case.dtype, reduction_size(case)) / eps
     return (f"#: The tolerance on the accumulated magnitude, in eps of {case.dtype}: "
