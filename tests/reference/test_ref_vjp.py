@@ -15,7 +15,9 @@ from ref_strategies import configs, oracle_forward
 from conv_parity import kinds, reference
 from conv_parity.errors import UsageError
 
-ALL_KINDS = sorted(kinds.KINDS)
+# The adaptive pools (issue 23 item 5) take output_size, not windows: their forward, shape and VJP
+# are checked against a direct loop in test_adaptive_kinds.py.
+ALL_KINDS = sorted(k for k, v in kinds.KINDS.items() if not v.family.startswith("adaptive"))
 _SETTINGS = settings(max_examples=8, deadline=None,
                      suppress_health_check=[HealthCheck.too_slow])
 
