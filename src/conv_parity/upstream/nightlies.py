@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import subprocess
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -19,7 +18,13 @@ from pathlib import Path
 from packaging.version import InvalidVersion, Version
 
 from conv_parity.errors import UsageError
-from conv_parity.upstream.releases import ReleaseUnavailable, ensure, release_dir
+from conv_parity.upstream.releases import (
+    ReleaseUnavailable,
+    ensure,
+    keras3_versions,
+    pip_index_versions,
+    release_dir,
+)
 
 #: The distribution name of the nightly builds on PyPI.
 PACKAGE = "keras-nightly"
@@ -52,32 +57,14 @@ def is_nightly(version: Version | str) -> bool:
 def parse_nightlies(texts: Iterable[str]) -> list[Version]:
     """The Keras 3 nightlies among ``texts``, oldest first; other text is left out:
     parse_nightlies(["3.16.0.dev2026102704", "3.15.0", "x"]) == [Version("3.16.0.dev2026102704")]."""
-    out = set()
-    for text in texts:
-        try:
-            v = Version(text.strip())
-        except InvalidVersion:
-            continue
-        if v.major == 3 and is_nightly(v):
-            out.add(v)
-    return sorted(out)
+    return keras3_versions(texts, is_nightly)
 
 
 def index_nightlies(python: str = sys.executable, timeout: float = 120.0) -> list[Version]:
     """The nightlies pip's index serves, oldest first (``pip index versions keras-nightly
     --pre``); ReleaseUnavailable when pip cannot reach an index."""
-    try:
-        proc = subprocess.run([python, "-m", "pip", "index", "versions", PACKAGE, "--pre",
-                               "--disable-pip-version-check"],
-                              capture_output=True, text=True, timeout=timeout)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise ReleaseUnavailable(f"pip index versions {PACKAGE}: {exc}") from None
-    match = re.search(r"Available versions:\s*(.+)", proc.stdout)
-    if proc.returncode != 0 or not match:
-        why = (proc.stderr or proc.stdout).strip().splitlines()
-        raise ReleaseUnavailable(f"pip index versions {PACKAGE} failed: "
-                                 + (why[-1] if why else f"exit {proc.returncode}"))
-    return parse_nightlies(match.group(1).split(","))
+    return parse_nightlies(pip_index_versions(PACKAGE, "--pre", "--disable-pip-version-check",
+                                              python=python, timeout=timeout))
 
 
 def cached_nightlies(cache: Path) -> list[Version]:

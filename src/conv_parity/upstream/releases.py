@@ -16,7 +16,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
 from packaging.version import InvalidVersion, Version
@@ -56,31 +56,45 @@ def cached_versions(cache: Path) -> list[Version]:
 def index_versions(python: str = sys.executable, timeout: float = 120.0) -> list[Version]:
     """Keras 3 final releases that pip's index serves, oldest first (``pip index versions``);
     ReleaseUnavailable when pip cannot reach an index."""
+    return parse_versions(pip_index_versions("keras", python=python, timeout=timeout))
+
+
+def pip_index_versions(package: str, *options: str, python: str = sys.executable,
+                       timeout: float = 120.0) -> list[str]:
+    """The version strings ``pip index versions PACKAGE [OPTIONS]`` lists (the releases and,
+    with ``--pre``, the nightlies share it); ReleaseUnavailable when pip cannot reach an index."""
+    label = f"pip index versions {package}"
     try:
-        proc = subprocess.run([python, "-m", "pip", "index", "versions", "keras"],
+        proc = subprocess.run([python, "-m", "pip", "index", "versions", package, *options],
                               capture_output=True, text=True, timeout=timeout)
     except (OSError, subprocess.TimeoutExpired) as exc:
-        raise ReleaseUnavailable(f"pip index versions keras: {exc}") from None
+        raise ReleaseUnavailable(f"{label}: {exc}") from None
     match = re.search(r"Available versions:\s*(.+)", proc.stdout)
     if proc.returncode != 0 or not match:
         why = (proc.stderr or proc.stdout).strip().splitlines()
-        raise ReleaseUnavailable("pip index versions keras failed: "
+        raise ReleaseUnavailable(f"{label} failed: "
                                  + (why[-1] if why else f"exit {proc.returncode}"))
-    return parse_versions(match.group(1).split(","))
+    return match.group(1).split(",")
 
 
-def parse_versions(texts: Iterable[str]) -> list[Version]:
-    """Keras 3 final releases among ``texts``, oldest first: parse_versions(["3.1.0", "2.15.0",
-    "3.2.0rc1"]) == [Version("3.1.0")]."""
+def keras3_versions(texts: Iterable[str], keep: Callable[[Version], bool]) -> list[Version]:
+    """The Keras 3 versions among ``texts`` that ``keep`` accepts, oldest first; text that is
+    no version is left out."""
     out = set()
     for text in texts:
         try:
             v = Version(text.strip())
         except InvalidVersion:
             continue
-        if v.major == 3 and not v.is_prerelease and not v.is_devrelease:
+        if v.major == 3 and keep(v):
             out.add(v)
     return sorted(out)
+
+
+def parse_versions(texts: Iterable[str]) -> list[Version]:
+    """Keras 3 final releases among ``texts``, oldest first: parse_versions(["3.1.0", "2.15.0",
+    "3.2.0rc1"]) == [Version("3.1.0")]."""
+    return keras3_versions(texts, lambda v: not v.is_prerelease and not v.is_devrelease)
 
 
 def select(versions: Sequence[Version], spec: str | None) -> list[Version]:
