@@ -367,11 +367,26 @@ def _int_ranges(case: ConvCase) -> tuple[int, int] | None:
     return case.integer_ranges() if is_integer(case.dtype) else None
 
 
+def case_constants(case: ConvCase) -> str:
+    """The case's constants every repro script starts from (the layer or op, its call's
+    keyword arguments, shapes, dtypes, seed): what the seeded arrays and the call read."""
+    kw_src = "{\n" + "".join(f"    {k!r}: {v!r},\n" for k, v in call_form.kwargs(case).items()) \
+        + "}"
+    return f'''LAYER = {case.layer!r}
+KWARGS = {kw_src}
+INPUT_SHAPE = {tuple(case.input_shape)!r}
+DTYPE = {case.dtype!r}  # the compute dtype
+POLICY = {case.policy_name!r}  # the layer's dtype policy
+INPUT_DTYPE = {case.input_dtype!r}  # the input's dtype (the variable dtype)
+SEED = {case.seed!r}
+INT_RANGES = {_int_ranges(case)!r}  # integer dtypes: (input, kernel) magnitudes, else None
+WEIGHT_SHAPES = {[tuple(s) for s in case.weight_shapes()]!r}
+'''
+
+
 def _header(case: ConvCase, backend: str, note: str | None, arrays_file: str | None,
             focus_value: tuple[str, tuple[int, ...]] | None, repeats: int) -> str:
     """The script's docstring, imports and constants (the case, its arrays, the focus)."""
-    kw_src = "{\n" + "".join(f"    {k!r}: {v!r},\n" for k, v in call_form.kwargs(case).items()) \
-        + "}"
     note_doc = ("\n" + textwrap.fill(note, 96) + "\n") if note else ""
     spec = targets.get(backend)
     lib = spec.library
@@ -395,16 +410,7 @@ os.environ["KERAS_BACKEND"] = {spec.keras_backend!r}  # must be set before keras
 {env_src}
 import numpy as np
 
-LAYER = {case.layer!r}
-KWARGS = {kw_src}
-INPUT_SHAPE = {tuple(case.input_shape)!r}
-DTYPE = {case.dtype!r}  # the compute dtype
-POLICY = {case.policy_name!r}  # the layer's dtype policy
-INPUT_DTYPE = {case.input_dtype!r}  # the input's dtype (the variable dtype)
-SEED = {case.seed!r}
-INT_RANGES = {_int_ranges(case)!r}  # integer dtypes: (input, kernel) magnitudes, else None
-WEIGHT_SHAPES = {[tuple(s) for s in case.weight_shapes()]!r}
-STRIDES = {_geometry(case)["strides"]!r}
+{case_constants(case)}STRIDES = {_geometry(case)["strides"]!r}
 KERNEL = {_geometry(case)["kernel"]!r}
 DILATION = {_geometry(case)["dilation"]!r}
 NOTE = {note!r}

@@ -20,8 +20,7 @@ from conv_parity import modes
 from conv_parity.case import ConvCase
 from conv_parity.errors import InvalidConfig
 from conv_parity.explain import repro_values
-from conv_parity.explain.repro import _ARRAYS_SOURCE, _int_ranges  # the suite's seeded arrays
-from conv_parity.modes import call_form
+from conv_parity.explain.repro import _ARRAYS_SOURCE, case_constants  # the suite's arrays
 
 #: The child's exit code when the call returned (1 would be any uncaught exception's).
 RETURNED = 3
@@ -56,8 +55,6 @@ def render(case: ConvCase, backend: str, why: str, note: str | None = None) -> s
 def _header(case: ConvCase, backend: str, why: str, note: str | None) -> str:
     """The docstring, the backend's environment and the case's constants."""
     spec = targets.get(backend)
-    kw_src = "{\n" + "".join(f"    {k!r}: {v!r},\n" for k, v in call_form.kwargs(case).items()) \
-        + "}"
     note_doc = ("\n" + textwrap.fill(note, 96) + "\n") if note else ""
     env_src = "".join(f"os.environ[{k!r}] = {v!r}  # the {backend} setting\n"
                       for k, v in spec.environment.items())
@@ -79,16 +76,7 @@ os.environ["KERAS_BACKEND"] = {spec.keras_backend!r}  # must be set before keras
 {env_src}
 import numpy as np
 
-LAYER = {case.layer!r}
-KWARGS = {kw_src}
-INPUT_SHAPE = {tuple(case.input_shape)!r}
-DTYPE = {case.dtype!r}  # the compute dtype
-POLICY = {case.policy_name!r}  # the layer's dtype policy
-INPUT_DTYPE = {case.input_dtype!r}  # the input's dtype (the variable dtype)
-SEED = {case.seed!r}
-INT_RANGES = {_int_ranges(case)!r}  # integer dtypes: (input, kernel) magnitudes, else None
-WEIGHT_SHAPES = {[tuple(s) for s in case.weight_shapes()]!r}
-WHY = {why!r}  # why no output exists
+{case_constants(case)}WHY = {why!r}  # why no output exists
 NOTE = {note!r}
 ARRAYS_FILE = None
 RETURNED = {RETURNED}  # the child's exit code when the call returned instead of raising
